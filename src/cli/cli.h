@@ -1,0 +1,48 @@
+/*
+ * cli — the process boundary. Only code under src/cli/ prints to the
+ * terminal, exits or maps rag_rc codes to exit statuses.
+ *
+ * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+ */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+
+#include "rag_config.h"
+#include "rag_err.h"
+#include "rag_log.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Options every command accepts; filled by the dispatcher. */
+typedef struct cli_env {
+	const char *config_path; /* --config, or NULL */
+	rag_log log;
+} cli_env;
+
+typedef struct cli_command {
+	const char *name;
+	int (*run)(cli_env *env, int argc, char **argv); /* argv[0] is the name */
+	const char *summary;
+} cli_command;
+
+/* Print "ragmap: <message>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print err as one line and return the matching exit code. */
+int cli_fail(const rag_error *err);
+
+/* The exit code for a rag_rc: 2 for configuration and usage, else 1. */
+int cli_exit_code(rag_rc rc);
+
+/* Load the configuration for env; on error prints it and returns false. */
+bool cli_load_config(cli_env *env, rag_config *cfg);
+
+/* True when argv has -h or --help before any "--". */
+bool cli_wants_help(int argc, char **argv);
+
+int cmd_s3(cli_env *env, int argc, char **argv);
+int cmd_config(cli_env *env, int argc, char **argv);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * ragmap — one binary, many subcommands (git-style dispatch).
+ */
+#include <curl/curl.h>
+#include <libxml/parser.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "rag_util.h"
+
+static const cli_command commands[] = {
+	{"s3", cmd_s3, "list, get, put, remove and stat objects (an aws s3-like tool)"},
+	{"config", cmd_config, "show the effective configuration or an example file"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: ragmap [--config FILE] <command> [options]\n"
+		     "       ragmap --version | --help\n\ncommands:\n");
+	for (size_t i = 0; i < RAG_ARRAY_LEN(commands); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nRun 'ragmap <command> --help' for a command's options.\n"
+		     "Configuration: --config FILE, $RAGMAP_CONFIG or config/ragmap.conf;\n"
+		     "RAGMAP_<SECTION>_<KEY> and the AWS_* variables override it.\n");
+}
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("ragmap: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_exit_code(rag_rc rc)
+{
+	if (rc == RAG_OK)
+		return CLI_OK;
+	return rc == RAG_ECONFIG || rc == RAG_EINVAL ? CLI_USAGE : CLI_FAIL;
+}
+
+int cli_fail(const rag_error *err)
+{
+	cli_error("%s", err->msg[0] ? err->msg : rag_rc_message(err->rc));
+	return cli_exit_code(err->rc);
+}
+
+bool cli_load_config(cli_env *env, rag_config *cfg)
+{
+	rag_error err = {0};
+
+	if (rag_config_load(cfg, env->config_path, &err) == RAG_OK)
+		return true;
+	cli_fail(&err);
+	return false;
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return true;
+	}
+	return false;
+}
+
+int main(int argc, char **argv)
+{
+	cli_env env = {0};
+	int i = 1, rc;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+			printf("ragmap %s\n", RAGMAP_VERSION);
+			return CLI_OK;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return CLI_OK;
+		} else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			env.config_path = argv[i + 1];
+			i += 2;
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			env.config_path = argv[i] + 9;
+			i++;
+		} else {
+			cli_error("unknown option \"%s\" (see ragmap --help)", argv[i]);
+			return CLI_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return CLI_USAGE;
+	}
+	for (size_t k = 0; k < RAG_ARRAY_LEN(commands); k++) {
+		if (strcmp(argv[i], commands[k].name) != 0)
+			continue;
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		xmlInitParser();
+		rag_log_init(&env.log, stderr);
+		rc = commands[k].run(&env, argc - i, argv + i);
+		rag_log_release(&env.log);
+		xmlCleanupParser();
+		curl_global_cleanup();
+		return rc;
+	}
+	cli_error("unknown command \"%s\" (see ragmap --help)", argv[i]);
+	return CLI_USAGE;
+}

@@ -1,0 +1,1380 @@
+/*
+ * s3.c — requests, retries, counting. See s3.h for the invariants.
+ *
+ * Layout of this file: client lifecycle and the curl handle pool; the
+ * counters; one request (s3_perform and its callbacks); the operations
+ * built on it (list, get, head, put, multipart, delete); parallel batches.
+ */
+#include "s3.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rag_util.h"
+
+#define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define ERR_BODY_MAX (64 * 1024)    /* error and control answers */
+#define LIST_BODY_MAX (16u << 20)   /* one ListObjectsV2 page */
+#define HASHED_BODY_MAX (1u << 20)  /* larger bodies are sent UNSIGNED-PAYLOAD */
+#define POOL_MAX 64
+
+struct s3_client {
+	char *scheme;       /* "http" or "https" */
+	char *hostport;     /* "127.0.0.1:4570" */
+	char *base_path;    /* endpoint path without trailing '/', often "" */
+	char *bucket;
+	char *access_key;   /* NULL: anonymous, unsigned requests */
+	char *secret_key;
+	char sigv4[128];
+	bool path_style;
+	unsigned max_retries, base_ms, max_ms;
+	long connect_timeout_ms, low_speed_time_s;
+	int concurrency;
+	uint64_t multipart_threshold, part_size;
+	int page_size;
+	rag_log *log;
+
+	CURLSH *share;
+	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+
+	pthread_mutex_t pool_lock;
+	CURL *pool[POOL_MAX];
+	size_t npool;
+
+	pthread_mutex_t stats_lock; /* guards stages, traces and the seed */
+	s3_stage_stats *stages;
+	size_t nstages, capstages;
+	uint64_t seed;
+};
+
+static const char *const kind_names[] = {
+#define S3_X(name, str) str,
+	S3_KIND_LIST(S3_X)
+#undef S3_X
+};
+
+const char *s3_kind_name(s3_kind kind)
+{
+	return kind < S3_KIND_COUNT ? kind_names[kind] : "unknown";
+}
+
+/* ---------------------------------------------------------------- client */
+
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *user)
+{
+	s3_client *c = user;
+
+	(void)h;
+	(void)access;
+	pthread_mutex_lock(&c->share_locks[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *user)
+{
+	s3_client *c = user;
+
+	(void)h;
+	pthread_mutex_unlock(&c->share_locks[data]);
+}
+
+static rag_rc split_endpoint(s3_client *c, const char *endpoint, rag_error *err)
+{
+	const char *p = strstr(endpoint, "://"), *slash;
+
+	if (!p || (strncmp(endpoint, "http", 4) != 0) ||
+	    !((p - endpoint == 4) || (p - endpoint == 5 && endpoint[4] == 's')))
+		return rag_error_set(err, RAG_ECONFIG,
+				     "s3.endpoint: \"%s\" is not an http:// or https:// URL",
+				     endpoint);
+	c->scheme = rag_strndup(endpoint, (size_t)(p - endpoint));
+	p += 3;
+	slash = strchr(p, '/');
+	c->hostport = slash ? rag_strndup(p, (size_t)(slash - p)) : rag_strdup(p);
+	c->base_path = rag_strdup(slash ? slash : "");
+	if (!c->scheme || !c->hostport || !c->base_path)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	if (!*c->hostport)
+		return rag_error_set(err, RAG_ECONFIG, "s3.endpoint: \"%s\" has no host", endpoint);
+	/* "http://host/" and "http://host" mean the same */
+	size_t n = strlen(c->base_path);
+	while (n && c->base_path[n - 1] == '/')
+		c->base_path[--n] = '\0';
+	return RAG_OK;
+}
+
+s3_client *s3_client_new(const rag_config *cfg, rag_log *log, rag_error *err)
+{
+	s3_client *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		rag_error_set(err, RAG_ENOMEM, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&c->pool_lock, NULL);
+	pthread_mutex_init(&c->stats_lock, NULL);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&c->share_locks[i], NULL);
+	if (split_endpoint(c, cfg->s3.endpoint, err))
+		goto fail;
+	if (!cfg->s3.bucket || !*cfg->s3.bucket) {
+		rag_error_set(err, RAG_ECONFIG, "s3.bucket: empty bucket name");
+		goto fail;
+	}
+	c->bucket = rag_strdup(cfg->s3.bucket);
+	if (cfg->s3.access_key_id && *cfg->s3.access_key_id) {
+		c->access_key = rag_strdup(cfg->s3.access_key_id);
+		c->secret_key = rag_strdup(cfg->s3.secret_access_key ? cfg->s3.secret_access_key : "");
+	}
+	snprintf(c->sigv4, sizeof(c->sigv4), "aws:amz:%s:s3", cfg->s3.region);
+	c->path_style = cfg->s3.path_style;
+	c->max_retries = (unsigned)cfg->s3.max_retries;
+	c->base_ms = (unsigned)cfg->s3.retry_base_ms;
+	c->max_ms = (unsigned)cfg->s3.retry_max_ms;
+	c->connect_timeout_ms = (long)cfg->s3.connect_timeout_ms;
+	c->low_speed_time_s = (long)cfg->s3.low_speed_time_s;
+	c->concurrency = (int)cfg->s3.concurrency;
+	c->multipart_threshold = cfg->s3.multipart_threshold;
+	c->part_size = cfg->s3.part_size;
+	c->page_size = 1000;
+	c->log = log;
+	c->share = curl_share_init();
+	if (!c->bucket || !c->share) {
+		rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
+	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	return c;
+fail:
+	s3_client_free(c);
+	return NULL;
+}
+
+void s3_client_free(s3_client *c)
+{
+	if (!c)
+		return;
+	/* easy handles first: they hold references into the share */
+	for (size_t i = 0; i < c->npool; i++)
+		curl_easy_cleanup(c->pool[i]);
+	if (c->share)
+		curl_share_cleanup(c->share);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&c->share_locks[i]);
+	pthread_mutex_destroy(&c->pool_lock);
+	pthread_mutex_destroy(&c->stats_lock);
+	free(c->stages);
+	free(c->scheme);
+	free(c->hostport);
+	free(c->base_path);
+	free(c->bucket);
+	if (c->secret_key)
+		memset(c->secret_key, 0, strlen(c->secret_key));
+	free(c->access_key);
+	free(c->secret_key);
+	free(c);
+}
+
+const char *s3_client_bucket(const s3_client *c)
+{
+	return c->bucket;
+}
+
+void s3_client_set_page_size(s3_client *c, int max_keys)
+{
+	if (max_keys >= 1 && max_keys <= 1000)
+		c->page_size = max_keys;
+}
+
+void s3_client_set_seed(s3_client *c, uint64_t seed)
+{
+	pthread_mutex_lock(&c->stats_lock);
+	c->seed = seed;
+	pthread_mutex_unlock(&c->stats_lock);
+}
+
+static CURL *handle_borrow(s3_client *c)
+{
+	CURL *h = NULL;
+
+	pthread_mutex_lock(&c->pool_lock);
+	if (c->npool)
+		h = c->pool[--c->npool];
+	pthread_mutex_unlock(&c->pool_lock);
+	if (h)
+		curl_easy_reset(h);
+	else
+		h = curl_easy_init();
+	return h;
+}
+
+static void handle_return(s3_client *c, CURL *h)
+{
+	pthread_mutex_lock(&c->pool_lock);
+	if (c->npool < POOL_MAX) {
+		c->pool[c->npool++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&c->pool_lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+/* -------------------------------------------------------------- counters */
+
+void s3_counter_add(s3_counter *into, const s3_counter *c)
+{
+	into->requests += c->requests;
+	into->retries += c->retries;
+	into->errors += c->errors;
+	into->bytes_in += c->bytes_in;
+	into->bytes_out += c->bytes_out;
+	into->ns += c->ns;
+}
+
+void s3_trace_total(const s3_trace *t, s3_counter *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (int k = 0; k < S3_KIND_COUNT; k++)
+		s3_counter_add(out, &t->kind[k]);
+}
+
+static void record(s3_client *c, const s3_op *op, s3_kind kind, const s3_counter *delta)
+{
+	const char *stage = op && op->stage ? op->stage : "other";
+	s3_stage_stats *st = NULL;
+
+	pthread_mutex_lock(&c->stats_lock);
+	for (size_t i = 0; i < c->nstages && !st; i++)
+		if (strcmp(c->stages[i].stage, stage) == 0)
+			st = &c->stages[i];
+	if (!st && c->nstages == c->capstages) {
+		size_t cap = c->capstages ? c->capstages * 2 : 8;
+		s3_stage_stats *p = realloc(c->stages, cap * sizeof(*p));
+		if (p) {
+			c->stages = p;
+			c->capstages = cap;
+		}
+	}
+	if (!st && c->nstages < c->capstages) {
+		st = &c->stages[c->nstages++];
+		memset(st, 0, sizeof(*st));
+		rag_strlcpy(st->stage, stage, sizeof(st->stage));
+	}
+	if (st)
+		s3_counter_add(&st->kind[kind], delta);
+	if (op && op->trace)
+		s3_counter_add(&op->trace->kind[kind], delta);
+	pthread_mutex_unlock(&c->stats_lock);
+}
+
+size_t s3_client_stats(s3_client *c, s3_stage_stats *out, size_t max)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->stats_lock);
+	n = c->nstages;
+	if (out)
+		memcpy(out, c->stages, (n < max ? n : max) * sizeof(*out));
+	pthread_mutex_unlock(&c->stats_lock);
+	return n;
+}
+
+/* --------------------------------------------------------- pure helpers */
+
+rag_rc s3_uri_encode(const char *s, bool keep_slash, rag_buf *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	rag_rc rc = RAG_OK;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
+		unsigned char ch = *p;
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
+		    ch == '~' || (keep_slash && ch == '/')) {
+			rc = rag_buf_putc(out, (char)ch);
+		} else {
+			char esc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+			rc = rag_buf_append(out, esc, 3);
+		}
+	}
+	return rc;
+}
+
+unsigned s3_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms,
+		       uint64_t random)
+{
+	uint64_t cap = base_ms;
+
+	for (unsigned i = 1; i < attempt && cap < max_ms; i++)
+		cap *= 2;
+	if (cap > max_ms)
+		cap = max_ms;
+	/* full jitter: uniform in [0, cap], so retrying clients spread out */
+	return (unsigned)(random % (cap + 1));
+}
+
+bool s3_status_retryable(long status)
+{
+	return status >= 500 || status == 429 || status == 408;
+}
+
+static bool curl_retryable(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return true;
+	default:
+		return false;
+	}
+}
+
+rag_rc s3_error_code_rc(const char *code, long status)
+{
+	static const struct {
+		const char *code;
+		rag_rc rc;
+	} map[] = {
+		{"NoSuchKey", RAG_ENOTFOUND},
+		{"NoSuchBucket", RAG_ENOTFOUND},
+		{"NoSuchUpload", RAG_ENOTFOUND},
+		{"AccessDenied", RAG_EACCESS},
+		{"InvalidAccessKeyId", RAG_EAUTH},
+		{"SignatureDoesNotMatch", RAG_EAUTH},
+		{"PreconditionFailed", RAG_ECONFLICT},
+		{"EntityTooLarge", RAG_ETOOBIG},
+		{"InvalidRange", RAG_EINVAL},
+	};
+
+	for (size_t i = 0; code && i < RAG_ARRAY_LEN(map); i++)
+		if (strcmp(code, map[i].code) == 0)
+			return map[i].rc;
+	if (status == 404)
+		return RAG_ENOTFOUND;
+	if (status == 403)
+		return RAG_EACCESS;
+	if (status == 412)
+		return RAG_ECONFLICT;
+	return RAG_ESTORAGE;
+}
+
+static uint64_t jitter_random(s3_client *c)
+{
+	uint64_t r;
+
+	pthread_mutex_lock(&c->stats_lock);
+	if (c->seed) {
+		/* splitmix64: repeatable for tests */
+		uint64_t z = (c->seed += 0x9E3779B97F4A7C15ull);
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+		r = z ^ (z >> 31);
+	} else {
+		r = rag_rand64();
+	}
+	pthread_mutex_unlock(&c->stats_lock);
+	return r;
+}
+
+/* ------------------------------------------------------------ one request */
+
+typedef struct s3_request {
+	const char *method; /* GET HEAD PUT POST DELETE */
+	s3_kind kind;
+	const char *key;    /* NULL: the bucket */
+	const char *query;  /* encoded and sorted by name, no '?'; may be NULL */
+	const void *body;
+	size_t body_len;
+	bool md5;           /* send Content-MD5 */
+	const char *content_type;
+	bool range;
+	uint64_t off, len;
+	rag_buf *out;       /* 2xx body; NULL: into the response's small buffer */
+	int fd;             /* >= 0: 2xx body into this file instead */
+} s3_request;
+
+typedef struct s3_response {
+	long status;
+	char etag[80];
+	int64_t content_length;  /* -1 when absent */
+	int64_t last_modified;
+	int64_t range_start;     /* from Content-Range, -1 when absent */
+	int64_t total_size;      /* object size (Content-Range total or length) */
+	rag_buf small;           /* error bodies and small 2xx answers */
+} s3_response;
+
+typedef struct xfer {
+	s3_client *c;
+	const s3_request *rq;
+	s3_response *rs;
+	CURL *h;
+	const char *rd;     /* upload cursor */
+	size_t rd_left;
+	uint64_t got;       /* body bytes received this attempt */
+	rag_rc sink_rc;     /* why the write callback refused */
+} xfer;
+
+static size_t on_body(char *p, size_t size, size_t n, void *user)
+{
+	xfer *x = user;
+	size_t len = size * n;
+	long status = 0;
+	rag_buf *dst;
+
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+	x->got += len;
+	if (status >= 200 && status < 300 && x->rq->fd >= 0) {
+		size_t done = 0;
+		while (done < len) {
+			ssize_t w = write(x->rq->fd, p + done, len - done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				x->sink_rc = RAG_EIO;
+				return 0;
+			}
+			done += (size_t)w;
+		}
+		return len;
+	}
+	dst = (status >= 200 && status < 300 && x->rq->out) ? x->rq->out : &x->rs->small;
+	if ((x->sink_rc = rag_buf_append(dst, p, len)))
+		return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+	return len;
+}
+
+static bool header_is(const char *line, size_t len, const char *name, const char **value)
+{
+	size_t n = strlen(name);
+
+	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+		return false;
+	*value = line + n + 1;
+	while (**value == ' ')
+		(*value)++;
+	return true;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *user)
+{
+	xfer *x = user;
+	size_t len = size * n;
+	char line[512];
+	const char *v;
+	s3_response *rs = x->rs;
+
+	if (len >= sizeof(line))
+		return len; /* nothing we parse is that long */
+	memcpy(line, p, len);
+	line[len] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	if (strncmp(line, "HTTP/", 5) == 0) {
+		/* a new response (after 100 Continue, say): forget the last one */
+		rs->etag[0] = '\0';
+		rs->content_length = -1;
+		rs->range_start = -1;
+		rs->total_size = -1;
+	} else if (header_is(line, len, "ETag", &v)) {
+		rag_strlcpy(rs->etag, v, sizeof(rs->etag));
+		size_t el = strlen(rs->etag);
+		if (el >= 2 && rs->etag[0] == '"' && rs->etag[el - 1] == '"') {
+			memmove(rs->etag, rs->etag + 1, el - 2);
+			rs->etag[el - 2] = '\0';
+		}
+	} else if (header_is(line, len, "Content-Length", &v)) {
+		int64_t cl;
+		if (rag_parse_i64(v, &cl) && cl >= 0) {
+			rs->content_length = cl;
+			if (rs->range_start < 0)
+				rs->total_size = cl;
+		}
+	} else if (header_is(line, len, "Last-Modified", &v)) {
+		rs->last_modified = s3_parse_time(v);
+	} else if (header_is(line, len, "Content-Range", &v)) {
+		long long a, b, t;
+		if (sscanf(v, "bytes %lld-%lld/%lld", &a, &b, &t) == 3) {
+			rs->range_start = a;
+			rs->total_size = t;
+		}
+	}
+	return len;
+}
+
+static size_t on_read(char *p, size_t size, size_t n, void *user)
+{
+	xfer *x = user;
+	size_t len = size * n;
+
+	if (len > x->rd_left)
+		len = x->rd_left;
+	memcpy(p, x->rd, len);
+	x->rd += len;
+	x->rd_left -= len;
+	return len;
+}
+
+static void digest(const EVP_MD *md, const void *data, size_t len, unsigned char *out,
+		   unsigned *outlen)
+{
+	EVP_Digest(data, len, out, outlen, md, NULL);
+}
+
+static void content_md5(const void *data, size_t len, char *b64, size_t b64len)
+{
+	unsigned char sum[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	unsigned char enc[64];
+
+	digest(EVP_md5(), data, len, sum, &n);
+	EVP_EncodeBlock(enc, sum, (int)n);
+	rag_strlcpy(b64, (const char *)enc, b64len);
+}
+
+static void sha256_hex(const void *data, size_t len, char *hex, size_t hexlen)
+{
+	unsigned char sum[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+
+	digest(EVP_sha256(), data, len, sum, &n);
+	for (unsigned i = 0; i < n && 2 * i + 2 < hexlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+}
+
+static rag_rc build_url(s3_client *c, const s3_request *rq, rag_buf *url)
+{
+	rag_rc rc;
+
+	if (c->path_style)
+		rc = rag_buf_printf(url, "%s://%s%s/%s", c->scheme, c->hostport,
+				    c->base_path, c->bucket);
+	else
+		rc = rag_buf_printf(url, "%s://%s.%s%s", c->scheme, c->bucket,
+				    c->hostport, c->base_path);
+	if (rc)
+		return rc;
+	if (rq->key) {
+		if ((rc = rag_buf_putc(url, '/')) || (rc = s3_uri_encode(rq->key, true, url)))
+			return rc;
+	} else if (!c->path_style && (rc = rag_buf_putc(url, '/'))) {
+		return rc;
+	}
+	if (rq->query && *rq->query)
+		rc = rag_buf_printf(url, "?%s", rq->query);
+	return rc;
+}
+
+/* Headers for one request; caller frees with curl_slist_free_all(). */
+static struct curl_slist *build_headers(const s3_request *rq)
+{
+	struct curl_slist *hs = NULL, *t;
+	char line[256], hash[80];
+
+	if (rq->body_len == 0)
+		rag_strlcpy(hash, EMPTY_SHA256, sizeof(hash));
+	else if (rq->body_len <= HASHED_BODY_MAX)
+		sha256_hex(rq->body, rq->body_len, hash, sizeof(hash));
+	else
+		rag_strlcpy(hash, "UNSIGNED-PAYLOAD", sizeof(hash));
+	snprintf(line, sizeof(line), "x-amz-content-sha256: %s", hash);
+	hs = curl_slist_append(hs, line);
+	if (rq->md5) {
+		char b64[64];
+		content_md5(rq->body, rq->body_len, b64, sizeof(b64));
+		snprintf(line, sizeof(line), "Content-MD5: %s", b64);
+		if ((t = curl_slist_append(hs, line)))
+			hs = t;
+	}
+	if (rq->body || strcmp(rq->method, "PUT") == 0 || strcmp(rq->method, "POST") == 0) {
+		snprintf(line, sizeof(line), "Content-Type: %s",
+			 rq->content_type ? rq->content_type : "application/octet-stream");
+		if ((t = curl_slist_append(hs, line)))
+			hs = t;
+	}
+	if (rq->range) {
+		snprintf(line, sizeof(line), "Range: bytes=%llu-%llu",
+			 (unsigned long long)rq->off,
+			 (unsigned long long)(rq->off + rq->len - 1));
+		if ((t = curl_slist_append(hs, line)))
+			hs = t;
+	}
+	/* no 100-continue round trip before every upload */
+	if ((t = curl_slist_append(hs, "Expect:")))
+		hs = t;
+	return hs;
+}
+
+static void setup_handle(s3_client *c, xfer *x, const char *url, struct curl_slist *hs)
+{
+	CURL *h = x->h;
+	const s3_request *rq = x->rq;
+
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->low_speed_time_s);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hs);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+	if (c->access_key) {
+		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
+		curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);
+	}
+	if (strcmp(rq->method, "HEAD") == 0) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else if (strcmp(rq->method, "PUT") == 0) {
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, x);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
+	} else if (strcmp(rq->method, "POST") == 0) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+	} else if (strcmp(rq->method, "DELETE") == 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+	}
+}
+
+/* Reset the body sinks before an attempt (a retry starts over). */
+static rag_rc reset_sinks(const s3_request *rq, s3_response *rs, size_t out_start)
+{
+	rag_buf_reset(&rs->small);
+	if (rq->out) {
+		rq->out->len = out_start;
+		if (rq->out->data)
+			rq->out->data[out_start] = '\0';
+	}
+	if (rq->fd >= 0 && (ftruncate(rq->fd, 0) != 0 || lseek(rq->fd, 0, SEEK_SET) != 0))
+		return RAG_EIO;
+	return RAG_OK;
+}
+
+/* The name an error message uses for the target: "bucket/key" or "bucket". */
+static void target_name(s3_client *c, const s3_request *rq, char *buf, size_t len)
+{
+	if (rq->key)
+		snprintf(buf, len, "s3://%s/%s", c->bucket, rq->key);
+	else
+		snprintf(buf, len, "s3://%s", c->bucket);
+}
+
+static rag_rc http_error(s3_client *c, const s3_request *rq, s3_response *rs, rag_error *err)
+{
+	s3_xml_error x;
+	char target[600];
+	const char *code;
+	rag_rc rc;
+
+	target_name(c, rq, target, sizeof(target));
+	if (!s3_xml_parse_error(rs->small.data, rs->small.len, &x)) {
+		memset(&x, 0, sizeof(x));
+		if (rs->status == 404)
+			rag_strlcpy(x.code, rq->key ? "NoSuchKey" : "NoSuchBucket", sizeof(x.code));
+		else if (rs->status == 403)
+			rag_strlcpy(x.code, "AccessDenied", sizeof(x.code));
+	}
+	code = x.code;
+	rc = s3_error_code_rc(code, rs->status);
+	if (strcmp(code, "NoSuchKey") == 0)
+		return rag_error_set(err, rc, "no such key \"%s\" in bucket \"%s\"",
+				     rq->key ? rq->key : "", c->bucket);
+	if (strcmp(code, "NoSuchBucket") == 0)
+		return rag_error_set(err, rc, "no such bucket \"%s\" (%s %s)", c->bucket,
+				     rq->method, target);
+	if (strcmp(code, "AccessDenied") == 0)
+		return rag_error_set(err, rc,
+				     "access denied: %s %s (the credentials lack permission)",
+				     rq->method, target);
+	if (strcmp(code, "InvalidAccessKeyId") == 0)
+		return rag_error_set(err, rc,
+				     "invalid access key id: the server does not know the "
+				     "configured key (%s %s)", rq->method, target);
+	if (strcmp(code, "SignatureDoesNotMatch") == 0)
+		return rag_error_set(err, rc,
+				     "signature does not match: check the secret key and the "
+				     "region (%s %s)", rq->method, target);
+	return rag_error_set(err, rc, "%s %s: HTTP %ld%s%s%s%s", rq->method, target,
+			     rs->status, *code ? " " : "", code, *x.message ? ": " : "",
+			     x.message);
+}
+
+/*
+ * Run one request with retries and count it (invariant 1). On success the
+ * body is in rq->out / rq->fd / rs->small and the headers in rs.
+ */
+static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
+			 s3_response *rs, rag_error *err)
+{
+	s3_counter delta = {.requests = 1};
+	uint64_t start = rag_now_ns();
+	size_t out_start = rq->out ? rq->out->len : 0;
+	rag_buf url;
+	struct curl_slist *hs = NULL;
+	char target[600];
+	xfer x = {.c = c, .rq = rq, .rs = rs};
+	rag_rc rc = RAG_OK;
+
+	rag_buf_init(&url, 8192);
+	rag_buf_init(&rs->small, ERR_BODY_MAX);
+	rs->status = 0;
+	target_name(c, rq, target, sizeof(target));
+	if (build_url(c, rq, &url)) {
+		rc = rag_error_set(err, RAG_EINVAL, "%s %s: key too long", rq->method, target);
+		goto out;
+	}
+	if (!(hs = build_headers(rq)) || !(x.h = handle_borrow(c))) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (unsigned attempt = 0;; attempt++) {
+		CURLcode cc;
+		curl_off_t up = 0;
+		char curl_msg[CURL_ERROR_SIZE] = "";
+		bool transient;
+
+		if (attempt > 0) {
+			unsigned ms = s3_backoff_ms(attempt, c->base_ms, c->max_ms, jitter_random(c));
+			RAG_TRACE(c->log, RAG_TRACE_S3, "s3", "retry %u of %s %s in %u ms",
+				  attempt, rq->method, target, ms);
+			rag_sleep_ms(ms);
+			delta.retries++;
+			curl_easy_reset(x.h);
+		}
+		if (reset_sinks(rq, rs, out_start)) {
+			rc = rag_error_set(err, RAG_EIO, "%s %s: cannot rewind the local file",
+					   rq->method, target);
+			break;
+		}
+		rs->status = 0;
+		rs->etag[0] = '\0';
+		rs->content_length = rs->range_start = rs->total_size = -1;
+		x.rd = rq->body;
+		x.rd_left = rq->body_len;
+		x.got = 0;
+		x.sink_rc = RAG_OK;
+		setup_handle(c, &x, url.data, hs);
+		curl_easy_setopt(x.h, CURLOPT_ERRORBUFFER, curl_msg);
+		cc = curl_easy_perform(x.h);
+		curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &rs->status);
+		curl_easy_getinfo(x.h, CURLINFO_SIZE_UPLOAD_T, &up);
+		curl_easy_setopt(x.h, CURLOPT_ERRORBUFFER, NULL);
+		delta.bytes_in += x.got;
+		delta.bytes_out += (uint64_t)up;
+		RAG_TRACE(c->log, RAG_TRACE_S3, "s3", "%s %s -> %ld (%s) %llu B in",
+			  rq->method, target, rs->status, curl_easy_strerror(cc),
+			  (unsigned long long)x.got);
+
+		if (cc == CURLE_WRITE_ERROR && x.sink_rc) {
+			rc = x.sink_rc == RAG_ETOOBIG
+				     ? rag_error_set(err, RAG_ETOOBIG,
+						     "%s %s: object larger than the %zu byte limit",
+						     rq->method, target,
+						     rq->out ? rq->out->max : (size_t)ERR_BODY_MAX)
+				     : rag_error_set(err, x.sink_rc, "%s %s: cannot store the body: %s",
+						     rq->method, target, rag_rc_message(x.sink_rc));
+			break;
+		}
+		if (cc == CURLE_OK && rs->status >= 200 && rs->status < 300) {
+			bool has_body = strcmp(rq->method, "HEAD") != 0;
+			if (!has_body || rs->content_length < 0 ||
+			    (uint64_t)rs->content_length == x.got) {
+				rc = RAG_OK;
+				break;
+			}
+			/* invariant 3: a short body is never a success */
+			rc = rag_error_set(err, RAG_ECORRUPT,
+					   "%s %s: body has %llu bytes, Content-Length said %lld",
+					   rq->method, target, (unsigned long long)x.got,
+					   (long long)rs->content_length);
+			transient = true;
+		} else if (cc != CURLE_OK) {
+			transient = curl_retryable(cc);
+			rc = rag_error_set(err, cc == CURLE_OPERATION_TIMEDOUT ? RAG_ETIMEOUT : RAG_ENET,
+					   "%s %s: %s", rq->method, target,
+					   *curl_msg ? curl_msg : curl_easy_strerror(cc));
+		} else {
+			transient = s3_status_retryable(rs->status);
+			rc = http_error(c, rq, rs, err);
+		}
+		if (!transient || attempt >= c->max_retries) {
+			if (transient && attempt > 0)
+				rag_error_prefix(err, "after %u retries", attempt);
+			break;
+		}
+	}
+out:
+	delta.ns = rag_now_ns() - start;
+	delta.errors = rc != RAG_OK;
+	record(c, op, rq->kind, &delta);
+	if (x.h)
+		handle_return(c, x.h);
+	curl_slist_free_all(hs);
+	rag_buf_release(&url);
+	return rc;
+}
+
+static void response_release(s3_response *rs)
+{
+	rag_buf_release(&rs->small);
+}
+
+/* ------------------------------------------------------------ operations */
+
+static rag_rc add_param(rag_buf *q, const char *name, const char *value)
+{
+	rag_rc rc;
+
+	if (q->len && (rc = rag_buf_putc(q, '&')))
+		return rc;
+	if ((rc = rag_buf_puts(q, name)) || (rc = rag_buf_putc(q, '=')))
+		return rc;
+	return value ? s3_uri_encode(value, false, q) : RAG_OK;
+}
+
+rag_rc s3_list_objects(s3_client *c, const s3_op *op, const char *prefix,
+		       const char *delimiter, s3_list *out, rag_error *err)
+{
+	s3_list_page page = {0};
+	rag_buf q, body;
+	char max_keys[16];
+	rag_rc rc;
+
+	memset(out, 0, sizeof(*out));
+	rag_buf_init(&q, 8192);
+	rag_buf_init(&body, LIST_BODY_MAX);
+	snprintf(max_keys, sizeof(max_keys), "%d", c->page_size);
+	do {
+		s3_request rq = {.method = "GET", .kind = S3_LIST, .out = &body, .fd = -1};
+		s3_response rs = {0};
+
+		/* parameters in name order: SigV4's canonical query is sorted */
+		rag_buf_reset(&q);
+		rag_buf_reset(&body);
+		rc = RAG_OK;
+		if (page.next_token)
+			rc = add_param(&q, "continuation-token", page.next_token);
+		if (!rc && delimiter && *delimiter)
+			rc = add_param(&q, "delimiter", delimiter);
+		if (!rc)
+			rc = add_param(&q, "list-type", "2");
+		if (!rc)
+			rc = add_param(&q, "max-keys", max_keys);
+		if (!rc && prefix && *prefix)
+			rc = add_param(&q, "prefix", prefix);
+		if (rc) {
+			rag_error_set(err, rc, "list \"%s\": prefix too long", prefix ? prefix : "");
+			break;
+		}
+		rq.query = q.data;
+		rc = s3_perform(c, op, &rq, &rs, err);
+		response_release(&rs);
+		if (!rc)
+			rc = s3_xml_parse_list(body.data, body.len, &page, err);
+		if (rc)
+			break;
+	} while (page.truncated);
+	if (rc) {
+		s3_list_page_release(&page);
+	} else {
+		/* the accumulated page arrays become the list's: nothing is copied */
+		out->objects = page.objects;
+		out->nobjects = page.nobjects;
+		out->prefixes = page.prefixes;
+		out->nprefixes = page.nprefixes;
+		free(page.next_token);
+	}
+	rag_buf_release(&q);
+	rag_buf_release(&body);
+	return rc;
+}
+
+void s3_list_release(s3_list *l)
+{
+	for (size_t i = 0; i < l->nobjects; i++)
+		s3_object_release(&l->objects[i]);
+	for (size_t i = 0; i < l->nprefixes; i++)
+		free(l->prefixes[i]);
+	free(l->objects);
+	free(l->prefixes);
+	memset(l, 0, sizeof(*l));
+}
+
+static void fill_info(const s3_response *rs, s3_object *info)
+{
+	if (!info)
+		return;
+	rag_strlcpy(info->etag, rs->etag, sizeof(info->etag));
+	info->size = rs->total_size > 0 ? (uint64_t)rs->total_size : 0;
+	info->last_modified = rs->last_modified;
+}
+
+rag_rc s3_get(s3_client *c, const s3_op *op, const char *key, rag_buf *out,
+	      s3_object *info, rag_error *err)
+{
+	s3_request rq = {.method = "GET", .kind = S3_GET, .key = key, .out = out, .fd = -1};
+	s3_response rs = {0};
+	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
+
+	if (!rc)
+		fill_info(&rs, info);
+	response_release(&rs);
+	return rc;
+}
+
+rag_rc s3_get_range(s3_client *c, const s3_op *op, const char *key, uint64_t off,
+		    uint64_t len, rag_buf *out, rag_error *err)
+{
+	s3_request rq = {.method = "GET", .kind = S3_GET, .key = key, .out = out, .fd = -1,
+			 .range = true, .off = off, .len = len};
+	s3_response rs = {0};
+	size_t start = out->len;
+	rag_rc rc;
+
+	if (len == 0)
+		return rag_error_set(err, RAG_EINVAL, "GET \"%s\": empty byte range", key);
+	rc = s3_perform(c, op, &rq, &rs, err);
+	if (!rc && (rs.status != 206 || rs.range_start != (int64_t)off))
+		rc = rag_error_set(err, RAG_ECORRUPT,
+				   "GET \"%s\" bytes %llu-%llu: server ignored the range (HTTP %ld)",
+				   key, (unsigned long long)off,
+				   (unsigned long long)(off + len - 1), rs.status);
+	else if (!rc && out->len - start != len)
+		rc = rag_error_set(err, RAG_ECORRUPT,
+				   "GET \"%s\" bytes %llu-%llu: got %zu bytes (object is %lld bytes)",
+				   key, (unsigned long long)off,
+				   (unsigned long long)(off + len - 1), out->len - start,
+				   (long long)rs.total_size);
+	response_release(&rs);
+	return rc;
+}
+
+rag_rc s3_get_file(s3_client *c, const s3_op *op, const char *key,
+		   const char *path, s3_object *info, rag_error *err)
+{
+	char tmp[4096];
+	s3_request rq = {.method = "GET", .kind = S3_GET, .key = key};
+	s3_response rs = {0};
+	rag_rc rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.part", path) >= sizeof(tmp))
+		return rag_error_set(err, RAG_EINVAL, "\"%s\": path too long", path);
+	rq.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (rq.fd < 0)
+		return rag_error_set(err, RAG_EIO, "cannot create \"%s\": %s", tmp, strerror(errno));
+	rc = s3_perform(c, op, &rq, &rs, err);
+	if (!rc)
+		fill_info(&rs, info);
+	if (close(rq.fd) != 0 && !rc)
+		rc = rag_error_set(err, RAG_EIO, "cannot write \"%s\": %s", tmp, strerror(errno));
+	if (!rc && rename(tmp, path) != 0)
+		rc = rag_error_set(err, RAG_EIO, "cannot rename \"%s\" to \"%s\": %s", tmp, path,
+				   strerror(errno));
+	if (rc)
+		unlink(tmp);
+	response_release(&rs);
+	return rc;
+}
+
+rag_rc s3_head(s3_client *c, const s3_op *op, const char *key, s3_object *info,
+	       rag_error *err)
+{
+	s3_request rq = {.method = "HEAD", .kind = S3_HEAD, .key = key, .fd = -1};
+	s3_response rs = {0};
+	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
+
+	if (!rc)
+		fill_info(&rs, info);
+	response_release(&rs);
+	return rc;
+}
+
+static rag_rc put_single(s3_client *c, const s3_op *op, const char *key, const void *data,
+			 size_t len, const char *content_type, char *etag_out, rag_error *err)
+{
+	s3_request rq = {.method = "PUT", .kind = S3_PUT, .key = key, .body = data,
+			 .body_len = len, .md5 = true, .content_type = content_type, .fd = -1};
+	s3_response rs = {0};
+	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
+
+	if (!rc && etag_out)
+		rag_strlcpy(etag_out, rs.etag, 80);
+	response_release(&rs);
+	return rc;
+}
+
+/* ---- multipart upload ---- */
+
+typedef struct mpu {
+	s3_client *c;
+	const s3_op *op;
+	const char *key;
+	const char *upload_id;
+	const char *data;
+	size_t len, part_size, nparts;
+	char (*etags)[80];
+	atomic_bool failed;
+	pthread_mutex_t lock;
+	rag_error first; /* the first part failure */
+} mpu;
+
+static rag_rc mpu_part(void *ctx, size_t i)
+{
+	mpu *m = ctx;
+	size_t off = i * m->part_size;
+	size_t n = m->len - off < m->part_size ? m->len - off : m->part_size;
+	char num[16];
+	rag_buf q;
+	rag_error e;
+	rag_rc rc;
+
+	if (atomic_load(&m->failed))
+		return RAG_ECANCELED; /* another part failed: the upload is lost anyway */
+	rag_buf_init(&q, 4096);
+	snprintf(num, sizeof(num), "%zu", i + 1);
+	rc = add_param(&q, "partNumber", num);
+	if (!rc)
+		rc = add_param(&q, "uploadId", m->upload_id);
+	if (!rc) {
+		s3_request rq = {.method = "PUT", .kind = S3_PART, .key = m->key, .query = q.data,
+				 .body = m->data + off, .body_len = n, .md5 = true, .fd = -1};
+		s3_response rs = {0};
+		rc = s3_perform(m->c, m->op, &rq, &rs, &e);
+		if (!rc && !rs.etag[0])
+			rc = rag_error_set(&e, RAG_ESTORAGE, "part %zu of \"%s\": no ETag in answer",
+					   i + 1, m->key);
+		if (!rc)
+			memcpy(m->etags[i], rs.etag, sizeof(m->etags[i]));
+		response_release(&rs);
+	} else {
+		rag_error_set(&e, rc, "part %zu of \"%s\": cannot build the request", i + 1, m->key);
+	}
+	if (rc) {
+		pthread_mutex_lock(&m->lock);
+		if (!atomic_exchange(&m->failed, true))
+			m->first = e;
+		pthread_mutex_unlock(&m->lock);
+	}
+	rag_buf_release(&q);
+	return rc;
+}
+
+static rag_rc mpu_control(s3_client *c, const s3_op *op, const char *method, const char *key,
+			  const char *query, const char *body, size_t body_len,
+			  rag_buf *answer, rag_error *err)
+{
+	s3_request rq = {.method = method, .kind = S3_MPU, .key = key, .query = query,
+			 .body = body, .body_len = body_len, .out = answer, .fd = -1,
+			 .content_type = body ? "application/xml" : NULL};
+	s3_response rs = {0};
+	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
+
+	response_release(&rs);
+	return rc;
+}
+
+static rag_rc put_multipart(s3_client *c, const s3_op *op, const char *key, const void *data,
+			    size_t len, char *etag_out, rag_error *err)
+{
+	mpu m = {.c = c, .op = op, .key = key, .data = data, .len = len,
+		 .part_size = (size_t)c->part_size};
+	rag_buf q, answer, body;
+	char *upload_id = NULL;
+	rag_error ignore;
+	rag_rc rc;
+
+	m.nparts = (len + m.part_size - 1) / m.part_size;
+	if (m.nparts > 10000)
+		return rag_error_set(err, RAG_ETOOBIG,
+				     "PUT \"%s\": %zu parts needed, S3 allows 10000 (raise s3.part_size)",
+				     key, m.nparts);
+	rag_buf_init(&q, 4096);
+	rag_buf_init(&answer, ERR_BODY_MAX);
+	rag_buf_init(&body, (size_t)m.nparts * 160 + 256);
+	pthread_mutex_init(&m.lock, NULL);
+	atomic_init(&m.failed, false);
+	m.etags = calloc(m.nparts, sizeof(*m.etags));
+	if (!m.etags) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = mpu_control(c, op, "POST", key, "uploads=", NULL, 0, &answer, err)) ||
+	    (rc = s3_xml_parse_upload_id(answer.data, answer.len, &upload_id, err)))
+		goto out;
+	m.upload_id = upload_id;
+	if (s3_parallel(c, m.nparts, 0, mpu_part, &m) != RAG_OK) {
+		rc = m.first.rc ? m.first.rc : RAG_ESTORAGE;
+		if (err)
+			*err = m.first;
+		goto abort;
+	}
+	rc = rag_buf_puts(&body, "<CompleteMultipartUpload>");
+	for (size_t i = 0; i < m.nparts && !rc; i++)
+		rc = rag_buf_printf(&body, "<Part><PartNumber>%zu</PartNumber><ETag>\"%s\"</ETag></Part>",
+				    i + 1, m.etags[i]);
+	if (!rc)
+		rc = rag_buf_puts(&body, "</CompleteMultipartUpload>");
+	if (!rc)
+		rc = add_param(&q, "uploadId", upload_id);
+	if (rc) {
+		rag_error_set(err, rc, "PUT \"%s\": cannot build the completion request", key);
+		goto abort;
+	}
+	rag_buf_reset(&answer);
+	if ((rc = mpu_control(c, op, "POST", key, q.data, body.data, body.len, &answer, err)))
+		goto abort;
+	{
+		/* S3 may answer 200 and still report an error in the body */
+		s3_xml_error x;
+		if (s3_xml_parse_error(answer.data, answer.len, &x)) {
+			rc = rag_error_set(err, s3_error_code_rc(x.code, 200),
+					   "PUT \"%s\": completing the upload failed: %s %s", key,
+					   x.code, x.message);
+			goto abort;
+		}
+	}
+	if (etag_out) {
+		/* the ETag is in the answer's XML; a HEAD would cost a request */
+		const char *p = answer.data ? strstr(answer.data, "<ETag>") : NULL;
+		etag_out[0] = '\0';
+		if (p) {
+			p += 6;
+			if (*p == '"' || strncmp(p, "&quot;", 6) == 0)
+				p += *p == '"' ? 1 : 6;
+			size_t n = strcspn(p, "\"&<");
+			rag_strlcpy(etag_out, p, n + 1 < 80 ? n + 1 : 80);
+		}
+	}
+	goto out;
+abort:
+	rag_buf_reset(&q);
+	if (add_param(&q, "uploadId", upload_id) == RAG_OK)
+		mpu_control(c, op, "DELETE", key, q.data, NULL, 0, NULL, &ignore);
+out:
+	free(upload_id);
+	free(m.etags);
+	pthread_mutex_destroy(&m.lock);
+	rag_buf_release(&q);
+	rag_buf_release(&answer);
+	rag_buf_release(&body);
+	return rc;
+}
+
+rag_rc s3_put(s3_client *c, const s3_op *op, const char *key, const void *data,
+	      size_t len, const char *content_type, char *etag_out, rag_error *err)
+{
+	if (len > c->multipart_threshold)
+		return put_multipart(c, op, key, data, len, etag_out, err);
+	return put_single(c, op, key, data, len, content_type, etag_out, err);
+}
+
+rag_rc s3_put_file(s3_client *c, const s3_op *op, const char *path,
+		   const char *key, char *etag_out, rag_error *err)
+{
+	struct stat st;
+	void *map = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	rag_rc rc;
+
+	if (fd < 0)
+		return rag_error_set(err, RAG_EIO, "cannot open \"%s\": %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return rag_error_set(err, RAG_EIO, "\"%s\" is not a regular file", path);
+	}
+	if (st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			close(fd);
+			return rag_error_set(err, RAG_EIO, "cannot map \"%s\": %s", path,
+					     strerror(errno));
+		}
+	}
+	close(fd);
+	rc = s3_put(c, op, key, map ? map : "", (size_t)st.st_size, NULL, etag_out, err);
+	if (map)
+		munmap(map, (size_t)st.st_size);
+	return rc;
+}
+
+rag_rc s3_delete(s3_client *c, const s3_op *op, const char *key, rag_error *err)
+{
+	s3_request rq = {.method = "DELETE", .kind = S3_DELETE, .key = key, .fd = -1};
+	s3_response rs = {0};
+	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
+
+	response_release(&rs);
+	return rc;
+}
+
+static rag_rc xml_escape(rag_buf *b, const char *s)
+{
+	rag_rc rc = RAG_OK;
+
+	for (; *s && !rc; s++) {
+		switch (*s) {
+		case '&': rc = rag_buf_puts(b, "&amp;"); break;
+		case '<': rc = rag_buf_puts(b, "&lt;"); break;
+		case '>': rc = rag_buf_puts(b, "&gt;"); break;
+		case '"': rc = rag_buf_puts(b, "&quot;"); break;
+		case '\'': rc = rag_buf_puts(b, "&apos;"); break;
+		default: rc = rag_buf_putc(b, *s);
+		}
+	}
+	return rc;
+}
+
+rag_rc s3_delete_many(s3_client *c, const s3_op *op, const char *const *keys,
+		      size_t n, rag_error *err)
+{
+	rag_buf body, answer;
+	rag_rc rc = RAG_OK;
+
+	rag_buf_init(&body, 8u << 20);
+	rag_buf_init(&answer, 4u << 20);
+	for (size_t at = 0; at < n && !rc; at += 1000) {
+		size_t end = n - at > 1000 ? at + 1000 : n, nerr = 0;
+		s3_xml_error first;
+
+		rag_buf_reset(&body);
+		rag_buf_reset(&answer);
+		rc = rag_buf_puts(&body, "<Delete><Quiet>true</Quiet>");
+		for (size_t i = at; i < end && !rc; i++) {
+			rc = rag_buf_puts(&body, "<Object><Key>");
+			if (!rc)
+				rc = xml_escape(&body, keys[i]);
+			if (!rc)
+				rc = rag_buf_puts(&body, "</Key></Object>");
+		}
+		if (!rc)
+			rc = rag_buf_puts(&body, "</Delete>");
+		if (rc) {
+			rag_error_set(err, rc, "delete: request body too large");
+			break;
+		}
+		s3_request rq = {.method = "POST", .kind = S3_DELETE, .query = "delete=",
+				 .body = body.data, .body_len = body.len, .md5 = true,
+				 .content_type = "application/xml", .out = &answer, .fd = -1};
+		s3_response rs = {0};
+		rc = s3_perform(c, op, &rq, &rs, err);
+		response_release(&rs);
+		if (!rc && answer.len)
+			rc = s3_xml_parse_delete_result(answer.data, answer.len, &nerr, &first, err);
+		if (!rc && nerr)
+			rc = rag_error_set(err, s3_error_code_rc(first.code, 0),
+					   "delete: %zu keys failed, first \"%s\": %s %s", nerr,
+					   first.key, first.code, first.message);
+	}
+	rag_buf_release(&body);
+	rag_buf_release(&answer);
+	return rc;
+}
+
+/* -------------------------------------------------------- parallel batches */
+
+typedef struct par {
+	size_t n;
+	atomic_size_t next;
+	s3_task_fn fn;
+	void *ctx;
+	atomic_int first_rc;
+} par;
+
+static void *par_worker(void *arg)
+{
+	par *p = arg;
+
+	for (;;) {
+		size_t i = atomic_fetch_add(&p->next, 1);
+		int expected = RAG_OK;
+		rag_rc rc;
+
+		if (i >= p->n)
+			break;
+		rc = p->fn(p->ctx, i);
+		if (rc)
+			atomic_compare_exchange_strong(&p->first_rc, &expected, (int)rc);
+	}
+	return NULL;
+}
+
+rag_rc s3_parallel(s3_client *c, size_t n, int concurrency, s3_task_fn fn, void *ctx)
+{
+	par p = {.n = n, .fn = fn, .ctx = ctx};
+	pthread_t tids[256];
+	size_t nthreads, started = 0;
+
+	atomic_init(&p.next, 0);
+	atomic_init(&p.first_rc, RAG_OK);
+	if (concurrency <= 0)
+		concurrency = c->concurrency;
+	nthreads = (size_t)concurrency < n ? (size_t)concurrency : n;
+	if (nthreads > RAG_ARRAY_LEN(tids))
+		nthreads = RAG_ARRAY_LEN(tids);
+	/* the calling thread works too; the others join it */
+	for (size_t i = 1; i < nthreads; i++)
+		if (pthread_create(&tids[started], NULL, par_worker, &p) == 0)
+			started++;
+	par_worker(&p);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	return (rag_rc)atomic_load(&p.first_rc);
+}
+
+typedef struct get_batch {
+	s3_client *c;
+	const s3_op *op;
+	s3_get_req *reqs;
+} get_batch;
+
+static rag_rc get_one(void *ctx, size_t i)
+{
+	get_batch *b = ctx;
+	s3_get_req *r = &b->reqs[i];
+
+	rag_error_clear(&r->err);
+	if (r->len)
+		r->rc = s3_get_range(b->c, b->op, r->key, r->off, r->len, &r->buf, &r->err);
+	else
+		r->rc = s3_get(b->c, b->op, r->key, &r->buf, NULL, &r->err);
+	return r->rc;
+}
+
+rag_rc s3_get_many(s3_client *c, const s3_op *op, s3_get_req *reqs, size_t n,
+		   int concurrency)
+{
+	get_batch b = {.c = c, .op = op, .reqs = reqs};
+
+	return s3_parallel(c, n, concurrency, get_one, &b);
+}

@@ -1,0 +1,195 @@
+/*
+ * s3 — the S3 client. The only code in ragmap that talks to storage.
+ *
+ * Invariants:
+ *  1. Every HTTP request to the store goes through s3_perform() in s3.c and
+ *     is counted there, once, under the caller's stage label and kind, with
+ *     its bytes in and out, its duration (retries and backoff included) and
+ *     its retry count. Traces and /metrics are built on these counts only.
+ *  2. Retries happen on 5xx, 429, connection errors, timeouts and truncated
+ *     bodies, with exponential backoff and full jitter, at most max_retries
+ *     times. Other 4xx answers are final.
+ *  3. A GET succeeds only when the body received is exactly Content-Length
+ *     bytes; a single-part PUT always sends Content-MD5.
+ *
+ * Thread safety: an s3_client may be used from many threads at once; each
+ * call borrows a curl handle from a pool, and connections are shared.
+ */
+#ifndef S3_H
+#define S3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rag_buf.h"
+#include "rag_config.h"
+#include "rag_err.h"
+#include "rag_log.h"
+#include "s3_xml.h"
+
+/* Request kinds, as counted. MPU = multipart create/complete/abort. */
+#define S3_KIND_LIST(X) X(LIST, "list") X(GET, "get") X(HEAD, "head") \
+	X(PUT, "put") X(PART, "part") X(MPU, "multipart") X(DELETE, "delete")
+
+typedef enum {
+#define S3_X(name, str) S3_##name,
+	S3_KIND_LIST(S3_X)
+#undef S3_X
+	S3_KIND_COUNT
+} s3_kind;
+
+const char *s3_kind_name(s3_kind kind);
+
+typedef struct s3_counter {
+	uint64_t requests; /* logical requests (a retried one counts once) */
+	uint64_t retries;  /* extra attempts on top of requests */
+	uint64_t errors;   /* requests that failed in the end */
+	uint64_t bytes_in; /* response bytes received, all attempts */
+	uint64_t bytes_out;/* request body bytes sent, all attempts */
+	uint64_t ns;       /* wall time, backoff included */
+} s3_counter;
+
+/* What a caller's own work cost: add one to an s3_op to collect it. */
+typedef struct s3_trace {
+	s3_counter kind[S3_KIND_COUNT];
+} s3_trace;
+
+/* Sum over kinds. */
+void s3_trace_total(const s3_trace *t, s3_counter *out);
+void s3_counter_add(s3_counter *into, const s3_counter *c);
+
+/* Who is asking: the stage label for the counters, and an optional trace. */
+typedef struct s3_op {
+	const char *stage; /* e.g. "ingest.fetch", "query.text"; static string */
+	s3_trace *trace;   /* may be NULL; updated under the client's lock */
+} s3_op;
+
+#define S3_OP(stage, trace) (&(s3_op){(stage), (trace)})
+
+typedef struct s3_client s3_client;
+
+/*
+ * A client for cfg's endpoint and bucket (the config is copied). log may be
+ * NULL. Returns NULL with err set on a bad endpoint or out of memory.
+ * Free with s3_client_free().
+ */
+s3_client *s3_client_new(const rag_config *cfg, rag_log *log, rag_error *err);
+void s3_client_free(s3_client *c);
+
+const char *s3_client_bucket(const s3_client *c);
+
+/* For tests: keys per ListObjectsV2 page (1..1000, default 1000). */
+void s3_client_set_page_size(s3_client *c, int max_keys);
+
+/* For tests: seed the jitter so backoff is repeatable. */
+void s3_client_set_seed(s3_client *c, uint64_t seed);
+
+/* ---- counters ---- */
+
+typedef struct s3_stage_stats {
+	char stage[48];
+	s3_counter kind[S3_KIND_COUNT];
+} s3_stage_stats;
+
+/*
+ * Copy the counters of every stage seen so far into out (up to max
+ * entries); returns the number of stages.
+ */
+size_t s3_client_stats(s3_client *c, s3_stage_stats *out, size_t max);
+
+/* ---- requests ---- */
+
+typedef struct s3_list {
+	s3_object *objects;
+	size_t nobjects;
+	char **prefixes; /* CommonPrefixes when a delimiter was given */
+	size_t nprefixes;
+} s3_list;
+
+/* Every key under prefix (all pages). delimiter may be NULL. */
+rag_rc s3_list_objects(s3_client *c, const s3_op *op, const char *prefix,
+		       const char *delimiter, s3_list *out, rag_error *err);
+void s3_list_release(s3_list *l);
+
+/*
+ * GET a whole object into out (appending; bounded by out->max) and its
+ * metadata into info (may be NULL; the key is not filled in).
+ */
+rag_rc s3_get(s3_client *c, const s3_op *op, const char *key, rag_buf *out,
+	      s3_object *info, rag_error *err);
+
+/* GET bytes [off, off+len) into out. RAG_ECORRUPT if fewer come back. */
+rag_rc s3_get_range(s3_client *c, const s3_op *op, const char *key, uint64_t off,
+		    uint64_t len, rag_buf *out, rag_error *err);
+
+/* GET into a file (written as path.part, then renamed). */
+rag_rc s3_get_file(s3_client *c, const s3_op *op, const char *key,
+		   const char *path, s3_object *info, rag_error *err);
+
+/* HEAD: size, ETag and last-modified. RAG_ENOTFOUND if absent. */
+rag_rc s3_head(s3_client *c, const s3_op *op, const char *key, s3_object *info,
+	       rag_error *err);
+
+/*
+ * PUT len bytes. Above the multipart threshold the upload is split into
+ * parts uploaded in parallel (and aborted on failure). etag_out (may be
+ * NULL, at least 80 bytes) receives the new ETag.
+ */
+rag_rc s3_put(s3_client *c, const s3_op *op, const char *key, const void *data,
+	      size_t len, const char *content_type, char *etag_out, rag_error *err);
+
+/* PUT a local file (mapped into memory, then as s3_put). */
+rag_rc s3_put_file(s3_client *c, const s3_op *op, const char *path,
+		   const char *key, char *etag_out, rag_error *err);
+
+/* DELETE one key (absent keys are not an error, as in S3). */
+rag_rc s3_delete(s3_client *c, const s3_op *op, const char *key, rag_error *err);
+
+/* Multi-object delete, 1000 keys per request. */
+rag_rc s3_delete_many(s3_client *c, const s3_op *op, const char *const *keys,
+		      size_t n, rag_error *err);
+
+/* ---- parallel transfers ---- */
+
+/* One ranged or whole GET of a batch. */
+typedef struct s3_get_req {
+	const char *key;  /* borrowed */
+	uint64_t off, len;/* len == 0: the whole object */
+	rag_buf buf;      /* caller initialises with its cap; result appended */
+	rag_rc rc;
+	rag_error err;
+} s3_get_req;
+
+/*
+ * Run all GETs with at most concurrency in flight (0: the configured
+ * value). Returns RAG_OK when all succeeded, else the first failure's code
+ * (each request keeps its own rc and err).
+ */
+rag_rc s3_get_many(s3_client *c, const s3_op *op, s3_get_req *reqs, size_t n,
+		   int concurrency);
+
+/*
+ * Run fn(ctx, i) for i in [0, n) on up to concurrency threads (0: the
+ * configured value). Returns the first non-OK code. Building block for
+ * batch transfers; fn must be thread-safe.
+ */
+typedef rag_rc (*s3_task_fn)(void *ctx, size_t i);
+rag_rc s3_parallel(s3_client *c, size_t n, int concurrency, s3_task_fn fn, void *ctx);
+
+/* ---- pure helpers (exposed for tests) ---- */
+
+/* Percent-encode s for a URI path (keep_slash) or a query value. */
+rag_rc s3_uri_encode(const char *s, bool keep_slash, rag_buf *out);
+
+/* The backoff before retry number attempt (1-based), in ms, full jitter. */
+unsigned s3_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms,
+		       uint64_t random);
+
+/* Whether an HTTP status / curl code deserves a retry. */
+bool s3_status_retryable(long status);
+
+/* Map an S3 error code to a rag_rc (NoSuchKey → RAG_ENOTFOUND ...). */
+rag_rc s3_error_code_rc(const char *code, long status);
+
+#endif

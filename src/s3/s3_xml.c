@@ -1,0 +1,255 @@
+#include "s3_xml.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rag_util.h"
+
+/* No entities, no DTD loading, no network, quiet: untrusted input. */
+#define XML_OPTS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS)
+
+static xmlDocPtr parse_doc(const char *body, size_t len)
+{
+	if (!body || len == 0 || len > 64u * 1024 * 1024)
+		return NULL;
+	return xmlReadMemory(body, (int)len, "s3.xml", NULL, XML_OPTS);
+}
+
+static bool is(const xmlNode *n, const char *name)
+{
+	return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
+}
+
+/* The text of n's child element called name, copied into buf. */
+static bool child_text(const xmlNode *n, const char *name, char *buf, size_t len)
+{
+	for (const xmlNode *c = n->children; c; c = c->next) {
+		if (is(c, name)) {
+			xmlChar *t = xmlNodeGetContent(c);
+			rag_strlcpy(buf, t ? (const char *)t : "", len);
+			xmlFree(t);
+			return true;
+		}
+	}
+	if (len)
+		buf[0] = '\0';
+	return false;
+}
+
+static char *child_dup(const xmlNode *n, const char *name)
+{
+	for (const xmlNode *c = n->children; c; c = c->next) {
+		if (is(c, name)) {
+			xmlChar *t = xmlNodeGetContent(c);
+			char *s = rag_strdup(t ? (const char *)t : "");
+			xmlFree(t);
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static void strip_quotes(char *etag)
+{
+	size_t n = strlen(etag);
+
+	if (n >= 2 && etag[0] == '"' && etag[n - 1] == '"') {
+		memmove(etag, etag + 1, n - 2);
+		etag[n - 2] = '\0';
+	}
+}
+
+static rag_rc add_object(s3_list_page *page, const xmlNode *n, rag_error *err)
+{
+	s3_object o = {0};
+	char num[32], when[64];
+	int64_t size;
+
+	if (!(o.key = child_dup(n, "Key")))
+		return rag_error_set(err, RAG_EPARSE, "list: <Contents> without <Key>");
+	child_text(n, "ETag", o.etag, sizeof(o.etag));
+	strip_quotes(o.etag);
+	if (!child_text(n, "Size", num, sizeof(num)) || !rag_parse_i64(num, &size) || size < 0) {
+		rag_error_set(err, RAG_EPARSE, "list: bad <Size> for key \"%s\"", o.key);
+		free(o.key);
+		return RAG_EPARSE;
+	}
+	o.size = (uint64_t)size;
+	if (child_text(n, "LastModified", when, sizeof(when)))
+		o.last_modified = s3_parse_time(when);
+	if (page->nobjects == page->capobjects) {
+		size_t cap = page->capobjects ? page->capobjects * 2 : 64;
+		s3_object *p = realloc(page->objects, cap * sizeof(*p));
+		if (!p) {
+			free(o.key);
+			return rag_error_set(err, RAG_ENOMEM, "out of memory");
+		}
+		page->objects = p;
+		page->capobjects = cap;
+	}
+	page->objects[page->nobjects++] = o;
+	return RAG_OK;
+}
+
+static rag_rc add_prefix(s3_list_page *page, const xmlNode *n, rag_error *err)
+{
+	char *p = child_dup(n, "Prefix");
+
+	if (!p)
+		return rag_error_set(err, RAG_EPARSE, "list: <CommonPrefixes> without <Prefix>");
+	if (page->nprefixes == page->capprefixes) {
+		size_t cap = page->capprefixes ? page->capprefixes * 2 : 16;
+		char **a = realloc(page->prefixes, cap * sizeof(*a));
+		if (!a) {
+			free(p);
+			return rag_error_set(err, RAG_ENOMEM, "out of memory");
+		}
+		page->prefixes = a;
+		page->capprefixes = cap;
+	}
+	page->prefixes[page->nprefixes++] = p;
+	return RAG_OK;
+}
+
+rag_rc s3_xml_parse_list(const char *body, size_t len, s3_list_page *page,
+			 rag_error *err)
+{
+	xmlDocPtr doc = parse_doc(body, len);
+	xmlNode *root;
+	char flag[16];
+	rag_rc rc = RAG_OK;
+
+	if (!doc)
+		return rag_error_set(err, RAG_EPARSE, "list: response is not XML");
+	root = xmlDocGetRootElement(doc);
+	if (!root || !is(root, "ListBucketResult")) {
+		rc = rag_error_set(err, RAG_EPARSE, "list: expected <ListBucketResult>");
+		goto out;
+	}
+	for (xmlNode *c = root->children; c && !rc; c = c->next) {
+		if (is(c, "Contents"))
+			rc = add_object(page, c, err);
+		else if (is(c, "CommonPrefixes"))
+			rc = add_prefix(page, c, err);
+	}
+	if (rc)
+		goto out;
+	child_text(root, "IsTruncated", flag, sizeof(flag));
+	page->truncated = strcmp(flag, "true") == 0;
+	free(page->next_token);
+	page->next_token = page->truncated ? child_dup(root, "NextContinuationToken") : NULL;
+	if (page->truncated && (!page->next_token || !*page->next_token))
+		rc = rag_error_set(err, RAG_EPARSE,
+				   "list: truncated answer without <NextContinuationToken>");
+out:
+	xmlFreeDoc(doc);
+	return rc;
+}
+
+bool s3_xml_parse_error(const char *body, size_t len, s3_xml_error *out)
+{
+	xmlDocPtr doc = parse_doc(body, len);
+	xmlNode *root;
+	bool ok = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!doc)
+		return false;
+	root = xmlDocGetRootElement(doc);
+	if (root && is(root, "Error")) {
+		child_text(root, "Code", out->code, sizeof(out->code));
+		child_text(root, "Message", out->message, sizeof(out->message));
+		child_text(root, "Key", out->key, sizeof(out->key));
+		child_text(root, "BucketName", out->bucket, sizeof(out->bucket));
+		ok = out->code[0] != '\0';
+	}
+	xmlFreeDoc(doc);
+	return ok;
+}
+
+rag_rc s3_xml_parse_upload_id(const char *body, size_t len, char **upload_id,
+			      rag_error *err)
+{
+	xmlDocPtr doc = parse_doc(body, len);
+	xmlNode *root;
+
+	*upload_id = NULL;
+	if (!doc)
+		return rag_error_set(err, RAG_EPARSE, "multipart: response is not XML");
+	root = xmlDocGetRootElement(doc);
+	if (root && is(root, "InitiateMultipartUploadResult"))
+		*upload_id = child_dup(root, "UploadId");
+	xmlFreeDoc(doc);
+	if (!*upload_id || !**upload_id) {
+		free(*upload_id);
+		*upload_id = NULL;
+		return rag_error_set(err, RAG_EPARSE, "multipart: no <UploadId> in answer");
+	}
+	return RAG_OK;
+}
+
+rag_rc s3_xml_parse_delete_result(const char *body, size_t len, size_t *nerrors,
+				  s3_xml_error *first, rag_error *err)
+{
+	xmlDocPtr doc = parse_doc(body, len);
+	xmlNode *root;
+
+	*nerrors = 0;
+	if (!doc)
+		return rag_error_set(err, RAG_EPARSE, "delete: response is not XML");
+	root = xmlDocGetRootElement(doc);
+	if (!root || !is(root, "DeleteResult")) {
+		xmlFreeDoc(doc);
+		return rag_error_set(err, RAG_EPARSE, "delete: expected <DeleteResult>");
+	}
+	for (xmlNode *c = root->children; c; c = c->next) {
+		if (!is(c, "Error"))
+			continue;
+		if (*nerrors == 0 && first) {
+			memset(first, 0, sizeof(*first));
+			child_text(c, "Key", first->key, sizeof(first->key));
+			child_text(c, "Code", first->code, sizeof(first->code));
+			child_text(c, "Message", first->message, sizeof(first->message));
+		}
+		(*nerrors)++;
+	}
+	xmlFreeDoc(doc);
+	return RAG_OK;
+}
+
+int64_t s3_parse_time(const char *s)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end) {
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(s, "%a, %d %b %Y %H:%M:%S", &tm);
+	}
+	if (!end)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+void s3_object_release(s3_object *o)
+{
+	free(o->key);
+	o->key = NULL;
+}
+
+void s3_list_page_release(s3_list_page *page)
+{
+	for (size_t i = 0; i < page->nobjects; i++)
+		s3_object_release(&page->objects[i]);
+	for (size_t i = 0; i < page->nprefixes; i++)
+		free(page->prefixes[i]);
+	free(page->objects);
+	free(page->prefixes);
+	free(page->next_token);
+	memset(page, 0, sizeof(*page));
+}

@@ -1,0 +1,68 @@
+/*
+ * s3_xml — parse the XML bodies S3 answers with (libxml2).
+ *
+ * Pure functions over a byte buffer: no I/O, so they are unit-tested and
+ * fuzzed directly. Entity expansion and network access are disabled.
+ */
+#ifndef S3_XML_H
+#define S3_XML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rag_err.h"
+
+typedef struct s3_object {
+	char *key;            /* owned */
+	char etag[80];        /* without the quotes */
+	uint64_t size;
+	int64_t last_modified; /* seconds since the epoch, 0 if unknown */
+} s3_object;
+
+/* One page of a ListObjectsV2 answer, appended to the arrays given. */
+typedef struct s3_list_page {
+	s3_object *objects;   /* owned, grown with realloc */
+	size_t nobjects, capobjects;
+	char **prefixes;      /* CommonPrefixes; owned */
+	size_t nprefixes, capprefixes;
+	bool truncated;
+	char *next_token;     /* owned; NULL when not truncated */
+} s3_list_page;
+
+/* The fields of an <Error> body. Empty strings when absent. */
+typedef struct s3_xml_error {
+	char code[64];
+	char message[256];
+	char key[256];
+	char bucket[128];
+} s3_xml_error;
+
+/*
+ * Parse a ListBucketResult body, appending to page (which the caller
+ * zero-initialises once). RAG_EPARSE with a message on malformed input.
+ */
+rag_rc s3_xml_parse_list(const char *body, size_t len, s3_list_page *page,
+			 rag_error *err);
+
+/* Parse an <Error> body. False if it is not one. */
+bool s3_xml_parse_error(const char *body, size_t len, s3_xml_error *out);
+
+/* The UploadId of an InitiateMultipartUploadResult; caller frees. */
+rag_rc s3_xml_parse_upload_id(const char *body, size_t len, char **upload_id,
+			      rag_error *err);
+
+/*
+ * Count <Error> elements in a DeleteResult; the first one's key and code go
+ * to first (when not NULL).
+ */
+rag_rc s3_xml_parse_delete_result(const char *body, size_t len, size_t *nerrors,
+				  s3_xml_error *first, rag_error *err);
+
+/* Parse an ISO-8601 ("2024-01-02T03:04:05.000Z") or RFC 1123 date. 0 if bad. */
+int64_t s3_parse_time(const char *s);
+
+void s3_object_release(s3_object *o);
+void s3_list_page_release(s3_list_page *page);
+
+#endif
