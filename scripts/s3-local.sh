@@ -24,7 +24,9 @@ start)
 	fi
 	[ -x "$top/tools/s3/node_modules/.bin/s3rver" ] || { echo "s3-local: run scripts/setup.sh first" >&2; exit 1; }
 	rm -f "$dir/s3.port"
-	nohup node "$top/tools/s3/serve.js" "$dir/data" "$port" "$bucket" "$dir/s3.port" \
+	# s3rver makes continuation tokens with DES, which OpenSSL 3 keeps in its
+	# legacy provider: without it every paginated listing fails with a 500.
+	nohup node --openssl-legacy-provider "$top/tools/s3/serve.js" "$dir/data" "$port" "$bucket" "$dir/s3.port" \
 		>"$dir/s3.log" 2>&1 </dev/null &
 	echo $! >"$dir/s3.pid"
 	for _ in $(seq 1 200); do
