@@ -44,5 +44,6 @@ bool cli_wants_help(int argc, char **argv);
 
 int cmd_s3(cli_env *env, int argc, char **argv);
 int cmd_config(cli_env *env, int argc, char **argv);
+int cmd_bench(cli_env *env, int argc, char **argv);
 
 #endif

@@ -68,8 +68,6 @@ static int do_ls(s3_client *c, int argc, char **argv, bool recursive)
 static int do_get(s3_client *c, int argc, char **argv)
 {
 	rag_error err = {0};
-	rag_buf buf;
-	int rc = CLI_OK;
 
 	if (argc < 1 || argc > 2) {
 		cli_error("s3 get: expected KEY [FILE|-]");
@@ -78,14 +76,10 @@ static int do_get(s3_client *c, int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "-") != 0)
 		return s3_get_file(c, S3_OP("cli", NULL), argv[0], argv[1], NULL, &err)
 			       ? cli_fail(&err) : CLI_OK;
-	/* to stdout: bounded by memory, which is fine for a terminal */
-	rag_buf_init(&buf, (size_t)1 << 34);
-	if (s3_get(c, S3_OP("cli", NULL), argv[0], &buf, NULL, &err))
-		rc = cli_fail(&err);
-	else if (buf.len && fwrite(buf.data, 1, buf.len, stdout) != buf.len)
-		rc = CLI_FAIL, cli_error("s3 get: cannot write to stdout");
-	rag_buf_release(&buf);
-	return rc;
+	/* to stdout, streamed */
+	if (s3_get_fd(c, S3_OP("cli", NULL), argv[0], STDOUT_FILENO, NULL, &err))
+		return cli_fail(&err);
+	return CLI_OK;
 }
 
 static int do_put(s3_client *c, int argc, char **argv)

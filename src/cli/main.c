@@ -13,6 +13,7 @@
 
 static const cli_command commands[] = {
 	{"s3", cmd_s3, "list, get, put, remove and stat objects (an aws s3-like tool)"},
+	{"bench", cmd_bench, "measure the S3 client (and later ingest and query) against baselines"},
 	{"config", cmd_config, "show the effective configuration or an example file"},
 };
 

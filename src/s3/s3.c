@@ -508,6 +508,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *user)
 		int64_t cl;
 		if (rag_parse_i64(v, &cl) && cl >= 0) {
 			rs->content_length = cl;
+			/* size the body buffer once instead of doubling it as bytes come */
+			if (x->rq->out && x->rq->fd < 0 && (uint64_t)cl <= x->rq->out->max)
+				rag_buf_reserve(x->rq->out, (size_t)cl);
 			if (rs->range_start < 0)
 				rs->total_size = cl;
 		}
@@ -668,7 +671,8 @@ static void setup_handle(s3_client *c, xfer *x, const char *url, struct curl_sli
 }
 
 /* Reset the body sinks before an attempt (a retry starts over). */
-static rag_rc reset_sinks(const s3_request *rq, s3_response *rs, size_t out_start)
+static rag_rc reset_sinks(const s3_request *rq, s3_response *rs, size_t out_start,
+			  uint64_t written)
 {
 	rag_buf_reset(&rs->small);
 	if (rq->out) {
@@ -676,8 +680,17 @@ static rag_rc reset_sinks(const s3_request *rq, s3_response *rs, size_t out_star
 		if (rq->out->data)
 			rq->out->data[out_start] = '\0';
 	}
-	if (rq->fd >= 0 && (ftruncate(rq->fd, 0) != 0 || lseek(rq->fd, 0, SEEK_SET) != 0))
-		return RAG_EIO;
+	if (rq->fd >= 0) {
+		struct stat st;
+		if (fstat(rq->fd, &st) != 0)
+			return RAG_EIO;
+		if (S_ISREG(st.st_mode))
+			return ftruncate(rq->fd, 0) == 0 && lseek(rq->fd, 0, SEEK_SET) == 0
+				       ? RAG_OK : RAG_EIO;
+		/* a stream cannot be rewound: only a retry before any byte is fine */
+		if (written)
+			return RAG_EIO;
+	}
 	return RAG_OK;
 }
 
@@ -772,8 +785,8 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 			delta.retries++;
 			curl_easy_reset(x.h);
 		}
-		if (reset_sinks(rq, rs, out_start)) {
-			rc = rag_error_set(err, RAG_EIO, "%s %s: cannot rewind the local file",
+		if (reset_sinks(rq, rs, out_start, x.got)) {
+			rc = rag_error_set(err, RAG_EIO, "%s %s: cannot rewind the output to retry",
 					   rq->method, target);
 			break;
 		}
@@ -976,6 +989,19 @@ rag_rc s3_get_range(s3_client *c, const s3_op *op, const char *key, uint64_t off
 				   key, (unsigned long long)off,
 				   (unsigned long long)(off + len - 1), out->len - start,
 				   (long long)rs.total_size);
+	response_release(&rs);
+	return rc;
+}
+
+rag_rc s3_get_fd(s3_client *c, const s3_op *op, const char *key, int fd,
+		 s3_object *info, rag_error *err)
+{
+	s3_request rq = {.method = "GET", .kind = S3_GET, .key = key, .fd = fd};
+	s3_response rs = {0};
+	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
+
+	if (!rc)
+		fill_info(&rs, info);
 	response_release(&rs);
 	return rc;
 }

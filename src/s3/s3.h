@@ -127,6 +127,14 @@ rag_rc s3_get_range(s3_client *c, const s3_op *op, const char *key, uint64_t off
 rag_rc s3_get_file(s3_client *c, const s3_op *op, const char *key,
 		   const char *path, s3_object *info, rag_error *err);
 
+/*
+ * GET into an open descriptor (a pipe, stdout, /dev/null, a file), streamed:
+ * nothing is held in memory. A retry rewinds a regular file; on anything
+ * else a retry after bytes were written fails with RAG_EIO.
+ */
+rag_rc s3_get_fd(s3_client *c, const s3_op *op, const char *key, int fd,
+		 s3_object *info, rag_error *err);
+
 /* HEAD: size, ETag and last-modified. RAG_ENOTFOUND if absent. */
 rag_rc s3_head(s3_client *c, const s3_op *op, const char *key, s3_object *info,
 	       rag_error *err);
