@@ -2,7 +2,10 @@
  * ragmap s3 ls|get|put|rm|stat — a small, honest aws-s3-like tool on top of
  * the s3 module, with the storage cost of each command on request.
  */
+#include <ftw.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@ static const char s3_usage[] =
 	"  ls [PREFIX] [-r]         list keys (size, ETag, key); -r: no '/' grouping\n"
 	"  get KEY [FILE|-]         download (to stdout with '-' or no FILE)\n"
 	"  put FILE KEY             upload (multipart above s3.multipart_threshold)\n"
+	"  put DIR PREFIX           upload every file below DIR, in parallel\n"
 	"  rm KEY...                delete keys\n"
 	"  stat KEY                 size, ETag and last-modified of one key\n"
 	"options:\n"
@@ -82,15 +86,110 @@ static int do_get(s3_client *c, int argc, char **argv)
 	return CLI_OK;
 }
 
+typedef struct upload {
+	s3_client *c;
+	char **paths;    /* local files */
+	char **keys;     /* their keys */
+	size_t n, cap;
+	uint64_t bytes;
+	rag_error first;
+	pthread_mutex_t lock;
+} upload;
+
+static upload *walk_target;
+static size_t walk_root_len;
+static const char *walk_prefix;
+
+static int walk_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	upload *u = walk_target;
+	char key[4096];
+
+	(void)ftw;
+	if (type != FTW_F || !S_ISREG(st->st_mode))
+		return 0;
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 64;
+		char **p = realloc(u->paths, cap * sizeof(*p)), **k;
+		if (!p)
+			return -1;
+		u->paths = p;
+		if (!(k = realloc(u->keys, cap * sizeof(*k))))
+			return -1;
+		u->keys = k;
+		u->cap = cap;
+	}
+	snprintf(key, sizeof(key), "%s%s", walk_prefix, path + walk_root_len);
+	u->paths[u->n] = rag_strdup(path);
+	u->keys[u->n] = rag_strdup(key);
+	if (!u->paths[u->n] || !u->keys[u->n])
+		return -1;
+	u->n++;
+	u->bytes += (uint64_t)st->st_size;
+	return 0;
+}
+
+static rag_rc upload_one(void *ctx, size_t i)
+{
+	upload *u = ctx;
+	rag_error err;
+	rag_rc rc = s3_put_file(u->c, S3_OP("cli", NULL), u->paths[i], u->keys[i], NULL, &err);
+
+	if (rc) {
+		pthread_mutex_lock(&u->lock);
+		if (!u->first.rc)
+			u->first = err;
+		pthread_mutex_unlock(&u->lock);
+	}
+	return rc;
+}
+
+/* put DIR PREFIX: every file below DIR, keys PREFIX + relative path, in parallel. */
+static int put_tree(s3_client *c, const char *dir, const char *prefix)
+{
+	upload u = {.c = c};
+	char bytes[32], pfx[4096];
+	int rc = CLI_OK;
+	size_t dl = strlen(dir);
+
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
+	snprintf(pfx, sizeof(pfx), "%s%s", prefix, *prefix && prefix[strlen(prefix) - 1] != '/' ? "/" : "");
+	walk_target = &u;
+	walk_root_len = dl + 1;
+	walk_prefix = pfx;
+	pthread_mutex_init(&u.lock, NULL);
+	if (nftw(dir, walk_one, 32, FTW_PHYS) != 0) {
+		cli_error("s3 put: cannot read directory \"%s\"", dir);
+		rc = CLI_FAIL;
+	} else if (s3_parallel(c, u.n, 0, upload_one, &u) != RAG_OK) {
+		rc = cli_fail(&u.first);
+	} else {
+		printf("uploaded %zu files, %s, under s3://%s/%s\n", u.n,
+		       rag_fmt_bytes(u.bytes, bytes, sizeof(bytes)), s3_client_bucket(c), pfx);
+	}
+	for (size_t i = 0; i < u.n; i++) {
+		free(u.paths[i]);
+		free(u.keys[i]);
+	}
+	free(u.paths);
+	free(u.keys);
+	pthread_mutex_destroy(&u.lock);
+	return rc;
+}
+
 static int do_put(s3_client *c, int argc, char **argv)
 {
 	rag_error err = {0};
+	struct stat st;
 	char etag[80];
 
 	if (argc != 2) {
-		cli_error("s3 put: expected FILE KEY");
+		cli_error("s3 put: expected FILE KEY or DIR PREFIX");
 		return CLI_USAGE;
 	}
+	if (stat(argv[0], &st) == 0 && S_ISDIR(st.st_mode))
+		return put_tree(c, argv[0], argv[1]);
 	if (s3_put_file(c, S3_OP("cli", NULL), argv[0], argv[1], etag, &err))
 		return cli_fail(&err);
 	printf("%s  %s\n", etag, argv[1]);

@@ -1,0 +1,154 @@
+/*
+ * catalog — ingestion state in SQLite (WAL): source objects seen, documents,
+ * chunks with their text (and an FTS5 index over it), segments and index
+ * versions. A snapshot of it is published with every index version.
+ *
+ * Invariants:
+ *  1. The schema version is PRAGMA user_version; catalog_open() applies the
+ *     migrations in order inside one transaction, so a catalog is always at
+ *     one known version.
+ *  2. An index version is `pending` until its manifest and LATEST are in the
+ *     store; only then is it marked published. A pending version found at
+ *     start-up means the last run died mid-commit (see ingest recovery).
+ *  3. A document is never deleted while a live segment holds its chunks: it
+ *     is tombstoned (live = 0) and its chunks stay until compaction drops
+ *     the segment that holds them.
+ *
+ * Not thread-safe: one catalog handle per thread.
+ */
+#ifndef CATALOG_H
+#define CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rag_err.h"
+
+typedef struct catalog catalog;
+
+#define CATALOG_OBJ_STATUS(X) \
+	X(PENDING, "pending") X(INDEXED, "indexed") X(SKIPPED, "skipped") \
+	X(REJECTED, "rejected") X(FAILED, "failed") X(DELETED, "deleted")
+
+typedef enum {
+#define CAT_X(name, str) OBJ_##name,
+	CATALOG_OBJ_STATUS(CAT_X)
+#undef CAT_X
+	OBJ_STATUS_COUNT
+} obj_status;
+
+const char *obj_status_name(obj_status s);
+bool obj_status_parse(const char *s, obj_status *out);
+
+typedef struct cat_object {
+	char *key;            /* owned */
+	char etag[80];
+	uint64_t size;
+	int64_t last_modified;
+	obj_status status;
+	char *error;          /* owned; NULL unless failed/skipped/rejected */
+	int attempts;         /* processing attempts since the last success */
+	int64_t doc_id;       /* the live document, 0 if none */
+} cat_object;
+
+typedef struct cat_doc {
+	const char *key;
+	const char *etag;
+	const char *type;
+	const char *title;
+	uint64_t bytes;       /* object size */
+	uint64_t text_bytes;  /* extracted text */
+	uint64_t invalid_bytes;
+	int nchunks;
+	const char *segment_id;
+} cat_doc;
+
+typedef struct cat_chunk {
+	int64_t doc_id;
+	int ordinal;
+	uint64_t off, len;    /* in the extracted text */
+	const char *heading;
+	const char *text;
+	size_t text_len;
+	const char *segment_id;
+	uint64_t rec_off;     /* the chunk's record in the segment's chunks.bin */
+	uint32_t rec_len;
+} cat_chunk;
+
+typedef struct cat_segment {
+	char id[64];
+	int64_t version;      /* the version that created it */
+	int64_t nchunks;
+	int64_t first_chunk, last_chunk;
+	char kind[8];         /* "flat" or "ivf" */
+	uint64_t bytes;
+	char model_version[40];
+} cat_segment;
+
+/* Open (creating and migrating as needed) the catalog at path. */
+rag_rc catalog_open(const char *path, catalog **out, rag_error *err);
+void catalog_close(catalog *c);
+int catalog_schema_version(catalog *c);
+
+rag_rc catalog_begin(catalog *c, rag_error *err);
+rag_rc catalog_commit(catalog *c, rag_error *err);
+void catalog_rollback(catalog *c);
+
+/* ---- objects ---- */
+/* All objects, sorted by key. Free with cat_objects_free(). */
+rag_rc catalog_objects_load(catalog *c, cat_object **out, size_t *n, rag_error *err);
+void cat_objects_free(cat_object *objs, size_t n);
+/* Insert or replace by key. */
+rag_rc catalog_object_save(catalog *c, const cat_object *o, rag_error *err);
+/* Counts per status into counts[OBJ_STATUS_COUNT]. */
+rag_rc catalog_object_counts(catalog *c, int64_t *counts, rag_error *err);
+
+/* ---- documents and chunks ---- */
+rag_rc catalog_doc_insert(catalog *c, const cat_doc *d, int64_t *doc_id, rag_error *err);
+rag_rc catalog_doc_tombstone(catalog *c, int64_t doc_id, rag_error *err);
+/* The next chunk id that catalog_chunk_insert() will assign. */
+rag_rc catalog_next_chunk_id(catalog *c, int64_t *id, rag_error *err);
+rag_rc catalog_chunk_insert(catalog *c, const cat_chunk *ch, int64_t *chunk_id, rag_error *err);
+/* Chunk ids of tombstoned documents still held by live segments, as
+ * [first, last] ranges (ids[2i], ids[2i+1]). Caller frees *ids. */
+rag_rc catalog_tombstone_ranges(catalog *c, int64_t **ids, size_t *nranges, rag_error *err);
+
+/* Visit every live chunk (id order): its id, doc key and text. */
+typedef rag_rc (*catalog_chunk_fn)(void *ctx, int64_t chunk_id, const char *key,
+				   const char *text, size_t len);
+rag_rc catalog_each_live_chunk(catalog *c, catalog_chunk_fn fn, void *ctx, rag_error *err);
+
+/* ---- segments and versions ---- */
+rag_rc catalog_segment_insert(catalog *c, const cat_segment *s, rag_error *err);
+/* Mark a segment dropped (compaction) together with its tombstoned docs. */
+rag_rc catalog_segment_drop(catalog *c, const char *id, rag_error *err);
+rag_rc catalog_segments_live(catalog *c, cat_segment **out, size_t *n, rag_error *err);
+
+rag_rc catalog_version_add(catalog *c, int64_t version, const char *model_version,
+			   rag_error *err);
+rag_rc catalog_version_publish(catalog *c, int64_t version, rag_error *err);
+/* Newest published version (0 if none) and whether a pending one exists. */
+rag_rc catalog_versions(catalog *c, int64_t *published, int64_t *pending, rag_error *err);
+
+typedef struct catalog_stats {
+	int64_t documents;    /* live */
+	int64_t tombstoned;
+	int64_t chunks;       /* live */
+	int64_t segments;     /* live */
+	int64_t text_bytes;
+} catalog_stats;
+rag_rc catalog_stats_get(catalog *c, catalog_stats *st, rag_error *err);
+
+/* Key/value metadata (model version, last run summary...). *value owned. */
+rag_rc catalog_meta_set(catalog *c, const char *key, const char *value, rag_error *err);
+rag_rc catalog_meta_get(catalog *c, const char *key, char **value, rag_error *err);
+
+/* Write a consistent, compacted copy of the catalog to path (VACUUM INTO). */
+rag_rc catalog_snapshot(catalog *c, const char *path, rag_error *err);
+
+/* BM25 over chunk text (FTS5); the query is quoted, never interpreted. */
+rag_rc catalog_search_bm25(catalog *c, const char *query, int k, int64_t *ids,
+			   double *scores, int *n, rag_error *err);
+
+#endif
