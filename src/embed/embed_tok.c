@@ -1,0 +1,294 @@
+/*
+ * embed_tok.c — the tokenizer: folded words, stopwords, stemming.
+ *
+ * Words are maximal runs of letters, digits and marks after NFKC + case
+ * folding (default ignorables removed). Pure-ASCII runs take a fast path
+ * (lower-casing is exactly NFKC + case fold there); anything else goes
+ * through utf8proc_map. Han and Kana characters have no spaces between
+ * words, so each one is a token of its own. Invalid UTF-8 bytes separate.
+ */
+#include "embed_int.h"
+
+#include <libstemmer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+
+#include "rag_util.h"
+
+/* Sorted (C locale) for bsearch; a unit test walks it. */
+static const char *const stopwords[] = {
+	"a", "about", "above", "after", "again", "against", "all", "also",
+	"am", "an", "and", "any", "are", "as", "at", "be", "because", "been",
+	"before", "being", "below", "between", "both", "but", "by", "can",
+	"could", "d", "did", "do", "does", "doing", "down", "during", "each",
+	"etc", "few", "for", "from", "further", "had", "has", "have",
+	"having", "he", "her", "here", "hers", "herself", "him", "himself",
+	"his", "how", "i", "if", "in", "into", "is", "it", "its", "itself",
+	"just", "ll", "m", "may", "me", "might", "more", "most", "must",
+	"my", "myself", "no", "nor", "not", "of", "off", "on", "once",
+	"only", "or", "other", "our", "ours", "ourselves", "out", "over",
+	"own", "re", "s", "same", "shall", "she", "should", "so", "some",
+	"such", "t", "than", "that", "the", "their", "theirs", "them",
+	"themselves", "then", "there", "these", "they", "this", "those",
+	"through", "to", "too", "under", "until", "up", "upon", "ve",
+	"very", "via", "was", "we", "were", "what", "when", "where", "which",
+	"while", "who", "whom", "why", "will", "with", "would", "yet", "you",
+	"your", "yours", "yourself", "yourselves",
+};
+
+typedef struct word_key {
+	const char *s;
+	size_t len;
+} word_key;
+
+static int stopword_cmp(const void *k, const void *elem)
+{
+	const word_key *key = k;
+	const char *w = *(const char *const *)elem;
+	size_t wl = strlen(w);
+	int c = memcmp(key->s, w, key->len < wl ? key->len : wl);
+
+	if (c)
+		return c;
+	return key->len < wl ? -1 : key->len > wl;
+}
+
+const char *const *embed_stopword_list(size_t *n)
+{
+	*n = RAG_ARRAY_LEN(stopwords);
+	return stopwords;
+}
+
+bool embed_is_stopword(const char *word, size_t len)
+{
+	word_key key = {word, len};
+
+	if (len > 10) /* longer than the longest stopword */
+		return false;
+	return bsearch(&key, stopwords, RAG_ARRAY_LEN(stopwords),
+		       sizeof(stopwords[0]), stopword_cmp) != NULL;
+}
+
+/* ------------------------------------------------------------- words */
+
+static inline bool ascii_alnum(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+	       (c >= 'A' && c <= 'Z');
+}
+
+/* A byte that ends a word: ASCII but not a letter or digit. */
+static inline bool ascii_sep(unsigned char c)
+{
+	return c < 0x80 && !ascii_alnum(c);
+}
+
+static bool cp_wordish(utf8proc_int32_t cp)
+{
+	switch (utf8proc_category(cp)) {
+	case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL:
+	case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+	case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_MN:
+	case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+	case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_NL:
+	case UTF8PROC_CATEGORY_NO:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Scripts written without spaces: one token per character. */
+static bool cp_alone(utf8proc_int32_t cp)
+{
+	return (cp >= 0x3040 && cp <= 0x30FF) ||   /* Hiragana, Katakana */
+	       (cp >= 0x3400 && cp <= 0x4DBF) ||   /* CJK extension A */
+	       (cp >= 0x4E00 && cp <= 0x9FFF) ||   /* CJK unified */
+	       (cp >= 0xF900 && cp <= 0xFAFF) ||   /* CJK compatibility */
+	       (cp >= 0x20000 && cp <= 0x3134F);   /* CJK extensions B-G */
+}
+
+typedef struct word_acc {
+	char buf[EMBED_TOKEN_MAX + 1];
+	size_t len;
+	bool too_long;
+	embed_word_fn fn;
+	void *ctx;
+} word_acc;
+
+static void acc_flush(word_acc *a)
+{
+	if (a->len && !a->too_long) {
+		a->buf[a->len] = '\0';
+		a->fn(a->ctx, a->buf, a->len);
+	}
+	a->len = 0;
+	a->too_long = false;
+}
+
+static void acc_add(word_acc *a, const unsigned char *p, size_t n)
+{
+	if (a->too_long || a->len + n > EMBED_TOKEN_MAX) {
+		a->too_long = true;
+		return;
+	}
+	memcpy(a->buf + a->len, p, n);
+	a->len += n;
+}
+
+/* Split the NFKC-folded form of one valid UTF-8 run into words. */
+static void map_and_split(word_acc *a, const unsigned char *s, size_t n)
+{
+	utf8proc_uint8_t *dst = NULL;
+	utf8proc_ssize_t m, i = 0;
+	utf8proc_int32_t cp;
+
+	m = utf8proc_map(s, (utf8proc_ssize_t)n, &dst,
+			 UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
+				 UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+	if (m < 0)
+		return; /* out of memory: the run is skipped */
+	while (i < m) {
+		utf8proc_ssize_t r = utf8proc_iterate(dst + i, m - i, &cp);
+		if (r <= 0)
+			break;
+		if (cp_alone(cp)) {
+			acc_flush(a);
+			acc_add(a, dst + i, (size_t)r);
+			acc_flush(a);
+		} else if (cp_wordish(cp)) {
+			acc_add(a, dst + i, (size_t)r);
+		} else {
+			acc_flush(a);
+		}
+		i += r;
+	}
+	acc_flush(a);
+	free(dst);
+}
+
+/* A segment with non-ASCII bytes: valid runs are mapped, bad bytes split. */
+static void split_unicode(word_acc *a, const unsigned char *s, size_t n)
+{
+	size_t j = 0;
+	utf8proc_int32_t cp;
+
+	while (j < n) {
+		size_t start = j;
+		while (j < n) {
+			utf8proc_ssize_t r = utf8proc_iterate(s + j, (utf8proc_ssize_t)(n - j), &cp);
+			if (r <= 0)
+				break;
+			j += (size_t)r;
+		}
+		if (j > start)
+			map_and_split(a, s + start, j - start);
+		if (j < n)
+			j++; /* an invalid byte */
+	}
+}
+
+static void emit_ascii(word_acc *a, const unsigned char *s, size_t n)
+{
+	if (n > EMBED_TOKEN_MAX)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		a->buf[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	a->len = n;
+	acc_flush(a);
+}
+
+void embed_words(const char *text, size_t len, embed_word_fn fn, void *ctx)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	word_acc a = {.len = 0, .too_long = false, .fn = fn, .ctx = ctx};
+	size_t i = 0;
+
+	while (i < len) {
+		if (ascii_sep(s[i])) {
+			i++;
+			continue;
+		}
+		size_t start = i;
+		bool ascii = true;
+		while (i < len && !ascii_sep(s[i])) {
+			ascii &= s[i] < 0x80;
+			i++;
+		}
+		if (ascii)
+			emit_ascii(&a, s + start, i - start);
+		else
+			split_unicode(&a, s + start, i - start);
+	}
+}
+
+/* ---------------------------------------------------------- stemming */
+
+void embed_tok_init(embed_tok *tk)
+{
+	tk->stemmer = sb_stemmer_new("english", NULL);
+}
+
+void embed_tok_release(embed_tok *tk)
+{
+	if (tk->stemmer)
+		sb_stemmer_delete(tk->stemmer);
+	tk->stemmer = NULL;
+}
+
+const char *embed_tok_stem(embed_tok *tk, const char *word, size_t len,
+			   size_t *out_len)
+{
+	const sb_symbol *st;
+
+	*out_len = len;
+	if (!tk->stemmer || len < 3)
+		return word;
+	for (size_t i = 0; i < len; i++)
+		if (word[i] >= '0' && word[i] <= '9')
+			return word; /* numbers and codes stay as they are */
+	st = sb_stemmer_stem(tk->stemmer, (const sb_symbol *)word, (int)len);
+	if (!st)
+		return word;
+	*out_len = (size_t)sb_stemmer_length(tk->stemmer);
+	return (const char *)st;
+}
+
+/* ---------------------------------------------------- embed_tokenize */
+
+typedef struct tokenize_ctx {
+	embed_tok tk;
+	embed_token_fn fn;
+	void *ctx;
+	char buf[2 * EMBED_TOKEN_MAX + 1];
+} tokenize_ctx;
+
+static void tokenize_word(void *p, const char *word, size_t len)
+{
+	tokenize_ctx *t = p;
+	const char *st;
+	size_t n;
+
+	if (embed_is_stopword(word, len))
+		return;
+	st = embed_tok_stem(&t->tk, word, len, &n);
+	if (n >= sizeof(t->buf))
+		n = sizeof(t->buf) - 1;
+	if (!n)
+		return;
+	memcpy(t->buf, st, n);
+	t->buf[n] = '\0';
+	t->fn(t->ctx, t->buf, n);
+}
+
+void embed_tokenize(const char *text, size_t len, embed_token_fn fn, void *ctx)
+{
+	tokenize_ctx t = {.fn = fn, .ctx = ctx};
+
+	embed_tok_init(&t.tk);
+	embed_words(text, len, tokenize_word, &t);
+	embed_tok_release(&t.tk);
+}
