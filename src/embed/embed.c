@@ -108,7 +108,7 @@ uint64_t embed_model_docs(const embed_model *m)
 typedef struct embed_call {
 	const embed_model *m;
 	embed_tok tk;
-	embed_map cache;  /* folded word -> term index, -1 stopword/unknown */
+	embed_map cache;  /* folded word -> term index, -2 stopword/unknown */
 	uint32_t *stamp;  /* per term: 1 + index of the text that saw it last */
 	uint32_t *slot;   /* per term: its position in ids/tf for that text */
 	uint32_t *ids;    /* distinct terms of the current text */

@@ -72,7 +72,8 @@ typedef struct embed_fit_opts {
  * opts NULL means EMBED_FIT_OPTS_DEFAULT.
  *
  * OUT *out: caller owns; free with embed_model_free().
- * RAG_EINVAL: bad options, or no term occurs in min_df documents.
+ * RAG_EINVAL: bad options, no term occurs in min_df documents, or every
+ * term has weight 0 (spread evenly over all documents).
  * RAG_ENOMEM, RAG_EINTERNAL (LAPACK failed).
  * Temporarily sets OpenBLAS to one thread (process-wide) and restores it.
  */

@@ -578,6 +578,11 @@ rag_rc embed_fit_tuned(const char *const *texts, const size_t *lens, size_t n,
 	    (rc = tfidf_build(&fc.counts, remap, m, &x, err)))
 		goto out;
 	corpus_release(&fc); /* the counts are no longer needed */
+	if (!x.rows) {
+		rc = rag_error_set(err, RAG_EINVAL,
+				   "embed fit: every term is spread evenly over all %zu documents", n);
+		goto out;
+	}
 	pl = plan_for(&x, o.dims, &tu);
 	m->dims = pl.k;
 	m->ndocs = n;

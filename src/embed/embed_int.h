@@ -124,7 +124,10 @@ rag_rc embed_model_add_term(embed_model *m, const char *term, size_t len);
 /* Compute and store the version (serialises the weights once). */
 rag_rc embed_model_seal(embed_model *m, rag_error *err);
 
-/* Internal knobs, fixed in embed_fit(); exposed for experiments and tests. */
+/*
+ * Internal knobs, fixed in embed_fit(); exposed for experiments only (the
+ * model card describes the defaults).
+ */
 typedef struct embed_fit_tuning {
 	double sv_power;   /* columns of P scaled by sigma^sv_power */
 	int power_iters;   /* randomized SVD power iterations */

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 
 #include "embed.h"
 #include "rag_buf.h"
@@ -355,6 +356,77 @@ static void test_fit_errors(void **state)
 	assert_true(embed_dims(m) >= 1 && embed_dims(m) <= 2);
 	embed_model_free(m);
 	embed_model_free(NULL);
+	/* the same words evenly in every document carry no information */
+	const char *same[] = {"alpha beta", "alpha beta"};
+	size_t same_l[] = {10, 10};
+	assert_int_equal(embed_fit(same, same_l, 2, NULL, &m, &err), RAG_EINVAL);
+	assert_non_null(strstr(err.msg, "spread evenly"));
+	assert_null(m);
+}
+
+static void test_save_cap(void **state)
+{
+	corpus c;
+	embed_model *m;
+	rag_buf w;
+	rag_error err = {0};
+
+	(void)state;
+	make_corpus(&c);
+	m = fit(&c, 8);
+	rag_buf_init(&w, 100);
+	assert_int_equal(embed_model_save(m, &w, NULL, &err), RAG_ETOOBIG);
+	assert_non_null(strstr(err.msg, "ragmap-lsa"));
+	rag_buf_release(&w);
+	embed_model_free(m);
+	free_corpus(&c);
+}
+
+typedef struct thread_job {
+	const embed_model *m;
+	const corpus *c;
+	float *out;
+} thread_job;
+
+static void *embed_thread(void *p)
+{
+	thread_job *j = p;
+	rag_error err = {0};
+
+	for (int rep = 0; rep < 5; rep++)
+		if (embed_texts(j->m, (const char *const *)j->c->text, j->c->len, NDOCS,
+				j->out, &err))
+			return p;
+	return NULL;
+}
+
+static void test_concurrent_embedding(void **state)
+{
+	corpus c;
+	embed_model *m;
+	pthread_t th[4];
+	thread_job jobs[4];
+	float *want;
+
+	(void)state;
+	make_corpus(&c);
+	m = fit(&c, 8);
+	want = embed(m, (const char *const *)c.text, NDOCS);
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (thread_job){m, &c, malloc((size_t)NDOCS * 8 * sizeof(float))};
+		assert_non_null(jobs[i].out);
+		assert_int_equal(pthread_create(&th[i], NULL, embed_thread, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		void *ret;
+		assert_int_equal(pthread_join(th[i], &ret), 0);
+		assert_null(ret);
+		assert_memory_equal(jobs[i].out, want, (size_t)NDOCS * 8 * sizeof(float));
+		free(jobs[i].out);
+	}
+	free(want);
+	embed_model_free(m);
+	free_corpus(&c);
 }
 
 int main(void)
@@ -367,6 +439,8 @@ int main(void)
 		cmocka_unit_test(test_save_load_round_trip),
 		cmocka_unit_test(test_corrupt_weights_rejected),
 		cmocka_unit_test(test_fit_errors),
+		cmocka_unit_test(test_save_cap),
+		cmocka_unit_test(test_concurrent_embedding),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
