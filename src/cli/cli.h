@@ -45,5 +45,10 @@ bool cli_wants_help(int argc, char **argv);
 int cmd_s3(cli_env *env, int argc, char **argv);
 int cmd_config(cli_env *env, int argc, char **argv);
 int cmd_bench(cli_env *env, int argc, char **argv);
+int cmd_ingest(cli_env *env, int argc, char **argv);
+int cmd_daemon(cli_env *env, int argc, char **argv);
+int cmd_status(cli_env *env, int argc, char **argv);
+int cmd_model(cli_env *env, int argc, char **argv);
+int cmd_gc(cli_env *env, int argc, char **argv);
 
 #endif

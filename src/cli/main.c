@@ -12,6 +12,11 @@
 #include "rag_util.h"
 
 static const cli_command commands[] = {
+	{"ingest", cmd_ingest, "one ingestion pass: source objects -> a new index version"},
+	{"daemon", cmd_daemon, "ingest continuously, polling the source prefix"},
+	{"status", cmd_status, "index version, documents by status, chunks, segments, bytes"},
+	{"model", cmd_model, "model fit: refit the built-in model and re-embed everything"},
+	{"gc", cmd_gc, "delete index objects that no manifest references"},
 	{"s3", cmd_s3, "list, get, put, remove and stat objects (an aws s3-like tool)"},
 	{"bench", cmd_bench, "measure the S3 client (and later ingest and query) against baselines"},
 	{"config", cmd_config, "show the effective configuration or an example file"},

@@ -1,6 +1,7 @@
 #include "rag_config.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <ini.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 
 #include "rag_util.h"
 
-typedef enum { T_STR, T_SECRET, T_INT, T_SIZE, T_BOOL } cfg_type;
+typedef enum { T_STR, T_SECRET, T_INT, T_SIZE, T_BOOL, T_REAL } cfg_type;
 
 typedef struct cfg_item {
 	const char *section;
@@ -56,11 +57,33 @@ static const cfg_item items[] = {
 	 "prefix of the input documents (ragmap never writes here)"},
 	{"index", "name", T_STR, OFF(index.name), "main", 0, 0, "index name"},
 	{"index", "prefix", T_STR, OFF(index.prefix), "indexes/", 0, 0,
-	 "prefix under which indexes/<name>/ lives"},
+	 "prefix under which <name>/ (segments, manifests, LATEST) lives"},
+	{"index", "ivf_threshold", T_INT, OFF(index.ivf_threshold), "20000", 1, INT32_MAX,
+	 "segments with fewer chunks use an exact flat index, larger ones IVF"},
+	{"index", "segment_chunks", T_INT, OFF(index.segment_chunks), "200000", 100, INT32_MAX,
+	 "most chunks in one segment"},
+	{"index", "max_segments", T_INT, OFF(index.max_segments), "8", 1, 100000,
+	 "compaction merges the small segments when there are more than this"},
+	{"index", "gc_grace_s", T_INT, OFF(index.gc_grace_s), "3600", 0, INT32_MAX,
+	 "objects no kept manifest names are deleted once older than this"},
+	{"ingest", "max_object_size", T_SIZE, OFF(ingest.max_object_size), "64MiB", 1,
+	 (int64_t)1 << 40, "source objects larger than this are rejected"},
+	{"ingest", "batch_docs", T_INT, OFF(ingest.batch_docs), "256", 1, 1000000,
+	 "documents fetched and parsed per batch"},
+	{"ingest", "chunk_tokens", T_INT, OFF(ingest.chunk_tokens), "256", 16, 8192,
+	 "token budget of a chunk"},
+	{"ingest", "chunk_overlap", T_INT, OFF(ingest.chunk_overlap), "32", 0, 4096,
+	 "tokens shared by consecutive chunks of a section"},
+	{"ingest", "poll_s", T_INT, OFF(ingest.poll_s), "30", 1, 86400,
+	 "daemon: seconds between two passes over the source prefix"},
+	{"ingest", "refit_growth", T_REAL, OFF(ingest.refit_growth), "1.0", 0, 1000,
+	 "daemon: refit the model once live chunks grew by this factor (0: never)"},
 	{"local", "dir", T_STR, OFF(local.dir), "indexes/", 0, 0,
 	 "local working and cache directory"},
 	{"model", "prefix", T_STR, OFF(model.prefix), "models/", 0, 0,
 	 "prefix of the built-in model's weights"},
+	{"model", "name", T_STR, OFF(model.name), "ragmap-lsa", 0, 0, "the built-in model's name"},
+	{"model", "dims", T_INT, OFF(model.dims), "256", 8, 4096, "embedding dimensions"},
 };
 
 /* The standard AWS variables and the keys they set. */
@@ -124,6 +147,17 @@ static rag_rc set_item(rag_config *cfg, const cfg_item *it, const char *value,
 					     (long long)it->min, (long long)it->max);
 		*(uint64_t *)base = u;
 		return RAG_OK;
+	case T_REAL: {
+		char *end;
+		double d = strtod(value, &end);
+		if (!*value || *end || d < (double)it->min || d > (double)it->max)
+			return rag_error_set(err, RAG_ECONFIG,
+					     "%s.%s: \"%s\" is not a number in %lld..%lld",
+					     it->section, it->key, shown,
+					     (long long)it->min, (long long)it->max);
+		*(double *)base = d;
+		return RAG_OK;
+	}
 	case T_BOOL:
 		if (!rag_parse_bool(value, &b))
 			return rag_error_set(err, RAG_ECONFIG,
@@ -287,6 +321,9 @@ static void print_value(const rag_config *cfg, const cfg_item *it, FILE *out)
 		break;
 	case T_BOOL:
 		fprintf(out, "%s", *(const bool *)base ? "true" : "false");
+		break;
+	case T_REAL:
+		fprintf(out, "%g", *(const double *)base);
 		break;
 	}
 }

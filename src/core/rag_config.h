@@ -44,12 +44,26 @@ typedef struct rag_config {
 	struct {
 		char *name;
 		char *prefix;
+		int64_t ivf_threshold;   /* segments with fewer chunks are flat */
+		int64_t segment_chunks;  /* most chunks in one segment */
+		int64_t max_segments;    /* compact when more live segments than this */
+		int64_t gc_grace_s;      /* unreferenced objects older than this go */
 	} index;
+	struct {
+		uint64_t max_object_size; /* larger source objects are rejected */
+		int64_t batch_docs;       /* documents fetched and parsed per batch */
+		int64_t chunk_tokens;
+		int64_t chunk_overlap;
+		int64_t poll_s;           /* daemon: seconds between passes */
+		double refit_growth;      /* refit when live chunks grew by this factor; 0: never */
+	} ingest;
 	struct {
 		char *dir;
 	} local;
 	struct {
 		char *prefix;
+		char *name;
+		int64_t dims;
 	} model;
 	char *path; /* the file it was read from, or NULL */
 } rag_config;

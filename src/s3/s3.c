@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rag_pool.h"
 #include "rag_util.h"
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -1329,53 +1330,9 @@ rag_rc s3_delete_many(s3_client *c, const s3_op *op, const char *const *keys,
 
 /* -------------------------------------------------------- parallel batches */
 
-typedef struct par {
-	size_t n;
-	atomic_size_t next;
-	s3_task_fn fn;
-	void *ctx;
-	atomic_int first_rc;
-} par;
-
-static void *par_worker(void *arg)
-{
-	par *p = arg;
-
-	for (;;) {
-		size_t i = atomic_fetch_add(&p->next, 1);
-		int expected = RAG_OK;
-		rag_rc rc;
-
-		if (i >= p->n)
-			break;
-		rc = p->fn(p->ctx, i);
-		if (rc)
-			atomic_compare_exchange_strong(&p->first_rc, &expected, (int)rc);
-	}
-	return NULL;
-}
-
 rag_rc s3_parallel(s3_client *c, size_t n, int concurrency, s3_task_fn fn, void *ctx)
 {
-	par p = {.n = n, .fn = fn, .ctx = ctx};
-	pthread_t tids[256];
-	size_t nthreads, started = 0;
-
-	atomic_init(&p.next, 0);
-	atomic_init(&p.first_rc, RAG_OK);
-	if (concurrency <= 0)
-		concurrency = c->concurrency;
-	nthreads = (size_t)concurrency < n ? (size_t)concurrency : n;
-	if (nthreads > RAG_ARRAY_LEN(tids))
-		nthreads = RAG_ARRAY_LEN(tids);
-	/* the calling thread works too; the others join it */
-	for (size_t i = 1; i < nthreads; i++)
-		if (pthread_create(&tids[started], NULL, par_worker, &p) == 0)
-			started++;
-	par_worker(&p);
-	for (size_t i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	return (rag_rc)atomic_load(&p.first_rc);
+	return rag_parallel_for(n, concurrency > 0 ? concurrency : c->concurrency, fn, ctx);
 }
 
 typedef struct get_batch {
@@ -1393,7 +1350,7 @@ static rag_rc get_one(void *ctx, size_t i)
 	if (r->len)
 		r->rc = s3_get_range(b->c, b->op, r->key, r->off, r->len, &r->buf, &r->err);
 	else
-		r->rc = s3_get(b->c, b->op, r->key, &r->buf, NULL, &r->err);
+		r->rc = s3_get(b->c, b->op, r->key, &r->buf, &r->info, &r->err);
 	return r->rc;
 }
 

@@ -165,6 +165,7 @@ typedef struct s3_get_req {
 	const char *key;  /* borrowed */
 	uint64_t off, len;/* len == 0: the whole object */
 	rag_buf buf;      /* caller initialises with its cap; result appended */
+	s3_object info;   /* whole GETs: ETag, size, last-modified (key not set) */
 	rag_rc rc;
 	rag_error err;
 } s3_get_req;
@@ -182,7 +183,7 @@ rag_rc s3_get_many(s3_client *c, const s3_op *op, s3_get_req *reqs, size_t n,
  * configured value). Returns the first non-OK code. Building block for
  * batch transfers; fn must be thread-safe.
  */
-typedef rag_rc (*s3_task_fn)(void *ctx, size_t i);
+typedef rag_rc (*s3_task_fn)(void *ctx, size_t i); /* same as rag_task_fn */
 rag_rc s3_parallel(s3_client *c, size_t n, int concurrency, s3_task_fn fn, void *ctx);
 
 /* ---- pure helpers (exposed for tests) ---- */

@@ -679,3 +679,82 @@ rag_rc catalog_search_bm25(catalog *c, const char *query, int k, int64_t *ids,
 	rag_buf_release(&q);
 	return RAG_OK;
 }
+
+rag_rc catalog_each_chunk_row(catalog *c, const char *seg, catalog_row_fn fn, void *ctx,
+			      rag_error *err)
+{
+	sqlite3_stmt *st;
+	rag_rc rc;
+	int s;
+
+	if ((rc = prepare(c, "SELECT ch.chunk_id, d.key, ch.ordinal, ch.off, ch.len, ch.heading,"
+			     " ch.text FROM chunks ch JOIN documents d ON d.doc_id = ch.doc_id"
+			     " WHERE d.live = 1 AND (?1 IS NULL OR ch.segment_id = ?1)"
+			     " ORDER BY ch.chunk_id", &st, err)))
+		return rc;
+	if (seg)
+		sqlite3_bind_text(st, 1, seg, -1, SQLITE_STATIC);
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		cat_chunk_row row = {
+			.id = sqlite3_column_int64(st, 0),
+			.key = (const char *)sqlite3_column_text(st, 1),
+			.ordinal = sqlite3_column_int(st, 2),
+			.off = (uint64_t)sqlite3_column_int64(st, 3),
+			.len = (uint64_t)sqlite3_column_int64(st, 4),
+			.heading = (const char *)sqlite3_column_text(st, 5),
+			.text = (const char *)sqlite3_column_text(st, 6),
+			.text_len = (size_t)sqlite3_column_bytes(st, 6),
+		};
+		if ((rc = fn(ctx, &row)))
+			break;
+	}
+	if (!rc && s != SQLITE_DONE)
+		rc = db_error(c, err, "read chunks");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+rag_rc catalog_chunk_move(catalog *c, int64_t chunk_id, const char *seg, uint64_t rec_off,
+			  uint32_t rec_len, rag_error *err)
+{
+	sqlite3_stmt *st;
+	rag_rc rc;
+
+	if ((rc = prepare(c, "UPDATE chunks SET segment_id = ?, rec_off = ?, rec_len = ?"
+			     " WHERE chunk_id = ?", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, seg, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)rec_off);
+	sqlite3_bind_int64(st, 3, rec_len);
+	sqlite3_bind_int64(st, 4, chunk_id);
+	return step_done(c, st, err, "move chunk");
+}
+
+rag_rc catalog_docs_follow(catalog *c, const char *from_seg, rag_error *err)
+{
+	sqlite3_stmt *st;
+	rag_rc rc;
+
+	if ((rc = prepare(c, "UPDATE documents SET segment_id = (SELECT ch.segment_id FROM chunks ch"
+			     " WHERE ch.doc_id = documents.doc_id ORDER BY ch.ordinal LIMIT 1)"
+			     " WHERE segment_id = ? AND live = 1", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, from_seg, -1, SQLITE_STATIC);
+	return step_done(c, st, err, "move documents");
+}
+
+int64_t catalog_segment_dead_chunks(catalog *c, const char *seg)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT count(*) FROM chunks ch JOIN documents d"
+				      " ON d.doc_id = ch.doc_id WHERE d.live = 0 AND ch.segment_id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, seg, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}

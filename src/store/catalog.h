@@ -119,6 +119,33 @@ typedef rag_rc (*catalog_chunk_fn)(void *ctx, int64_t chunk_id, const char *key,
 				   const char *text, size_t len);
 rag_rc catalog_each_live_chunk(catalog *c, catalog_chunk_fn fn, void *ctx, rag_error *err);
 
+/* A stored chunk with its document key, for rebuilding segments. */
+typedef struct cat_chunk_row {
+	int64_t id;
+	const char *key;
+	int ordinal;
+	uint64_t off, len;
+	const char *heading;
+	const char *text;
+	size_t text_len;
+} cat_chunk_row;
+typedef rag_rc (*catalog_row_fn)(void *ctx, const cat_chunk_row *row);
+
+/* Visit the live chunks of segment seg (every live chunk when seg is NULL),
+ * in id order. Borrowed strings are valid during the call only. */
+rag_rc catalog_each_chunk_row(catalog *c, const char *seg, catalog_row_fn fn, void *ctx,
+			      rag_error *err);
+
+/* Record that a chunk now lives in segment seg at [rec_off, rec_off+rec_len). */
+rag_rc catalog_chunk_move(catalog *c, int64_t chunk_id, const char *seg, uint64_t rec_off,
+			  uint32_t rec_len, rag_error *err);
+/* Point the live documents of segment from_seg at the segment their chunks
+ * moved to (call after catalog_chunk_move of all their chunks). */
+rag_rc catalog_docs_follow(catalog *c, const char *from_seg, rag_error *err);
+
+/* Chunks of tombstoned documents held by segment seg. */
+int64_t catalog_segment_dead_chunks(catalog *c, const char *seg);
+
 /* ---- segments and versions ---- */
 rag_rc catalog_segment_insert(catalog *c, const cat_segment *s, rag_error *err);
 /* Mark a segment dropped (compaction) together with its tombstoned docs. */

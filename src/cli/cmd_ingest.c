@@ -1,0 +1,388 @@
+/*
+ * ragmap ingest | daemon | status | model fit | gc — the ingestion side.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ingest.h"
+#include "rag_util.h"
+
+static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t reload_flag;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	reload_flag = 1;
+}
+
+typedef struct progress {
+	bool tty;
+	uint64_t start;
+} progress;
+
+static void show_progress(void *ctx, int64_t done, int64_t total, uint64_t bytes_done,
+			  uint64_t bytes_total, int64_t chunks)
+{
+	progress *p = ctx;
+	double secs = (double)(rag_now_ns() - p->start) / 1e9;
+	double rate = secs > 0 ? (double)chunks / secs : 0;
+	double eta = done > 0 ? secs * (double)(total - done) / (double)done : 0;
+	char bar[31];
+	int filled = total ? (int)(30 * done / total) : 30;
+
+	for (int i = 0; i < 30; i++)
+		bar[i] = i < filled ? '#' : '.';
+	bar[30] = '\0';
+	if (p->tty) {
+		fprintf(stderr, "\r[%s] %" PRId64 "/%" PRId64 " docs  %.1f/%.1f MB  %.0f chunks/s  ETA %.0fs ",
+			bar, done, total, (double)bytes_done / 1e6, (double)bytes_total / 1e6, rate, eta);
+		if (done == total)
+			fputc('\n', stderr);
+	} else {
+		fprintf(stderr, "progress: %" PRId64 "/%" PRId64 " docs, %.1f/%.1f MB, %" PRId64
+			" chunks, %.0f chunks/s\n", done, total, (double)bytes_done / 1e6,
+			(double)bytes_total / 1e6, chunks, rate);
+	}
+}
+
+static void print_storage(s3_client *c, const char *prefix)
+{
+	s3_stage_stats st[32];
+	size_t n = s3_client_stats(c, st, RAG_ARRAY_LEN(st));
+	char bytes[32];
+
+	printf("storage by stage:\n");
+	for (size_t i = 0; i < n && i < RAG_ARRAY_LEN(st); i++) {
+		s3_counter tot = {0};
+		if (strncmp(st[i].stage, prefix, strlen(prefix)) != 0)
+			continue;
+		for (int k = 0; k < S3_KIND_COUNT; k++)
+			s3_counter_add(&tot, &st[i].kind[k]);
+		printf("  %-16s %6" PRIu64 " requests (", st[i].stage, tot.requests);
+		bool first = true;
+		for (int k = 0; k < S3_KIND_COUNT; k++) {
+			if (!st[i].kind[k].requests)
+				continue;
+			printf("%s%" PRIu64 " %s", first ? "" : ", ", st[i].kind[k].requests,
+			       s3_kind_name((s3_kind)k));
+			first = false;
+		}
+		printf("), %s, %.1f ms, %" PRIu64 " retries\n",
+		       rag_fmt_bytes(tot.bytes_in + tot.bytes_out, bytes, sizeof(bytes)),
+		       (double)tot.ns / 1e6, tot.retries);
+	}
+}
+
+static void print_summary(const ingest_summary *s, s3_client *c)
+{
+	char bytes[32];
+
+	printf("listed %" PRId64 " objects: %" PRId64 " unchanged (no GET)", s->listed, s->unchanged);
+	for (int i = 0; i < OBJ_STATUS_COUNT; i++)
+		if (s->status[i])
+			printf(", %" PRId64 " %s", s->status[i], obj_status_name((obj_status)i));
+	printf("\n");
+	printf("new: %" PRId64 " documents, %" PRId64 " chunks, %s fetched; %" PRId64
+	       " documents tombstoned\n", s->documents, s->chunks,
+	       rag_fmt_bytes(s->bytes, bytes, sizeof(bytes)), s->tombstoned);
+	if (s->version)
+		printf("committed version %" PRId64 ": %" PRId64 " segments written, %" PRId64
+		       " compacted, %" PRId64 " garbage objects deleted%s\n", s->version,
+		       s->segments_written, s->segments_compacted, s->gc_deleted,
+		       s->model_fitted ? ", model fitted" : "");
+	else
+		printf("nothing to commit: the index is up to date\n");
+	printf("time by stage:");
+	for (int i = 0; i < ING_STAGE_COUNT; i++)
+		if (s->ms[i] >= 0.05)
+			printf(" %s %.0f ms,", ingest_stage_name((ingest_stage)i), s->ms[i]);
+	printf(" total %.0f ms\n", s->total_ms);
+	print_storage(c, "ingest.");
+}
+
+/* Shared set-up: config, client, pipeline. */
+typedef struct session {
+	rag_config cfg;
+	s3_client *s3;
+	ingest_ctx ic;
+	bool open;
+} session;
+
+static int session_open(cli_env *env, session *s)
+{
+	rag_error err = {0};
+
+	memset(s, 0, sizeof(*s));
+	if (!cli_load_config(env, &s->cfg))
+		return CLI_USAGE;
+	if (!(s->s3 = s3_client_new(&s->cfg, &env->log, &err))) {
+		rag_config_release(&s->cfg);
+		return cli_fail(&err);
+	}
+	if (ingest_open(&s->ic, &s->cfg, s->s3, &env->log, &err)) {
+		s3_client_free(s->s3);
+		rag_config_release(&s->cfg);
+		return cli_fail(&err);
+	}
+	s->open = true;
+	return CLI_OK;
+}
+
+static void session_close(session *s)
+{
+	if (s->open)
+		ingest_close(&s->ic);
+	s3_client_free(s->s3);
+	rag_config_release(&s->cfg);
+	s->open = false;
+}
+
+static bool parse_common(cli_env *env, int argc, char **argv, const char *usage, bool *quiet)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': env->config_path = optarg; break;
+		case 'q': if (quiet) *quiet = true; break;
+		case 'h': fputs(usage, stdout); exit(CLI_OK);
+		default: fputs(usage, stderr); return false;
+		}
+	}
+	if (optind < argc) {
+		cli_error("unexpected argument \"%s\"", argv[optind]);
+		return false;
+	}
+	return true;
+}
+
+static const char ingest_usage[] =
+	"usage: ragmap ingest [--config FILE] [--quiet]\n"
+	"  One pass: list the source prefix, process new and changed objects,\n"
+	"  tombstone deleted ones, commit a new index version, exit.\n";
+
+int cmd_ingest(cli_env *env, int argc, char **argv)
+{
+	session s;
+	ingest_summary sum;
+	rag_error err = {0};
+	progress p = {.tty = isatty(STDERR_FILENO), .start = rag_now_ns()};
+	bool quiet = false;
+	int rc;
+
+	if (!parse_common(env, argc, argv, ingest_usage, &quiet))
+		return CLI_USAGE;
+	if ((rc = session_open(env, &s)))
+		return rc;
+	signal(SIGINT, on_stop);
+	signal(SIGTERM, on_stop);
+	s.ic.stop = &stop_flag;
+	if (!quiet) {
+		s.ic.progress = show_progress;
+		s.ic.progress_ctx = &p;
+	}
+	if (ingest_run(&s.ic, &sum, &err))
+		rc = cli_fail(&err);
+	else if (!quiet)
+		print_summary(&sum, s.s3);
+	session_close(&s);
+	return rc;
+}
+
+static const char daemon_usage[] =
+	"usage: ragmap daemon [--config FILE]\n"
+	"  Poll the source prefix every ingest.poll_s seconds and ingest what\n"
+	"  changed. SIGTERM/SIGINT: finish and commit the current batch, exit 0.\n"
+	"  SIGHUP: reload the configuration.\n";
+
+int cmd_daemon(cli_env *env, int argc, char **argv)
+{
+	session s;
+	int rc;
+
+	if (!parse_common(env, argc, argv, daemon_usage, NULL))
+		return CLI_USAGE;
+	if ((rc = session_open(env, &s)))
+		return rc;
+	signal(SIGINT, on_stop);
+	signal(SIGTERM, on_stop);
+	signal(SIGHUP, on_hup);
+	RAG_INFO(&env->log, "daemon: watching s3://%s/%s every %lld s", s.cfg.s3.bucket,
+		 s.cfg.source.prefix, (long long)s.cfg.ingest.poll_s);
+	while (!stop_flag) {
+		ingest_summary sum;
+		rag_error err = {0};
+
+		s.ic.stop = &stop_flag;
+		if (ingest_run(&s.ic, &sum, &err))
+			RAG_ERROR(&env->log, "pass failed (will retry): %s", err.msg);
+		else if (sum.version)
+			RAG_INFO(&env->log, "pass: version %lld, %lld new documents, %lld chunks, %.0f ms",
+				 (long long)sum.version, (long long)sum.documents,
+				 (long long)sum.chunks, sum.total_ms);
+		if (!stop_flag && ingest_refit_due(&s.ic)) {
+			RAG_INFO(&env->log, "the index outgrew its model: refitting");
+			if (ingest_refit(&s.ic, &sum, &err))
+				RAG_ERROR(&env->log, "refit failed: %s", err.msg);
+		}
+		for (int64_t waited = 0; waited < s.cfg.ingest.poll_s * 10 && !stop_flag && !reload_flag;
+		     waited++)
+			rag_sleep_ms(100);
+		if (reload_flag) {
+			reload_flag = 0;
+			RAG_INFO(&env->log, "SIGHUP: reloading the configuration");
+			session_close(&s);
+			if ((rc = session_open(env, &s)))
+				return rc;
+		}
+	}
+	RAG_INFO(&env->log, "daemon: stopped");
+	session_close(&s);
+	return CLI_OK;
+}
+
+static const char status_usage[] =
+	"usage: ragmap status [--config FILE]\n"
+	"  Index version, documents by status, chunks, segments, model, and the\n"
+	"  bytes held under each prefix of the bucket.\n";
+
+static void prefix_bytes(s3_client *c, const char *label, const char *prefix)
+{
+	s3_list l;
+	rag_error err = {0};
+	uint64_t total = 0;
+	char bytes[32];
+
+	if (s3_list_objects(c, S3_OP("status", NULL), prefix, NULL, &l, &err)) {
+		printf("  %-8s s3://%s/%s: %s\n", label, s3_client_bucket(c), prefix, err.msg);
+		return;
+	}
+	for (size_t i = 0; i < l.nobjects; i++)
+		total += l.objects[i].size;
+	printf("  %-8s s3://%s/%-28s %6zu objects  %s\n", label, s3_client_bucket(c), prefix,
+	       l.nobjects, rag_fmt_bytes(total, bytes, sizeof(bytes)));
+	s3_list_release(&l);
+}
+
+int cmd_status(cli_env *env, int argc, char **argv)
+{
+	session s;
+	catalog_stats st;
+	int64_t counts[OBJ_STATUS_COUNT];
+	rag_error err = {0};
+	int rc;
+
+	if (!parse_common(env, argc, argv, status_usage, NULL))
+		return CLI_USAGE;
+	if ((rc = session_open(env, &s)))
+		return rc;
+	if (catalog_stats_get(s.ic.cat, &st, &err) || catalog_object_counts(s.ic.cat, counts, &err)) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	printf("index:    %s (s3://%s/%s)\n", s.cfg.index.name, s.cfg.s3.bucket, s.ic.root);
+	if (s.ic.latest.version)
+		printf("version:  %" PRId64 " (LATEST)\n", s.ic.latest.version);
+	else
+		printf("version:  none yet (run ragmap ingest)\n");
+	printf("model:    %s\n", s.ic.model ? embed_model_name(s.ic.model) : "none");
+	if (s.ic.model)
+		printf("          version %s, %d dims, %zu terms, fitted on %" PRIu64 " texts\n",
+		       embed_model_version(s.ic.model), embed_dims(s.ic.model),
+		       embed_model_vocab_size(s.ic.model), embed_model_docs(s.ic.model));
+	printf("objects:  ");
+	for (int i = 0; i < OBJ_STATUS_COUNT; i++)
+		printf("%s%" PRId64 " %s", i ? ", " : "", counts[i], obj_status_name((obj_status)i));
+	printf("\ndocuments: %" PRId64 " live, %" PRId64 " tombstoned\n", st.documents, st.tombstoned);
+	printf("chunks:   %" PRId64 "\nsegments: %" PRId64 "\n", st.chunks, st.segments);
+	printf("bytes by prefix:\n");
+	prefix_bytes(s.s3, "source", s.cfg.source.prefix);
+	prefix_bytes(s.s3, "models", s.cfg.model.prefix);
+	prefix_bytes(s.s3, "index", s.ic.root);
+	prefix_bytes(s.s3, "logs", "logs/");
+out:
+	session_close(&s);
+	return rc;
+}
+
+static const char model_usage[] =
+	"usage: ragmap model fit [--config FILE]\n"
+	"  Fit a new model on every live chunk and re-embed the whole index into\n"
+	"  a new version.\n";
+
+int cmd_model(cli_env *env, int argc, char **argv)
+{
+	session s;
+	ingest_summary sum;
+	rag_error err = {0};
+	int rc;
+
+	if (argc < 2 || strcmp(argv[1], "fit") != 0) {
+		if (argc >= 2 && cli_wants_help(argc, argv)) {
+			fputs(model_usage, stdout);
+			return CLI_OK;
+		}
+		fputs(model_usage, stderr);
+		return CLI_USAGE;
+	}
+	if (!parse_common(env, argc - 1, argv + 1, model_usage, NULL))
+		return CLI_USAGE;
+	if ((rc = session_open(env, &s)))
+		return rc;
+	if (ingest_refit(&s.ic, &sum, &err)) {
+		rc = cli_fail(&err);
+	} else {
+		printf("model %s version %s; re-embedded %" PRId64 " chunks into version %" PRId64 "\n",
+		       embed_model_name(s.ic.model), embed_model_version(s.ic.model), sum.chunks,
+		       sum.version);
+		print_storage(s.s3, "ingest.");
+	}
+	session_close(&s);
+	return rc;
+}
+
+static const char gc_usage[] =
+	"usage: ragmap gc [--config FILE]\n"
+	"  Delete index objects that no kept manifest names, once older than\n"
+	"  index.gc_grace_s (RAGMAP_INDEX_GC_GRACE_S=0 to collect at once).\n";
+
+int cmd_gc(cli_env *env, int argc, char **argv)
+{
+	session s;
+	int64_t deleted = 0;
+	rag_error err = {0};
+	int rc;
+
+	if (!parse_common(env, argc, argv, gc_usage, NULL))
+		return CLI_USAGE;
+	if ((rc = session_open(env, &s)))
+		return rc;
+	if (!s.ic.latest.version)
+		printf("no index version yet: nothing to collect\n");
+	else if (ingest_gc(&s.ic, s.cfg.index.gc_grace_s, &deleted, &err))
+		rc = cli_fail(&err);
+	else
+		printf("deleted %" PRId64 " unreferenced objects\n", deleted);
+	session_close(&s);
+	return rc;
+}

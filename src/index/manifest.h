@@ -1,0 +1,89 @@
+/*
+ * manifest — the JSON document that names one index version, and the
+ * object layout of an index. Readers load only what LATEST's manifest names.
+ *
+ * The commit protocol (the first invariants of the index):
+ *  1. A segment object is immutable once written; segment ids are derived
+ *     from the version that wrote them, so a rerun after a crash rewrites the
+ *     same keys with the same bytes.
+ *  2. The manifest is written after every object it names (segments, the
+ *     catalog snapshot, the model), and LATEST after the manifest.
+ *  3. Readers load only what LATEST's manifest names; anything else under the
+ *     index prefix is garbage and is only ever deleted (after a grace period).
+ *
+ * Namespace under <index.prefix><index.name>/:
+ *   segments/<segment-id>/{index.faiss,chunks.bin,chunks.idx,lists.bin,lists.idx}
+ *   catalog/<version>.sqlite
+ *   manifests/<version>.json        (version zero-padded to 10 digits)
+ *   LATEST                          {"version": N, "manifest": "<key>"}
+ */
+#ifndef MANIFEST_H
+#define MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rag_buf.h"
+#include "rag_err.h"
+
+typedef struct mf_object {
+	char *key;   /* owned */
+	uint64_t size;
+} mf_object;
+
+enum { MF_INDEX, MF_CHUNKS, MF_CHUNKS_IDX, MF_LISTS, MF_LISTS_IDX, MF_NOBJ };
+
+/* The object names in the order of the enum above. */
+extern const char *const mf_object_names[MF_NOBJ];
+
+typedef struct mf_segment {
+	char id[64];
+	char kind[8];          /* "flat" or "ivf" */
+	int64_t count;         /* chunks (vectors) */
+	int64_t first_chunk, last_chunk;
+	int nlist, nprobe;
+	mf_object obj[MF_NOBJ];
+} mf_segment;
+
+typedef struct manifest {
+	int64_t version;
+	char index[128];
+	int64_t created_at;
+	struct {
+		char name[64];
+		char version[40];
+		char *key;     /* weights object; owned */
+		int dims;
+	} model;
+	mf_object catalog;     /* the catalog snapshot */
+	mf_segment *segments;  /* owned */
+	size_t nsegments;
+	int64_t *tombstones;   /* [first,last] chunk id pairs; owned */
+	size_t ntombstones;    /* pairs */
+	int64_t documents, chunks;
+} manifest;
+
+void manifest_release(manifest *m);
+
+/* Serialise (deterministic key order). */
+rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err);
+
+/* Parse and validate; RAG_ECORRUPT naming the field on bad input. */
+rag_rc manifest_from_json(const char *json, size_t len, manifest *m, rag_error *err);
+
+/* True when chunk id is inside a tombstone range (ranges sorted by first). */
+bool manifest_is_tombstoned(const manifest *m, int64_t chunk_id);
+
+/* Keys: "<prefix><name>/" + rest. Return RAG_ETOOBIG if out is too small. */
+rag_rc mf_index_root(const char *prefix, const char *name, char *out, size_t len);
+rag_rc mf_manifest_key(const char *root, int64_t version, char *out, size_t len);
+rag_rc mf_latest_key(const char *root, char *out, size_t len);
+rag_rc mf_catalog_key(const char *root, int64_t version, char *out, size_t len);
+
+/* LATEST's body and its parser. */
+rag_rc mf_latest_to_json(int64_t version, const char *manifest_key, rag_buf *out);
+rag_rc mf_latest_from_json(const char *json, size_t len, int64_t *version,
+			   char *manifest_key, size_t keylen, rag_error *err);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * segment — one immutable slice of an index version, as objects:
+ *
+ *   index.faiss  the FAISS index (flat or IVF) over the segment's chunk ids
+ *   chunks.bin   chunk records back to back; one record = a JSON header line
+ *                ({"id","key","ord","off","len","heading"}) + "\n" + the text,
+ *                so one ranged GET returns everything a hit needs
+ *   chunks.idx   the pointer table: "RMCI" u32 1 | u64 n | n x {i64 id,
+ *                u64 rec_off, u32 rec_len, u32 0}, sorted by id
+ *   lists.bin    the IVF inverted lists as vindex_export_lists() lays them out
+ *   lists.idx    "RMLI" u32 1 | u32 dims | u32 nlist | u32 has_centroids |
+ *                f32 centroids[nlist*dims] (if any) | u64 offsets[nlist+1]
+ *
+ * All integers little-endian (the formats are written and read on
+ * little-endian hosts; segment_* check the magic and every length).
+ */
+#ifndef SEGMENT_H
+#define SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifest.h"
+#include "rag_buf.h"
+#include "rag_err.h"
+#include "s3.h"
+#include "vindex.h"
+
+typedef struct seg_chunk {
+	int64_t id;
+	const char *key;      /* source object key */
+	int ordinal;
+	uint64_t off, len;    /* in the document's extracted text */
+	const char *heading;
+	const char *text;
+	size_t text_len;
+} seg_chunk;
+
+/* A segment built in memory, ready to upload. */
+typedef struct seg_build {
+	rag_buf obj[MF_NOBJ];
+	uint64_t *rec_off;    /* per input chunk: its record in chunks.bin */
+	uint32_t *rec_len;
+	char kind[8];
+	int nlist, nprobe;
+	size_t count;
+	int64_t first_chunk, last_chunk;
+} seg_build;
+
+/* Build every object of a segment over n chunks (ids ascending) and their
+ * vectors (n x dims). Release with seg_build_release(). */
+rag_rc segment_build(int dims, const seg_chunk *chunks, const float *vecs, size_t n,
+		     const vindex_build_opts *opts, seg_build *out, rag_error *err);
+void seg_build_release(seg_build *b);
+
+/* PUT the objects (in parallel) under <root>segments/<id>/ and describe them in mf. */
+rag_rc segment_upload(s3_client *c, const s3_op *op, const char *root, const char *id,
+		      const seg_build *b, mf_segment *mf, rag_error *err);
+
+/* ---- reading ---- */
+
+typedef struct seg_ptr {
+	int64_t id;
+	uint64_t rec_off;
+	uint32_t rec_len;
+} seg_ptr;
+
+/* Parse chunks.idx. *ptrs is malloc'd (caller frees). */
+rag_rc segment_parse_chunk_idx(const char *data, size_t len, seg_ptr **ptrs, size_t *n,
+			       rag_error *err);
+/* Binary search a pointer table; NULL if absent. */
+const seg_ptr *segment_find_ptr(const seg_ptr *ptrs, size_t n, int64_t id);
+
+typedef struct seg_record {
+	int64_t id;
+	char *key;            /* owned */
+	int ordinal;
+	uint64_t off, len;
+	char *heading;        /* owned */
+	const char *text;     /* borrowed from the record bytes */
+	size_t text_len;
+} seg_record;
+
+/* Parse one chunk record (exactly its bytes). */
+rag_rc segment_parse_record(const char *data, size_t len, seg_record *rec, rag_error *err);
+void seg_record_release(seg_record *rec);
+
+typedef struct seg_lists {
+	int dims, nlist;
+	float *centroids;     /* NULL for a flat segment (one list) */
+	uint64_t *offsets;    /* nlist + 1 */
+} seg_lists;
+
+rag_rc segment_parse_lists_idx(const char *data, size_t len, seg_lists *out, rag_error *err);
+void seg_lists_release(seg_lists *l);
+
+#endif

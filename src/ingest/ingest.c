@@ -1,0 +1,513 @@
+/*
+ * ingest.c — one pass of the pipeline. See ingest.h for the invariants and
+ * ingest_commit.c for recovery, version commits, compaction and GC.
+ */
+#include "ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunk.h"
+#include "ingest_int.h"
+#include "parse.h"
+#include "rag_pool.h"
+#include "rag_util.h"
+
+static const char *const stage_names[] = {
+#define ING_X(name, str) str,
+	INGEST_STAGES(ING_X)
+#undef ING_X
+};
+
+const char *ingest_stage_name(ingest_stage s)
+{
+	return s < ING_STAGE_COUNT ? stage_names[s] : "unknown";
+}
+
+/* ------------------------------------------------------------ run buffers */
+
+void run_release(ingest_run_state *r)
+{
+	for (size_t i = 0; i < r->ndocs; i++) {
+		free(r->docs[i].key);
+		free(r->docs[i].title);
+		free(r->docs[i].text);
+	}
+	for (size_t i = 0; i < r->nchunks; i++)
+		free(r->chunks[i].heading);
+	for (size_t i = 0; i < r->noutcomes; i++) {
+		free(r->outcomes[i].key);
+		free(r->outcomes[i].error);
+	}
+	free(r->docs);
+	free(r->chunks);
+	free(r->outcomes);
+	free(r->tombstone_docs);
+	free(r->vecs);
+	memset(r, 0, sizeof(*r));
+}
+
+static void *grow(void *p, size_t *cap, size_t n, size_t size)
+{
+	size_t c;
+	void *q;
+
+	if (n < *cap)
+		return p;
+	c = *cap ? *cap * 2 : 64;
+	while (c <= n)
+		c *= 2;
+	if (!(q = realloc(p, c * size)))
+		return NULL;
+	*cap = c;
+	return q;
+}
+
+static rag_rc add_outcome(ingest_run_state *r, const cat_object *o, rag_error *err)
+{
+	cat_object *dst;
+	void *p = grow(r->outcomes, &r->capoutcomes, r->noutcomes, sizeof(*r->outcomes));
+
+	if (!p)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	r->outcomes = p;
+	dst = &r->outcomes[r->noutcomes];
+	*dst = *o;
+	dst->key = rag_strdup(o->key);
+	dst->error = o->error ? rag_strdup(o->error) : NULL;
+	if (!dst->key || (o->error && !dst->error))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	r->noutcomes++;
+	return RAG_OK;
+}
+
+static rag_rc add_tombstone(ingest_run_state *r, int64_t doc_id, rag_error *err)
+{
+	void *p;
+
+	if (doc_id <= 0)
+		return RAG_OK;
+	p = grow(r->tombstone_docs, &r->captomb, r->ntomb, sizeof(*r->tombstone_docs));
+	if (!p)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	r->tombstone_docs = p;
+	r->tombstone_docs[r->ntomb++] = doc_id;
+	return RAG_OK;
+}
+
+/* ------------------------------------------------------------------- diff */
+
+/* A listed object that needs work: new, changed, or failed before. */
+typedef struct work_item {
+	const s3_object *listed;
+	int64_t prior_doc;   /* the live document it replaces, 0 if none */
+	int attempts;        /* earlier failed attempts */
+} work_item;
+
+static bool is_marker(const char *key)
+{
+	size_t n = strlen(key);
+
+	return n == 0 || key[n - 1] == '/';
+}
+
+/*
+ * Merge the listing (sorted by key) with the catalog (sorted the same way:
+ * both are byte order) into work items and deletions.
+ */
+static rag_rc diff(ingest_ctx *ic, const s3_list *l, const cat_object *known, size_t nknown,
+		   work_item **work, size_t *nwork, ingest_run_state *r, ingest_summary *sum,
+		   rag_error *err)
+{
+	size_t i = 0, j = 0, n = 0;
+	work_item *w = calloc(l->nobjects + 1, sizeof(*w));
+	rag_rc rc = RAG_OK;
+
+	if (!w)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	while ((i < l->nobjects || j < nknown) && !rc) {
+		int cmp = i >= l->nobjects ? 1 : j >= nknown ? -1
+					   : strcmp(l->objects[i].key, known[j].key);
+		if (cmp < 0) { /* new */
+			if (!is_marker(l->objects[i].key))
+				w[n++] = (work_item){&l->objects[i], 0, 0};
+			i++;
+		} else if (cmp > 0) { /* gone from the source */
+			if (known[j].status != OBJ_DELETED) {
+				cat_object o = known[j];
+				o.status = OBJ_DELETED;
+				o.error = NULL;
+				o.doc_id = 0;
+				rc = add_outcome(r, &o, err);
+				if (!rc)
+					rc = add_tombstone(r, known[j].doc_id, err);
+				sum->status[OBJ_DELETED]++;
+			}
+			j++;
+		} else {
+			const cat_object *k = &known[j];
+			bool same = strcmp(k->etag, l->objects[i].etag) == 0;
+			if (!same || k->status == OBJ_FAILED || k->status == OBJ_DELETED ||
+			    k->status == OBJ_PENDING)
+				w[n++] = (work_item){&l->objects[i], k->doc_id,
+						     same && k->status == OBJ_FAILED ? k->attempts : 0};
+			else
+				sum->unchanged++;
+			i++;
+			j++;
+		}
+	}
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	(void)ic;
+	*work = w;
+	*nwork = n;
+	return RAG_OK;
+}
+
+/* ---------------------------------------------------- fetch, parse, chunk */
+
+typedef struct batch_item {
+	work_item *w;
+	s3_get_req *req;
+	/* outcome */
+	obj_status status;
+	char error[1400];
+	parsed_doc doc;
+	doc_chunk *chunks;
+	size_t nchunks;
+	double parse_ms, chunk_ms;
+} batch_item;
+
+typedef struct batch {
+	ingest_ctx *ic;
+	batch_item *items;
+	chunk_opts copts;
+} batch;
+
+static rag_rc process_one(void *ctx, size_t i)
+{
+	batch *b = ctx;
+	batch_item *it = &b->items[i];
+	rag_error e = {0};
+	uint64_t t0;
+	rag_rc rc;
+
+	if (it->req->rc == RAG_ENOTFOUND) {
+		/* deleted between LIST and GET: the same as gone from the listing */
+		it->status = OBJ_DELETED;
+		return RAG_OK;
+	}
+	if (it->req->rc) {
+		it->status = it->req->rc == RAG_ETOOBIG ? OBJ_REJECTED : OBJ_FAILED;
+		rag_strlcpy(it->error, it->req->err.msg, sizeof(it->error));
+		return RAG_OK;
+	}
+	t0 = rag_now_ns();
+	rc = parse_document(it->w->listed->key, it->req->buf.data ? it->req->buf.data : "",
+			    it->req->buf.len, &it->doc, &e);
+	it->parse_ms = rag_ms_since(t0);
+	if (rc) {
+		it->status = rc == RAG_EUNSUPPORTED ? OBJ_SKIPPED : OBJ_FAILED;
+		rag_strlcpy(it->error, e.msg, sizeof(it->error));
+		return RAG_OK;
+	}
+	if (it->doc.len == 0) {
+		it->status = OBJ_SKIPPED;
+		snprintf(it->error, sizeof(it->error), "\"%s\": empty document (no text)",
+			 it->w->listed->key);
+		return RAG_OK;
+	}
+	t0 = rag_now_ns();
+	rc = chunk_document(&it->doc, &b->copts, &it->chunks, &it->nchunks, &e);
+	it->chunk_ms = rag_ms_since(t0);
+	if (rc) {
+		it->status = OBJ_FAILED;
+		snprintf(it->error, sizeof(it->error), "\"%s\": %s", it->w->listed->key, e.msg);
+		return RAG_OK;
+	}
+	it->status = it->nchunks ? OBJ_INDEXED : OBJ_SKIPPED;
+	if (!it->nchunks)
+		snprintf(it->error, sizeof(it->error), "\"%s\": no text to index", it->w->listed->key);
+	return RAG_OK;
+}
+
+/* Move an indexed item's document and chunks into the run. */
+static rag_rc keep_document(ingest_run_state *r, batch_item *it, rag_error *err)
+{
+	run_doc *d;
+	void *p;
+
+	if (!(p = grow(r->docs, &r->capdocs, r->ndocs, sizeof(*r->docs))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	r->docs = p;
+	if (!(p = grow(r->chunks, &r->capchunks, r->nchunks + it->nchunks, sizeof(*r->chunks))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	r->chunks = p;
+	d = &r->docs[r->ndocs];
+	memset(d, 0, sizeof(*d));
+	d->key = rag_strdup(it->w->listed->key);
+	if (!d->key)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	/* the GET's ETag: if the object changed after LIST, we indexed the new bytes */
+	rag_strlcpy(d->etag, it->req->info.etag[0] ? it->req->info.etag : it->w->listed->etag,
+		    sizeof(d->etag));
+	d->size = it->req->buf.len;
+	d->last_modified = it->req->info.last_modified ? it->req->info.last_modified
+						       : it->w->listed->last_modified;
+	rag_strlcpy(d->type, doc_type_name(it->doc.type), sizeof(d->type));
+	d->title = it->doc.title ? rag_strdup(it->doc.title) : NULL;
+	d->text = it->doc.text; /* taken over */
+	d->text_len = it->doc.len;
+	it->doc.text = NULL;
+	d->invalid_bytes = it->doc.invalid_bytes;
+	d->first_chunk = r->nchunks;
+	d->nchunks = it->nchunks;
+	d->prior_doc = it->w->prior_doc;
+	r->ndocs++;
+	for (size_t k = 0; k < it->nchunks; k++) {
+		run_chunk *c = &r->chunks[r->nchunks++];
+		c->doc = r->ndocs - 1;
+		c->ordinal = it->chunks[k].ordinal;
+		c->off = it->chunks[k].off;
+		c->len = it->chunks[k].len;
+		c->heading = it->chunks[k].heading_path;
+		it->chunks[k].heading_path = NULL; /* taken over */
+	}
+	return RAG_OK;
+}
+
+static rag_rc settle_item(ingest_ctx *ic, ingest_run_state *r, batch_item *it,
+			  ingest_summary *sum, rag_error *err)
+{
+	const s3_object *lo = it->w->listed;
+	cat_object o = {.key = lo->key, .size = lo->size, .last_modified = lo->last_modified,
+			.status = it->status};
+	rag_rc rc = RAG_OK;
+
+	rag_strlcpy(o.etag, lo->etag, sizeof(o.etag));
+	sum->status[it->status]++;
+	switch (it->status) {
+	case OBJ_INDEXED:
+		sum->bytes += it->req->buf.len;
+		if ((rc = keep_document(r, it, err)))
+			return rc;
+		return add_tombstone(r, it->w->prior_doc, err);
+	case OBJ_DELETED:
+		o.doc_id = 0;
+		rc = add_tombstone(r, it->w->prior_doc, err);
+		break;
+	case OBJ_FAILED:
+		o.attempts = it->w->attempts + 1;
+		o.error = it->error;
+		/* a failed object keeps serving its last good document */
+		o.doc_id = it->w->prior_doc;
+		RAG_WARN(ic->log, "failed: %s", it->error);
+		break;
+	default: /* skipped, rejected: the old document (if any) no longer applies */
+		o.error = it->error;
+		rc = add_tombstone(r, it->w->prior_doc, err);
+		RAG_INFO(ic->log, "%s: %s", obj_status_name(it->status), it->error);
+		break;
+	}
+	if (!rc)
+		rc = add_outcome(r, &o, err);
+	return rc;
+}
+
+static void batch_release(batch_item *items, s3_get_req *reqs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		parsed_doc_release(&items[i].doc);
+		doc_chunks_free(items[i].chunks, items[i].nchunks);
+		rag_buf_release(&reqs[i].buf);
+	}
+}
+
+/* Fetch, parse and chunk items [from, to). */
+static rag_rc run_batch(ingest_ctx *ic, ingest_run_state *r, work_item *work, size_t from,
+			size_t to, ingest_summary *sum, rag_error *err)
+{
+	size_t n = to - from;
+	s3_get_req *reqs = calloc(n, sizeof(*reqs));
+	batch_item *items = calloc(n, sizeof(*items));
+	batch b = {.ic = ic, .items = items};
+	uint64_t t0;
+	rag_rc rc = RAG_OK;
+
+	if (!reqs || !items) {
+		free(reqs);
+		free(items);
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	b.copts.max_tokens = (int)ic->cfg->ingest.chunk_tokens;
+	b.copts.overlap_tokens = (int)ic->cfg->ingest.chunk_overlap;
+	if (b.copts.overlap_tokens >= b.copts.max_tokens)
+		b.copts.overlap_tokens = b.copts.max_tokens / 4;
+	for (size_t i = 0; i < n; i++) {
+		reqs[i].key = work[from + i].listed->key;
+		rag_buf_init(&reqs[i].buf, ic->cfg->ingest.max_object_size);
+		items[i].w = &work[from + i];
+		items[i].req = &reqs[i];
+	}
+	t0 = rag_now_ns();
+	/* per-request outcomes are read below; the batch result is not an error */
+	s3_get_many(ic->s3, S3_OP("ingest.fetch", NULL), reqs, n, 0);
+	sum->ms[ING_FETCH] += rag_ms_since(t0);
+	rag_parallel_for(n, rag_cpu_count(), process_one, &b);
+	for (size_t i = 0; i < n && !rc; i++) {
+		sum->ms[ING_PARSE] += items[i].parse_ms / rag_cpu_count();
+		sum->ms[ING_CHUNK] += items[i].chunk_ms / rag_cpu_count();
+		rc = settle_item(ic, r, &items[i], sum, err);
+	}
+	batch_release(items, reqs, n);
+	free(reqs);
+	free(items);
+	return rc;
+}
+
+/* Objects over the size limit are rejected without a GET. */
+static rag_rc reject_large(ingest_ctx *ic, ingest_run_state *r, work_item *w,
+			   ingest_summary *sum, rag_error *err)
+{
+	cat_object o = {.key = w->listed->key, .size = w->listed->size,
+			.last_modified = w->listed->last_modified, .status = OBJ_REJECTED};
+	char msg[600], lim[32], sz[32];
+	rag_rc rc;
+
+	rag_strlcpy(o.etag, w->listed->etag, sizeof(o.etag));
+	snprintf(msg, sizeof(msg), "\"%s\": %s is over the %s limit (ingest.max_object_size)",
+		 w->listed->key, rag_fmt_bytes(w->listed->size, sz, sizeof(sz)),
+		 rag_fmt_bytes(ic->cfg->ingest.max_object_size, lim, sizeof(lim)));
+	o.error = msg;
+	RAG_INFO(ic->log, "rejected: %s", msg);
+	sum->status[OBJ_REJECTED]++;
+	if ((rc = add_outcome(r, &o, err)))
+		return rc;
+	return add_tombstone(r, w->prior_doc, err);
+}
+
+/* ---------------------------------------------------------------- embed */
+
+typedef struct embed_job {
+	const embed_model *m;
+	ingest_run_state *r;
+	int dims;
+	size_t per;
+	rag_error err;
+} embed_job;
+
+static rag_rc embed_part(void *ctx, size_t part)
+{
+	embed_job *j = ctx;
+	ingest_run_state *r = j->r;
+	size_t from = part * j->per, to = from + j->per < r->nchunks ? from + j->per : r->nchunks;
+	const char **texts = malloc((to - from + 1) * sizeof(*texts));
+	size_t *lens = malloc((to - from + 1) * sizeof(*lens));
+	rag_rc rc;
+
+	if (!texts || !lens) {
+		free(texts);
+		free(lens);
+		return RAG_ENOMEM;
+	}
+	for (size_t i = from; i < to; i++) {
+		texts[i - from] = run_chunk_text(r, i);
+		lens[i - from] = r->chunks[i].len;
+	}
+	rc = embed_texts(j->m, texts, lens, to - from, r->vecs + from * (size_t)j->dims, &j->err);
+	free(texts);
+	free(lens);
+	return rc;
+}
+
+rag_rc run_embed(const embed_model *m, ingest_run_state *r, rag_error *err)
+{
+	int threads = rag_cpu_count();
+	embed_job j = {.m = m, .r = r, .dims = embed_dims(m)};
+	size_t parts;
+	rag_rc rc;
+
+	free(r->vecs);
+	r->vecs = NULL;
+	if (r->nchunks == 0)
+		return RAG_OK;
+	if (!(r->vecs = malloc(r->nchunks * (size_t)j.dims * sizeof(float))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory for %zu vectors", r->nchunks);
+	j.per = (r->nchunks + (size_t)threads * 4 - 1) / ((size_t)threads * 4);
+	if (j.per < 64)
+		j.per = 64;
+	parts = (r->nchunks + j.per - 1) / j.per;
+	if ((rc = rag_parallel_for(parts, threads, embed_part, &j)))
+		return rag_error_set(err, rc, "embed: %s", j.err.msg[0] ? j.err.msg : rag_rc_message(rc));
+	return RAG_OK;
+}
+
+/* ------------------------------------------------------------------- run */
+
+rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
+{
+	ingest_run_state r = {0};
+	s3_list l = {0};
+	cat_object *known = NULL;
+	size_t nknown = 0, nwork = 0, done = 0;
+	work_item *work = NULL;
+	uint64_t t0 = rag_now_ns(), t, bytes_total = 0, bytes_done = 0;
+	rag_rc rc;
+
+	memset(sum, 0, sizeof(*sum));
+	t = rag_now_ns();
+	if ((rc = s3_list_objects(ic->s3, S3_OP("ingest.list", NULL), ic->cfg->source.prefix, NULL,
+				  &l, err)))
+		goto out;
+	sum->listed = (int64_t)l.nobjects;
+	if ((rc = catalog_objects_load(ic->cat, &known, &nknown, err)) ||
+	    (rc = diff(ic, &l, known, nknown, &work, &nwork, &r, sum, err)))
+		goto out;
+	sum->ms[ING_LIST] = rag_ms_since(t);
+	for (size_t i = 0; i < nwork; i++)
+		bytes_total += work[i].listed->size;
+	RAG_INFO(ic->log, "%lld objects listed under \"%s\": %zu to process, %lld unchanged",
+		 (long long)sum->listed, ic->cfg->source.prefix, nwork, (long long)sum->unchanged);
+
+	while (done < nwork && !(ic->stop && *ic->stop)) {
+		size_t to = done, take = 0;
+		/* a batch: batch_docs objects within the size limit */
+		while (to < nwork && take < (size_t)ic->cfg->ingest.batch_docs) {
+			if (work[to].listed->size > ic->cfg->ingest.max_object_size) {
+				if (to > done)
+					break;
+				if ((rc = reject_large(ic, &r, &work[to], sum, err)))
+					goto out;
+				done = ++to;
+				continue;
+			}
+			to++;
+			take++;
+		}
+		if (to > done && (rc = run_batch(ic, &r, work, done, to, sum, err)))
+			goto out;
+		for (size_t i = done; i < to; i++)
+			bytes_done += work[i].listed->size;
+		done = to;
+		if (ic->progress)
+			ic->progress(ic->progress_ctx, (int64_t)done, (int64_t)nwork, bytes_done,
+				     bytes_total, (int64_t)r.nchunks);
+	}
+	if (done < nwork)
+		RAG_INFO(ic->log, "stopping: %zu objects left for the next pass", nwork - done);
+	sum->documents = (int64_t)r.ndocs;
+	sum->chunks = (int64_t)r.nchunks;
+	sum->tombstoned = (int64_t)r.ntomb;
+	rc = ingest_commit(ic, &r, sum, err);
+out:
+	sum->total_ms = rag_ms_since(t0);
+	free(work);
+	cat_objects_free(known, nknown);
+	s3_list_release(&l);
+	run_release(&r);
+	return rc;
+}

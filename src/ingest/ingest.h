@@ -1,0 +1,109 @@
+/*
+ * ingest — the ingestion pipeline: source prefix → diff → fetch → parse →
+ * chunk → embed → segment → commit a new index version.
+ *
+ * Invariants (on top of the commit protocol in manifest.h):
+ *  1. The local catalog is a cache of the snapshot LATEST names plus the
+ *     work of the run in progress. ingest_recover() makes it so before any
+ *     work: a catalog that is behind or ahead of LATEST is replaced by
+ *     LATEST's snapshot (or emptied when there is no LATEST yet).
+ *  2. A version's segment ids derive from its number, and version numbers
+ *     only grow past LATEST: a rerun after a crash rewrites the objects of
+ *     the unpublished version, never those of a published one.
+ *  3. Unchanged objects (same key and ETag) cost no GET. A document whose
+ *     object changed or went away is tombstoned in the same version that
+ *     adds its replacement; tombstoned chunks are never returned and are
+ *     purged when compaction drops their segment.
+ *  4. Chunk ids are assigned in (batch, document, ordinal) order from the
+ *     catalog's counter, so two runs over the same input assign the same ids
+ *     and the embedder (deterministic) gives the same vectors.
+ *
+ * Thread affinity: one pipeline per process; it uses worker threads for
+ * fetching (the S3 client's parallel batches) and for parsing/embedding.
+ */
+#ifndef INGEST_H
+#define INGEST_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog.h"
+#include "embed.h"
+#include "manifest.h"
+#include "rag_config.h"
+#include "rag_log.h"
+#include "s3.h"
+
+/* Stages timed by a run, in pipeline order. */
+#define INGEST_STAGES(X) \
+	X(RECOVER, "recover") X(LIST, "list") X(FETCH, "fetch") X(PARSE, "parse") \
+	X(CHUNK, "chunk") X(FIT, "fit") X(EMBED, "embed") X(INDEX, "index") \
+	X(UPLOAD, "upload") X(CATALOG, "catalog") X(COMMIT, "commit") X(GC, "gc")
+
+typedef enum {
+#define ING_X(name, str) ING_##name,
+	INGEST_STAGES(ING_X)
+#undef ING_X
+	ING_STAGE_COUNT
+} ingest_stage;
+
+const char *ingest_stage_name(ingest_stage s);
+
+/* What one run did. */
+typedef struct ingest_summary {
+	int64_t listed;           /* objects under the source prefix */
+	int64_t unchanged;        /* same ETag: no GET */
+	int64_t status[OBJ_STATUS_COUNT]; /* objects processed this run, by outcome */
+	int64_t documents;        /* new documents indexed */
+	int64_t chunks;           /* new chunks */
+	int64_t tombstoned;       /* documents tombstoned (changed or deleted) */
+	uint64_t bytes;           /* source bytes fetched */
+	int64_t version;          /* the version committed, 0 if none */
+	int64_t segments_written;
+	int64_t segments_compacted;
+	int64_t gc_deleted;
+	bool model_fitted;
+	double ms[ING_STAGE_COUNT];
+	double total_ms;
+} ingest_summary;
+
+/* Progress, called from the pipeline thread after each batch. */
+typedef void (*ingest_progress_fn)(void *ctx, int64_t docs_done, int64_t docs_total,
+				   uint64_t bytes_done, uint64_t bytes_total, int64_t chunks);
+
+typedef struct ingest_ctx {
+	const rag_config *cfg;
+	s3_client *s3;
+	rag_log *log;
+	volatile sig_atomic_t *stop;  /* set by a signal: finish the batch, commit */
+	ingest_progress_fn progress;
+	void *progress_ctx;
+	/* state, owned */
+	catalog *cat;
+	char root[1024];              /* <index.prefix><index.name>/ */
+	char cat_path[4096];
+	embed_model *model;
+	char model_key[1024];
+	manifest latest;              /* the manifest LATEST names (version 0: none) */
+} ingest_ctx;
+
+/* Open the catalog and recover it against LATEST (invariant 1). */
+rag_rc ingest_open(ingest_ctx *ic, const rag_config *cfg, s3_client *s3, rag_log *log,
+		   rag_error *err);
+void ingest_close(ingest_ctx *ic);
+
+/* One pass: diff, process, commit, compact, collect garbage. */
+rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err);
+
+/* Fit a new model on every live chunk and re-embed everything into a new
+ * version (the old segments become garbage). */
+rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err);
+
+/* Whether the configured growth threshold asks for a refit. */
+bool ingest_refit_due(ingest_ctx *ic);
+
+/* Delete objects no kept manifest names (older than the grace period). */
+rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *err);
+
+#endif
