@@ -87,9 +87,10 @@ doc_type parse_detect(const char *key, const char *data, size_t len);
  * Parse one object's bytes. key is used in error messages only (may be NULL).
  *
  * RAG_OK: out filled; the caller releases it with parsed_doc_release(). An
- *   empty (0-byte or whitespace-only) document is RAG_OK with len 0 and
- *   nblocks 0. HTML nested deeper than libxml2's limit (256) is truncated
- *   there: RAG_OK with the content above the limit.
+ *   empty (0-byte or whitespace-only) document of a supported type is RAG_OK
+ *   with len 0 and nblocks 0 (an empty "x.bin" is still unsupported). HTML
+ *   nested deeper than libxml2's limit (256) is truncated there: RAG_OK with
+ *   the content above the limit.
  * RAG_EUNSUPPORTED: not a type we handle (binary, unknown extension,
  *   encrypted PDF); err->msg says why, e.g.
  *   "\"a/b.bin\": unsupported type (binary content)". Skip the document.
