@@ -50,5 +50,7 @@ int cmd_daemon(cli_env *env, int argc, char **argv);
 int cmd_status(cli_env *env, int argc, char **argv);
 int cmd_model(cli_env *env, int argc, char **argv);
 int cmd_gc(cli_env *env, int argc, char **argv);
+int cmd_query(cli_env *env, int argc, char **argv);
+int cmd_verify(cli_env *env, int argc, char **argv);
 
 #endif

@@ -65,6 +65,22 @@ typedef struct rag_config {
 		char *name;
 		int64_t dims;
 	} model;
+	struct {
+		char *mode;              /* memory | pointer | cached | object */
+		char *listen;            /* HOST:PORT */
+		int64_t threads;         /* HTTP worker threads */
+		int64_t cache_mb;        /* cached mode: chunk text LRU */
+		int64_t list_cache_mb;   /* object mode: inverted list LRU (0: none) */
+		char *token;             /* secret: bearer token, empty = none */
+		uint64_t max_body;
+		int64_t max_k;
+		int64_t max_query_bytes;
+		int64_t timeout_ms;
+		int64_t reload_s;        /* poll LATEST this often (0: never) */
+		char *log_prefix;        /* query log objects */
+		int64_t log_flush_s;
+		int64_t log_flush_records;
+	} query;
 	char *path; /* the file it was read from, or NULL */
 } rag_config;
 

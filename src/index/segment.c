@@ -66,16 +66,76 @@ static rag_rc build_chunks(const seg_chunk *chunks, size_t n, seg_build *b, rag_
 	return RAG_OK;
 }
 
-static rag_rc build_lists(const vindex *v, int dims, seg_build *b, rag_error *err)
+static rag_rc find_pos(const seg_chunk *chunks, size_t n, int64_t id, size_t *pos)
 {
-	rag_buf *idx = &b->obj[MF_LISTS_IDX];
-	uint64_t *offsets = NULL;
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (chunks[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo >= n || chunks[lo].id != id)
+		return RAG_EINTERNAL;
+	*pos = lo;
+	return RAG_OK;
+}
+
+/* lists.bin: each exported list followed by its members' record table. */
+static rag_rc append_lists(const char *raw, const uint64_t *offsets, int nlist, int dims,
+			   const seg_chunk *chunks, size_t n, seg_build *b, uint64_t *out_off,
+			   rag_error *err)
+{
+	rag_buf *bin = &b->obj[MF_LISTS];
+	rag_rc rc = RAG_OK;
+
+	for (int i = 0; i < nlist && !rc; i++) {
+		const char *l = raw + offsets[i];
+		uint32_t count;
+
+		memcpy(&count, l, 4);
+		out_off[i] = bin->len;
+		if ((rc = rag_buf_append(bin, l, (size_t)(offsets[i + 1] - offsets[i]))))
+			break;
+		for (uint32_t j = 0; j < count && !rc; j++) {
+			int64_t id;
+			size_t pos;
+			memcpy(&id, l + 4 + (size_t)j * 8, 8);
+			if (find_pos(chunks, n, id, &pos))
+				return rag_error_set(err, RAG_EINTERNAL,
+						     "segment: list %d names unknown chunk %lld", i,
+						     (long long)id);
+			if ((rc = put_u64(bin, b->rec_off[pos])) || (rc = put_u32(bin, b->rec_len[pos])))
+				break;
+		}
+	}
+	out_off[nlist] = bin->len;
+	(void)dims;
+	if (rc)
+		rag_error_set(err, rc, "segment: lists too large");
+	return rc;
+}
+
+static rag_rc build_lists(const vindex *v, int dims, const seg_chunk *chunks, size_t n,
+			  seg_build *b, rag_error *err)
+{
+	rag_buf *idx = &b->obj[MF_LISTS_IDX], raw;
+	uint64_t *offsets = NULL, *out_off = NULL;
 	float *centroids = NULL;
 	int nlist = 0, ncent = 0;
 	rag_rc rc;
 
-	if ((rc = vindex_export_lists(v, &b->obj[MF_LISTS], &offsets, &nlist, err)) ||
+	rag_buf_init(&raw, SEG_OBJ_MAX);
+	if ((rc = vindex_export_lists(v, &raw, &offsets, &nlist, err)) ||
 	    (rc = vindex_export_centroids(v, &centroids, &ncent, err)))
+		goto out;
+	if (!(out_off = calloc((size_t)nlist + 1, sizeof(*out_off)))) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = append_lists(raw.data, offsets, nlist, dims, chunks, n, b, out_off, err)))
 		goto out;
 	if ((rc = rag_buf_append(idx, "RMLI", 4)) || (rc = put_u32(idx, 1)) ||
 	    (rc = put_u32(idx, (uint32_t)dims)) || (rc = put_u32(idx, (uint32_t)nlist)) ||
@@ -85,14 +145,16 @@ static rag_rc build_lists(const vindex *v, int dims, seg_build *b, rag_error *er
 	    (rc = rag_buf_append(idx, centroids, (size_t)nlist * (size_t)dims * sizeof(float))))
 		goto toobig;
 	for (int i = 0; i <= nlist; i++)
-		if ((rc = put_u64(idx, offsets[i])))
+		if ((rc = put_u64(idx, out_off[i])))
 			goto toobig;
 	b->nlist = nlist;
 	goto out;
 toobig:
 	rag_error_set(err, rc, "segment: list index too large");
 out:
+	rag_buf_release(&raw);
 	free(offsets);
+	free(out_off);
 	free(centroids);
 	return rc;
 }
@@ -118,7 +180,7 @@ rag_rc segment_build(int dims, const seg_chunk *chunks, const float *vecs, size_
 	if ((rc = build_chunks(chunks, n, b, err)) ||
 	    (rc = vindex_build(dims, vecs, ids, n, opts, &v, err)) ||
 	    (rc = vindex_serialize(v, &b->obj[MF_INDEX], err)) ||
-	    (rc = build_lists(v, dims, b, err)))
+	    (rc = build_lists(v, dims, chunks, n, b, err)))
 		goto out;
 	rag_strlcpy(b->kind, vindex_kind_of(v) == VINDEX_IVF ? "ivf" : "flat", sizeof(b->kind));
 	b->nprobe = vindex_nprobe(v);
@@ -327,4 +389,27 @@ void seg_lists_release(seg_lists *l)
 	free(l->offsets);
 	l->centroids = NULL;
 	l->offsets = NULL;
+}
+
+rag_rc segment_split_list(const char *data, size_t len, int dims, size_t *vec_len,
+			  const char **recs, uint32_t *count, rag_error *err)
+{
+	uint64_t need;
+
+	if (len < 4)
+		return rag_error_set(err, RAG_ECORRUPT, "list: %zu bytes", len);
+	*count = rd_u32(data);
+	*vec_len = 4 + (size_t)*count * (8 + 4 * (size_t)dims);
+	need = (uint64_t)*vec_len + (uint64_t)*count * 12;
+	if (need != len)
+		return rag_error_set(err, RAG_ECORRUPT, "list: %u members need %llu bytes, have %zu",
+				     *count, (unsigned long long)need, len);
+	*recs = data + *vec_len;
+	return RAG_OK;
+}
+
+void segment_list_record(const char *recs, uint32_t pos, uint64_t *rec_off, uint32_t *rec_len)
+{
+	*rec_off = rd_u64(recs + (size_t)pos * 12);
+	*rec_len = rd_u32(recs + (size_t)pos * 12 + 8);
 }

@@ -7,7 +7,11 @@
  *                so one ranged GET returns everything a hit needs
  *   chunks.idx   the pointer table: "RMCI" u32 1 | u64 n | n x {i64 id,
  *                u64 rec_off, u32 rec_len, u32 0}, sorted by id
- *   lists.bin    the IVF inverted lists as vindex_export_lists() lays them out
+ *   lists.bin    per IVF list, back to back: the list as vindex_export_lists()
+ *                lays it out (u32 count | i64 ids | f32 vecs), then its record
+ *                table: count x {u64 rec_off, u32 rec_len} in list order, so one
+ *                ranged GET of a list gives the vectors and where each member's
+ *                chunk record is in chunks.bin (object mode needs nothing else)
  *   lists.idx    "RMLI" u32 1 | u32 dims | u32 nlist | u32 has_centroids |
  *                f32 centroids[nlist*dims] (if any) | u64 offsets[nlist+1]
  *
@@ -92,6 +96,17 @@ typedef struct seg_lists {
 } seg_lists;
 
 rag_rc segment_parse_lists_idx(const char *data, size_t len, seg_lists *out, rag_error *err);
+
+/*
+ * Split one list region of lists.bin: *vec_len = the bytes vindex_scan_lists()
+ * reads, *recs = the record table after them. RAG_ECORRUPT if the sizes do
+ * not add up.
+ */
+rag_rc segment_split_list(const char *data, size_t len, int dims, size_t *vec_len,
+			  const char **recs, uint32_t *count, rag_error *err);
+
+/* The record of the member at position pos of a split list. */
+void segment_list_record(const char *recs, uint32_t pos, uint64_t *rec_off, uint32_t *rec_len);
 void seg_lists_release(seg_lists *l);
 
 #endif

@@ -1,0 +1,754 @@
+/*
+ * qindex.c — loading a version in a backing mode, and answering queries.
+ * See qindex.h for the mode table and the invariants.
+ */
+#include "qindex.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "embed.h"
+#include "rag_util.h"
+#include "segment.h"
+#include "vindex.h"
+
+#define META_MAX (64u << 20)
+#define MODEL_MAX ((size_t)2 << 30)
+#define OBJ_MAX ((size_t)4 << 30)
+
+typedef struct qseg {
+	mf_segment *mf;          /* borrowed from the manifest */
+	uint64_t key;            /* hash of the segment id, for cache keys */
+	int64_t tombstones;      /* tombstoned chunks inside this segment's id range */
+	vindex *vi;              /* memory, pointer, cached */
+	seg_ptr *ptrs;           /* memory, pointer, cached */
+	size_t nptrs;
+	char *records;           /* memory: chunks.bin */
+	size_t records_len;
+	seg_lists lists;         /* object: centroids and list offsets */
+} qseg;
+
+struct qindex {
+	atomic_int refs;
+	qmode mode;
+	s3_client *s3;
+	rag_log *log;
+	manifest mf;
+	embed_model *model;
+	qseg *segs;
+	size_t nsegs;
+	qcaches caches;
+	qindex_status st;
+};
+
+static const char *const mode_names[] = {"memory", "pointer", "cached", "object"};
+static const char *const ret_names[] = {"dense", "bm25", "hybrid"};
+
+const char *qmode_name(qmode m)
+{
+	return (unsigned)m < 4 ? mode_names[m] : "unknown";
+}
+
+bool qmode_parse(const char *s, qmode *out)
+{
+	for (int i = 0; i < 4; i++)
+		if (s && strcmp(s, mode_names[i]) == 0)
+			return *out = (qmode)i, true;
+	return false;
+}
+
+const char *qretriever_name(qretriever r)
+{
+	return (unsigned)r < 3 ? ret_names[r] : "unknown";
+}
+
+bool qretriever_parse(const char *s, qretriever *out)
+{
+	for (int i = 0; i < 3; i++)
+		if (s && strcmp(s, ret_names[i]) == 0)
+			return *out = (qretriever)i, true;
+	return false;
+}
+
+static uint64_t fnv64(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+/* ------------------------------------------------------------- loading */
+
+static rag_rc index_root(const rag_config *cfg, char *root, size_t len, rag_error *err)
+{
+	if (mf_index_root(cfg->index.prefix, cfg->index.name, root, len))
+		return rag_error_set(err, RAG_ECONFIG, "index.prefix/index.name too long");
+	return RAG_OK;
+}
+
+rag_rc qindex_latest_version(s3_client *s3, const rag_config *cfg, const char *stage,
+			     int64_t *version, rag_error *err)
+{
+	char root[1024], key[1200], mkey[1200];
+	rag_buf b;
+	rag_rc rc;
+
+	*version = 0;
+	if ((rc = index_root(cfg, root, sizeof(root), err)))
+		return rc;
+	mf_latest_key(root, key, sizeof(key));
+	rag_buf_init(&b, META_MAX);
+	rc = s3_get(s3, S3_OP(stage, NULL), key, &b, NULL, err);
+	if (!rc)
+		rc = mf_latest_from_json(b.data, b.len, version, mkey, sizeof(mkey), err);
+	rag_buf_release(&b);
+	return rc;
+}
+
+static rag_rc load_manifest(qindex *q, const rag_config *cfg, const s3_op *op, rag_error *err)
+{
+	char root[1024], key[1200], mkey[1200];
+	int64_t version;
+	rag_buf b;
+	rag_rc rc;
+
+	if ((rc = index_root(cfg, root, sizeof(root), err)))
+		return rc;
+	mf_latest_key(root, key, sizeof(key));
+	rag_buf_init(&b, META_MAX);
+	rc = s3_get(q->s3, op, key, &b, NULL, err);
+	if (rc == RAG_ENOTFOUND)
+		rag_error_set(err, rc, "no index version yet: \"%s\" does not exist (run ragmap ingest)", key);
+	if (!rc)
+		rc = mf_latest_from_json(b.data, b.len, &version, mkey, sizeof(mkey), err);
+	rag_buf_reset(&b);
+	if (!rc)
+		rc = s3_get(q->s3, op, mkey, &b, NULL, err);
+	if (!rc)
+		rc = manifest_from_json(b.data, b.len, &q->mf, err);
+	if (!rc && q->mf.version != version)
+		rc = rag_error_set(err, RAG_ECORRUPT, "LATEST names version %lld, manifest says %lld",
+				   (long long)version, (long long)q->mf.version);
+	rag_buf_release(&b);
+	return rc;
+}
+
+static int64_t tombstones_in(const manifest *m, int64_t first, int64_t last)
+{
+	int64_t n = 0;
+
+	for (size_t i = 0; i < m->ntombstones; i++) {
+		int64_t a = m->tombstones[2 * i], b = m->tombstones[2 * i + 1];
+		if (a < first)
+			a = first;
+		if (b > last)
+			b = last;
+		if (a <= b)
+			n += b - a + 1;
+	}
+	return n;
+}
+
+/* Which objects of a segment a mode loads. */
+static bool mode_loads(qmode mode, int obj)
+{
+	switch (obj) {
+	case MF_INDEX:
+	case MF_CHUNKS_IDX:
+		return mode != QMODE_OBJECT;
+	case MF_CHUNKS:
+		return mode == QMODE_MEMORY;
+	case MF_LISTS_IDX:
+		return mode == QMODE_OBJECT;
+	default:
+		return false;
+	}
+}
+
+static rag_rc load_segments(qindex *q, const s3_op *op, rag_error *err)
+{
+	size_t nreq = 0, r = 0;
+	s3_get_req *reqs;
+	rag_rc rc = RAG_OK;
+
+	if (!(q->segs = calloc(q->mf.nsegments + 1, sizeof(*q->segs))) ||
+	    !(reqs = calloc(q->mf.nsegments * MF_NOBJ + 1, sizeof(*reqs))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	q->nsegs = q->mf.nsegments;
+	for (size_t i = 0; i < q->nsegs; i++) {
+		qseg *s = &q->segs[i];
+		s->mf = &q->mf.segments[i];
+		s->key = fnv64(s->mf->id);
+		s->tombstones = tombstones_in(&q->mf, s->mf->first_chunk, s->mf->last_chunk);
+		for (int k = 0; k < MF_NOBJ; k++) {
+			if (!mode_loads(q->mode, k))
+				continue;
+			reqs[nreq].key = s->mf->obj[k].key;
+			rag_buf_init(&reqs[nreq].buf, OBJ_MAX);
+			nreq++;
+		}
+	}
+	/* every segment object in parallel */
+	if (s3_get_many(q->s3, op, reqs, nreq, 0)) {
+		for (size_t i = 0; i < nreq; i++)
+			if (reqs[i].rc) {
+				rc = reqs[i].rc;
+				if (err)
+					*err = reqs[i].err;
+				break;
+			}
+		goto out;
+	}
+	for (size_t i = 0; i < q->nsegs && !rc; i++) {
+		qseg *s = &q->segs[i];
+		for (int k = 0; k < MF_NOBJ && !rc; k++) {
+			rag_buf *b;
+			if (!mode_loads(q->mode, k))
+				continue;
+			b = &reqs[r++].buf;
+			if (k == MF_INDEX)
+				rc = vindex_load(b->data, b->len, &s->vi, err);
+			else if (k == MF_CHUNKS_IDX)
+				rc = segment_parse_chunk_idx(b->data, b->len, &s->ptrs, &s->nptrs, err);
+			else if (k == MF_LISTS_IDX)
+				rc = segment_parse_lists_idx(b->data, b->len, &s->lists, err);
+			else if (k == MF_CHUNKS) {
+				s->records = rag_buf_detach(b, &s->records_len);
+			}
+			if (rc)
+				rag_error_prefix(err, "\"%s\"", s->mf->obj[k].key);
+		}
+		if (!rc && q->mode == QMODE_OBJECT && s->lists.dims != q->mf.model.dims)
+			rc = rag_error_set(err, RAG_ECORRUPT, "segment \"%s\": %d dims, model has %d",
+					   s->mf->id, s->lists.dims, q->mf.model.dims);
+	}
+out:
+	for (size_t i = 0; i < nreq; i++)
+		rag_buf_release(&reqs[i].buf);
+	free(reqs);
+	return rc;
+}
+
+static void account(qindex *q)
+{
+	qindex_status *st = &q->st;
+
+	for (size_t i = 0; i < q->nsegs; i++) {
+		qseg *s = &q->segs[i];
+		if (s->vi)
+			st->vector_bytes += vindex_memory_bytes(s->vi);
+		if (s->lists.centroids)
+			st->vector_bytes += (uint64_t)s->lists.nlist * (uint64_t)s->lists.dims * 4;
+		if (s->lists.offsets)
+			st->pointer_bytes += ((uint64_t)s->lists.nlist + 1) * 8;
+		st->pointer_bytes += s->nptrs * sizeof(seg_ptr);
+		st->text_bytes += s->records_len;
+	}
+}
+
+rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcaches *caches,
+		   rag_log *log, qindex **out, rag_error *err)
+{
+	qindex *q = calloc(1, sizeof(*q));
+	uint64_t t0 = rag_now_ns();
+	rag_buf b;
+	rag_rc rc;
+
+	*out = NULL;
+	if (!q)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	atomic_init(&q->refs, 1);
+	q->mode = mode;
+	q->s3 = s3;
+	q->log = log;
+	if (caches)
+		q->caches = *caches;
+	s3_op *op = S3_OP("query.load", &q->st.load_trace);
+	rag_buf_init(&b, MODEL_MAX);
+	if ((rc = load_manifest(q, cfg, op, err)))
+		goto fail;
+	if ((rc = s3_get(s3, op, q->mf.model.key, &b, NULL, err)) ||
+	    (rc = embed_model_load(b.data, b.len, &q->model, err))) {
+		rag_error_prefix(err, "model \"%s\"", q->mf.model.key);
+		goto fail;
+	}
+	if (embed_dims(q->model) != q->mf.model.dims ||
+	    strcmp(embed_model_version(q->model), q->mf.model.version) != 0) {
+		rc = rag_error_set(err, RAG_ECORRUPT, "model \"%s\" is not the one the manifest names",
+				   q->mf.model.key);
+		goto fail;
+	}
+	if ((rc = load_segments(q, op, err)))
+		goto fail;
+	rag_buf_release(&b);
+	q->st.mode = mode;
+	q->st.version = q->mf.version;
+	rag_strlcpy(q->st.model_version, q->mf.model.version, sizeof(q->st.model_version));
+	rag_strlcpy(q->st.model_name, q->mf.model.name, sizeof(q->st.model_name));
+	q->st.documents = q->mf.documents;
+	q->st.chunks = q->mf.chunks;
+	q->st.segments = (int64_t)q->nsegs;
+	q->st.tombstone_ranges = (int64_t)q->mf.ntombstones;
+	account(q);
+	q->st.load_ms = rag_ms_since(t0);
+	q->st.loaded_at = rag_wall_time();
+	*out = q;
+	return RAG_OK;
+fail:
+	rag_buf_release(&b);
+	qindex_release(q);
+	return rc;
+}
+
+void qindex_retain(qindex *q)
+{
+	atomic_fetch_add(&q->refs, 1);
+}
+
+void qindex_release(qindex *q)
+{
+	if (!q || atomic_fetch_sub(&q->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < q->nsegs; i++) {
+		vindex_free(q->segs[i].vi);
+		free(q->segs[i].ptrs);
+		free(q->segs[i].records);
+		seg_lists_release(&q->segs[i].lists);
+	}
+	free(q->segs);
+	embed_model_free(q->model);
+	manifest_release(&q->mf);
+	free(q);
+}
+
+void qindex_status_get(const qindex *q, qindex_status *st)
+{
+	*st = q->st;
+}
+
+/* ------------------------------------------------------------ searching */
+
+typedef struct cand {
+	float score;
+	int64_t id;
+	size_t seg;
+	uint64_t rec_off;  /* object mode: from the list's record table */
+	uint32_t rec_len;
+} cand;
+
+static int by_score(const void *a, const void *b)
+{
+	const cand *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+typedef struct cands {
+	cand *a;
+	size_t n, cap;
+} cands;
+
+static rag_rc cands_add(cands *c, const cand *x)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		cand *p = realloc(c->a, cap * sizeof(*p));
+		if (!p)
+			return RAG_ENOMEM;
+		c->a = p;
+		c->cap = cap;
+	}
+	c->a[c->n++] = *x;
+	return RAG_OK;
+}
+
+/* How many results to ask a segment for so that k survive its tombstones. */
+static int seg_k(const qseg *s, int k)
+{
+	int64_t kk = k + s->tombstones;
+
+	if (kk > s->mf->count)
+		kk = s->mf->count;
+	return kk < 1 ? 1 : (int)kk;
+}
+
+static rag_rc search_in_ram(qindex *q, const float *qv, int k, cands *out, rag_error *err)
+{
+	rag_rc rc = RAG_OK;
+
+	for (size_t i = 0; i < q->nsegs && !rc; i++) {
+		qseg *s = &q->segs[i];
+		int kk = seg_k(s, k);
+		float *scores = malloc((size_t)kk * sizeof(*scores));
+		int64_t *ids = malloc((size_t)kk * sizeof(*ids));
+
+		if (!scores || !ids)
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		else
+			rc = vindex_search(s->vi, qv, 1, kk, s->mf->nprobe, scores, ids, err);
+		for (int j = 0; j < kk && !rc; j++) {
+			cand c = {scores[j], ids[j], i, 0, 0};
+			if (ids[j] >= 0 && !manifest_is_tombstoned(&q->mf, ids[j]) && cands_add(out, &c))
+				rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		}
+		free(scores);
+		free(ids);
+	}
+	return rc;
+}
+
+/* One probed list of object mode. */
+typedef struct probe {
+	size_t seg;
+	int list;
+	char *data;        /* the list region (from the cache or a GET) */
+	size_t len;
+} probe;
+
+static rag_rc fetch_lists(qindex *q, probe *p, size_t n, s3_trace *trace, qresult *res,
+			  rag_error *err)
+{
+	s3_get_req *reqs = calloc(n + 1, sizeof(*reqs));
+	size_t *map = calloc(n + 1, sizeof(*map)), nreq = 0;
+	rag_rc rc = RAG_OK;
+
+	if (!reqs || !map) {
+		free(reqs);
+		free(map);
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		qseg *s = &q->segs[p[i].seg];
+		uint64_t off = s->lists.offsets[p[i].list], end = s->lists.offsets[p[i].list + 1];
+		uint64_t key = s->key ^ ((uint64_t)(p[i].list + 1) * 0x9E3779B97F4A7C15ull);
+
+		if (end == off)
+			continue; /* an empty list costs nothing */
+		if (q->caches.lists && lru_get(q->caches.lists, key, &p[i].data, &p[i].len)) {
+			res->cache_hits++;
+			continue;
+		}
+		if (q->caches.lists)
+			res->cache_misses++;
+		reqs[nreq].key = s->mf->obj[MF_LISTS].key;
+		reqs[nreq].off = off;
+		reqs[nreq].len = end - off;
+		rag_buf_init(&reqs[nreq].buf, (size_t)(end - off));
+		map[nreq++] = i;
+	}
+	if (nreq && s3_get_many(q->s3, S3_OP("query.lists", trace), reqs, nreq, 0)) {
+		for (size_t i = 0; i < nreq; i++)
+			if (reqs[i].rc) {
+				rc = reqs[i].rc;
+				if (err)
+					*err = reqs[i].err;
+				break;
+			}
+	}
+	for (size_t i = 0; i < nreq; i++) {
+		probe *pr = &p[map[i]];
+		if (!rc) {
+			qseg *s = &q->segs[pr->seg];
+			uint64_t key = s->key ^ ((uint64_t)(pr->list + 1) * 0x9E3779B97F4A7C15ull);
+			if (q->caches.lists)
+				lru_put(q->caches.lists, key, reqs[i].buf.data, reqs[i].buf.len);
+			pr->data = rag_buf_detach(&reqs[i].buf, &pr->len);
+		}
+		rag_buf_release(&reqs[i].buf);
+	}
+	free(reqs);
+	free(map);
+	return rc;
+}
+
+/* Scan one segment's fetched lists and add its top kk to out. */
+static rag_rc scan_segment(qindex *q, size_t si, const float *qv, int k, probe *p, size_t np,
+			   cands *out, rag_error *err)
+{
+	qseg *s = &q->segs[si];
+	int dims = q->mf.model.dims, kk = seg_k(s, k), nl = 0;
+	const char **lists = calloc(np + 1, sizeof(*lists)), **recs = calloc(np + 1, sizeof(*recs));
+	size_t *lens = calloc(np + 1, sizeof(*lens));
+	uint32_t *counts = calloc(np + 1, sizeof(*counts));
+	float *scores = malloc((size_t)kk * sizeof(*scores));
+	int64_t *ids = malloc((size_t)kk * sizeof(*ids));
+	rag_rc rc = RAG_OK;
+
+	if (!lists || !recs || !lens || !counts || !scores || !ids) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < np && !rc; i++) {
+		if (p[i].seg != si || !p[i].data)
+			continue;
+		rc = segment_split_list(p[i].data, p[i].len, dims, &lens[nl], &recs[nl], &counts[nl], err);
+		lists[nl++] = p[i].data;
+	}
+	if (rc || nl == 0)
+		goto out;
+	if ((rc = vindex_scan_lists(dims, qv, lists, lens, nl, kk, scores, ids, err)))
+		goto out;
+	for (int j = 0; j < kk && !rc; j++) {
+		cand c = {scores[j], ids[j], si, 0, 0};
+		bool found = false;
+		if (ids[j] < 0 || manifest_is_tombstoned(&q->mf, ids[j]))
+			continue;
+		/* where its record is: the list that holds it says */
+		for (int l = 0; l < nl && !found; l++)
+			for (uint32_t m = 0; m < counts[l] && !found; m++) {
+				int64_t id;
+				memcpy(&id, lists[l] + 4 + (size_t)m * 8, 8);
+				if (id == ids[j]) {
+					segment_list_record(recs[l], m, &c.rec_off, &c.rec_len);
+					found = true;
+				}
+			}
+		if (!found)
+			rc = rag_error_set(err, RAG_ECORRUPT, "segment \"%s\": hit %lld in no list",
+					   s->mf->id, (long long)ids[j]);
+		else if (cands_add(out, &c))
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+out:
+	free(lists);
+	free(recs);
+	free(lens);
+	free(counts);
+	free(scores);
+	free(ids);
+	return rc;
+}
+
+static rag_rc search_object(qindex *q, const float *qv, int k, cands *out, qresult *res,
+			    rag_error *err)
+{
+	size_t np = 0, cap = 0;
+	probe *p = NULL;
+	rag_rc rc = RAG_OK;
+
+	for (size_t i = 0; i < q->nsegs; i++)
+		cap += (size_t)q->segs[i].mf->nprobe < (size_t)q->segs[i].lists.nlist
+			       ? (size_t)q->segs[i].mf->nprobe : (size_t)q->segs[i].lists.nlist;
+	if (!(p = calloc(cap + 1, sizeof(*p))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	for (size_t i = 0; i < q->nsegs && !rc; i++) {
+		qseg *s = &q->segs[i];
+		int nprobe = s->mf->nprobe < s->lists.nlist ? s->mf->nprobe : s->lists.nlist;
+		int *lists = malloc((size_t)nprobe * sizeof(*lists));
+		if (!lists) {
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+			break;
+		}
+		rc = vindex_probe_lists(s->lists.centroids, s->lists.nlist, s->lists.dims, qv, nprobe,
+					lists, err);
+		for (int j = 0; j < nprobe && !rc; j++)
+			if (lists[j] >= 0)
+				p[np++] = (probe){i, lists[j], NULL, 0};
+		free(lists);
+	}
+	/* all probed lists of all segments in one parallel batch */
+	if (!rc)
+		rc = fetch_lists(q, p, np, &res->trace, res, err);
+	for (size_t i = 0; i < q->nsegs && !rc; i++)
+		rc = scan_segment(q, i, qv, k, p, np, out, err);
+	for (size_t i = 0; i < np; i++)
+		free(p[i].data);
+	free(p);
+	return rc;
+}
+
+/* ------------------------------------------------------------- fetching */
+
+static uint64_t rec_cache_key(const qseg *s, uint64_t rec_off)
+{
+	return s->key ^ (rec_off * 0xD6E8FEB86659FD93ull + 1);
+}
+
+static rag_rc fill_hit(qhit *h, const char *rec, size_t len, int64_t want, rag_error *err)
+{
+	seg_record r;
+	rag_rc rc = segment_parse_record(rec, len, &r, err);
+
+	if (rc)
+		return rc;
+	if (r.id != want) {
+		seg_record_release(&r);
+		return rag_error_set(err, RAG_ECORRUPT, "chunk record says %lld, expected %lld",
+				     (long long)r.id, (long long)want);
+	}
+	h->chunk_id = r.id;
+	h->key = r.key;
+	h->heading = r.heading;
+	h->ordinal = r.ordinal;
+	h->off = r.off;
+	h->len = r.len;
+	h->text = rag_strndup(r.text, r.text_len);
+	h->text_len = r.text_len;
+	return h->text ? RAG_OK : rag_error_set(err, RAG_ENOMEM, "out of memory");
+}
+
+static rag_rc fetch_records(qindex *q, const cand *top, int n, qresult *res, rag_error *err)
+{
+	s3_get_req *reqs = calloc((size_t)n + 1, sizeof(*reqs));
+	int *map = calloc((size_t)n + 1, sizeof(*map)), nreq = 0;
+	rag_rc rc = RAG_OK;
+
+	if (!reqs || !map) {
+		free(reqs);
+		free(map);
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < n && !rc; i++) {
+		qseg *s = &q->segs[top[i].seg];
+		uint64_t off = top[i].rec_off;
+		uint32_t len = top[i].rec_len;
+		char *data;
+		size_t dlen;
+
+		if (q->mode != QMODE_OBJECT) {
+			const seg_ptr *ptr = segment_find_ptr(s->ptrs, s->nptrs, top[i].id);
+			if (!ptr) {
+				rc = rag_error_set(err, RAG_ECORRUPT, "segment \"%s\": no pointer for %lld",
+						   s->mf->id, (long long)top[i].id);
+				break;
+			}
+			off = ptr->rec_off;
+			len = ptr->rec_len;
+		}
+		if (q->mode == QMODE_MEMORY) {
+			if (off + len > s->records_len)
+				rc = rag_error_set(err, RAG_ECORRUPT, "segment \"%s\": record out of range",
+						   s->mf->id);
+			else
+				rc = fill_hit(&res->hits[i], s->records + off, len, top[i].id, err);
+			continue;
+		}
+		if (q->mode == QMODE_CACHED && q->caches.text &&
+		    lru_get(q->caches.text, rec_cache_key(s, off), &data, &dlen)) {
+			res->cache_hits++;
+			rc = fill_hit(&res->hits[i], data, dlen, top[i].id, err);
+			free(data);
+			continue;
+		}
+		if (q->mode == QMODE_CACHED)
+			res->cache_misses++;
+		reqs[nreq].key = s->mf->obj[MF_CHUNKS].key;
+		reqs[nreq].off = off;
+		reqs[nreq].len = len;
+		rag_buf_init(&reqs[nreq].buf, len);
+		map[nreq++] = i;
+	}
+	if (!rc && nreq && s3_get_many(q->s3, S3_OP("query.text", &res->trace), reqs, (size_t)nreq, 0)) {
+		for (int i = 0; i < nreq; i++)
+			if (reqs[i].rc) {
+				rc = reqs[i].rc;
+				if (err)
+					*err = reqs[i].err;
+				break;
+			}
+	}
+	for (int i = 0; i < nreq; i++) {
+		if (!rc) {
+			qseg *s = &q->segs[top[map[i]].seg];
+			if (q->mode == QMODE_CACHED && q->caches.text)
+				lru_put(q->caches.text, rec_cache_key(s, reqs[i].off), reqs[i].buf.data,
+					reqs[i].buf.len);
+			rc = fill_hit(&res->hits[map[i]], reqs[i].buf.data, reqs[i].buf.len,
+				      top[map[i]].id, err);
+		}
+		rag_buf_release(&reqs[i].buf);
+	}
+	free(reqs);
+	free(map);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- query */
+
+rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r,
+		    qresult *res, rag_error *err)
+{
+	int dims = q->mf.model.dims, n;
+	float *qv = malloc((size_t)dims * sizeof(*qv));
+	cands cs = {0};
+	uint64_t t0 = rag_now_ns(), t;
+	float norm = 0;
+	rag_rc rc;
+
+	memset(res, 0, sizeof(*res));
+	res->version = q->mf.version;
+	rag_strlcpy(res->model_version, q->mf.model.version, sizeof(res->model_version));
+	res->mode = q->mode;
+	res->retriever = r;
+	if (!qv)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	if (k < 1 || k > 1000) {
+		free(qv);
+		return rag_error_set(err, RAG_EINVAL, "k must be in 1..1000 (got %d)", k);
+	}
+	if (r != QRET_DENSE) {
+		free(qv);
+		return rag_error_set(err, RAG_EUNSUPPORTED, "retriever \"%s\" is not available here",
+				     qretriever_name(r));
+	}
+	t = rag_now_ns();
+	rc = embed_texts(q->model, &text, &len, 1, qv, err);
+	res->embed_ms = rag_ms_since(t);
+	for (int i = 0; i < dims; i++)
+		norm += qv[i] * qv[i];
+	if (rc || norm == 0)
+		goto done; /* no known term: nothing is similar */
+	t = rag_now_ns();
+	rc = q->mode == QMODE_OBJECT ? search_object(q, qv, k, &cs, res, err)
+				     : search_in_ram(q, qv, k, &cs, err);
+	if (rc)
+		goto done;
+	qsort(cs.a, cs.n, sizeof(*cs.a), by_score);
+	n = cs.n < (size_t)k ? (int)cs.n : k;
+	if (q->mode == QMODE_OBJECT)
+		res->search_ms = rag_ms_since(t); /* includes the list fetches */
+	else
+		res->search_ms = rag_ms_since(t);
+	if (!(res->hits = calloc((size_t)n + 1, sizeof(*res->hits)))) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto done;
+	}
+	res->n = n;
+	for (int i = 0; i < n; i++) {
+		res->hits[i].rank = i + 1;
+		res->hits[i].score = cs.a[i].score;
+		res->hits[i].chunk_id = cs.a[i].id;
+	}
+	t = rag_now_ns();
+	rc = fetch_records(q, cs.a, n, res, err);
+	res->fetch_ms = rag_ms_since(t);
+done:
+	res->total_ms = rag_ms_since(t0);
+	free(cs.a);
+	free(qv);
+	if (rc) {
+		/* never a partial result */
+		qresult_release(res);
+		res->n = 0;
+	}
+	return rc;
+}
+
+void qresult_release(qresult *r)
+{
+	for (int i = 0; i < r->n; i++) {
+		free(r->hits[i].key);
+		free(r->hits[i].heading);
+		free(r->hits[i].text);
+	}
+	free(r->hits);
+	r->hits = NULL;
+	r->n = 0;
+}

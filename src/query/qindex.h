@@ -1,0 +1,115 @@
+/*
+ * qindex — one index version loaded for querying in one backing mode.
+ *
+ *   mode     held in RAM                        read from storage per query
+ *   memory   vectors, chunk records, pointers   nothing
+ *   pointer  vectors, pointers                  one ranged GET per hit (its record)
+ *   cached   vectors, pointers, LRU of records  one ranged GET per hit missing the LRU
+ *   object   IVF centroids, list offsets        each probed list (one ranged GET; it
+ *                                               carries its members' record pointers),
+ *                                               then one ranged GET per hit
+ *
+ * Invariants:
+ *  1. A qindex is immutable after qindex_open(); queries may run on it from
+ *     any number of threads. It is reference counted: a hot reload swaps in
+ *     a new one while in-flight queries finish on the old one.
+ *  2. The dense results of memory, pointer and cached are identical (same
+ *     vectors, same FAISS search); object mode scans the same lists an
+ *     in-RAM IVF search with the segment's nprobe would, so its results
+ *     are identical too. Ties are broken by chunk id.
+ *  3. Every storage request a query makes is counted in its own trace
+ *     (qresult.trace): traces are exact under concurrency.
+ *  4. Tombstoned chunks are never returned.
+ */
+#ifndef QINDEX_H
+#define QINDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lru.h"
+#include "manifest.h"
+#include "rag_config.h"
+#include "rag_log.h"
+#include "s3.h"
+
+typedef enum { QMODE_MEMORY, QMODE_POINTER, QMODE_CACHED, QMODE_OBJECT } qmode;
+typedef enum { QRET_DENSE, QRET_BM25, QRET_HYBRID } qretriever;
+
+const char *qmode_name(qmode m);
+bool qmode_parse(const char *s, qmode *out);
+const char *qretriever_name(qretriever r);
+bool qretriever_parse(const char *s, qretriever *out);
+
+typedef struct qindex qindex;
+
+/* Caches shared across versions (records and lists are immutable). */
+typedef struct qcaches {
+	lru *text;   /* cached mode; may be NULL in other modes */
+	lru *lists;  /* object mode; NULL: no list cache */
+} qcaches;
+
+/*
+ * Load the version LATEST names (storage under stage "query.load").
+ * caches is borrowed and must outlive the qindex. *out has one reference.
+ * RAG_ENOTFOUND when there is no LATEST yet.
+ */
+rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcaches *caches,
+		   rag_log *log, qindex **out, rag_error *err);
+void qindex_retain(qindex *q);
+void qindex_release(qindex *q);   /* frees at the last reference; NULL ok */
+
+/* The version LATEST names now (one GET under stage), 0 if none. */
+rag_rc qindex_latest_version(s3_client *s3, const rag_config *cfg, const char *stage,
+			     int64_t *version, rag_error *err);
+
+typedef struct qindex_status {
+	qmode mode;
+	int64_t version;
+	char model_version[40];
+	char model_name[64];
+	int64_t documents, chunks, segments, tombstone_ranges;
+	uint64_t vector_bytes;   /* FAISS indexes, or centroids in object mode */
+	uint64_t text_bytes;     /* chunk records held in RAM */
+	uint64_t pointer_bytes;  /* pointer tables, list offsets */
+	double load_ms;
+	s3_trace load_trace;     /* what loading cost */
+	int64_t loaded_at;       /* wall clock */
+} qindex_status;
+
+void qindex_status_get(const qindex *q, qindex_status *st);
+
+typedef struct qhit {
+	int rank;
+	float score;
+	int64_t chunk_id;
+	char *key;
+	int ordinal;
+	uint64_t off, len;
+	char *heading;
+	char *text;
+	size_t text_len;
+} qhit;
+
+typedef struct qresult {
+	qhit *hits;
+	int n;
+	s3_trace trace;          /* storage this query used */
+	double embed_ms, search_ms, fetch_ms, total_ms;
+	uint64_t cache_hits, cache_misses;
+	int64_t version;
+	char model_version[40];
+	qmode mode;
+	qretriever retriever;
+} qresult;
+
+/*
+ * Answer one query: the k best chunks (1 <= k <= 1000). Text must be valid
+ * UTF-8 (the caller checks). RAG_ENOTFOUND never; storage failures give
+ * their code with a message naming the object — never a partial result.
+ */
+rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r,
+		    qresult *out, rag_error *err);
+void qresult_release(qresult *r);
+
+#endif

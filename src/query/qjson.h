@@ -1,0 +1,21 @@
+/*
+ * qjson — the JSON of the query API, shared by the HTTP server and
+ * `ragmap query --json` so both print exactly the same document.
+ */
+#ifndef QJSON_H
+#define QJSON_H
+
+#include <jansson.h>
+
+#include "qindex.h"
+
+/* {"requests","bytes","ms","retries","by_kind":{kind:{...}}} */
+json_t *qjson_trace(const s3_trace *t);
+
+/* The whole answer to one query. New reference. */
+json_t *qjson_result(const qresult *r, const char *bucket, const char *query, int k);
+
+/* The status of a loaded index. New reference. */
+json_t *qjson_status(const qindex_status *st);
+
+#endif
