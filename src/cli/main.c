@@ -16,6 +16,7 @@ static const cli_command commands[] = {
 	{"daemon", cmd_daemon, "ingest continuously, polling the source prefix"},
 	{"status", cmd_status, "index version, documents by status, chunks, segments, bytes"},
 	{"model", cmd_model, "model fit: refit the built-in model and re-embed everything"},
+	{"serve", cmd_serve, "the query server: HTTP API in a chosen backing mode"},
 	{"query", cmd_query, "ask a question, locally in a backing mode or via --server"},
 	{"gc", cmd_gc, "delete index objects that no manifest references"},
 	{"verify", cmd_verify, "check the committed index version; --digest for crash tests"},

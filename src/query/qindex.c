@@ -331,6 +331,11 @@ void qindex_status_get(const qindex *q, qindex_status *st)
 	*st = q->st;
 }
 
+int64_t qindex_status_version(const qindex *q)
+{
+	return q->st.version;
+}
+
 /* ------------------------------------------------------------ searching */
 
 typedef struct cand {

@@ -78,6 +78,7 @@ typedef struct qindex_status {
 } qindex_status;
 
 void qindex_status_get(const qindex *q, qindex_status *st);
+int64_t qindex_status_version(const qindex *q);
 
 typedef struct qhit {
 	int rank;

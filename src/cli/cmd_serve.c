@@ -1,0 +1,87 @@
+/*
+ * ragmap serve — the query server in one backing mode.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "qindex.h"
+#include "rag_util.h"
+#include "server.h"
+
+static const char serve_usage[] =
+	"usage: ragmap serve [--mode memory|pointer|cached|object] [--listen HOST:PORT]\n"
+	"                    [--config FILE]\n"
+	"  Load the latest index version in the given backing mode and answer\n"
+	"  POST /v1/query, GET /v1/status, /healthz and /metrics. Default\n"
+	"  127.0.0.1:8080 (query.listen), mode memory (query.mode). Port 0 picks a\n"
+	"  free port; the chosen address is printed on stdout.\n";
+
+static volatile sig_atomic_t serve_stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	serve_stop = 1;
+}
+
+int cmd_serve(cli_env *env, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"mode", required_argument, NULL, 'm'}, {"listen", required_argument, NULL, 'l'},
+		{"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *mode_s = NULL, *listen = NULL;
+	rag_config cfg;
+	rag_error err = {0};
+	server *srv;
+	qmode mode;
+	int opt;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "m:l:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'm': mode_s = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'c': env->config_path = optarg; break;
+		case 'h': fputs(serve_usage, stdout); return CLI_OK;
+		default: fputs(serve_usage, stderr); return CLI_USAGE;
+		}
+	}
+	if (optind < argc) {
+		cli_error("serve: unexpected argument \"%s\"", argv[optind]);
+		return CLI_USAGE;
+	}
+	if (!cli_load_config(env, &cfg))
+		return CLI_USAGE;
+	if (!qmode_parse(mode_s ? mode_s : cfg.query.mode, &mode)) {
+		cli_error("serve: unknown mode \"%s\" (memory, pointer, cached, object)",
+			  mode_s ? mode_s : cfg.query.mode);
+		rag_config_release(&cfg);
+		return CLI_USAGE;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	if (server_start(&cfg, mode, listen, &env->log, &srv, &err)) {
+		rag_config_release(&cfg);
+		return cli_fail(&err);
+	}
+	{
+		const char *addr = listen ? listen : cfg.query.listen;
+		const char *colon = strrchr(addr, ':');
+		printf("ragmap serve: %s mode, listening on http://%.*s:%d\n", qmode_name(mode),
+		       colon ? (int)(colon - addr) : 0, addr, server_port(srv));
+		fflush(stdout);
+	}
+	while (!serve_stop)
+		rag_sleep_ms(100);
+	RAG_INFO(&env->log, "serve: stopping (flushing the query log)");
+	server_stop(srv);
+	rag_config_release(&cfg);
+	return CLI_OK;
+}

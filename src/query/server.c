@@ -1,0 +1,611 @@
+/*
+ * server.c — see server.h.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "qjson.h"
+#include "qlog.h"
+#include "rag_buf.h"
+#include "rag_util.h"
+
+static const double latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+					 0.05,   0.1,   0.25,   0.5,   1,    2.5};
+#define NBUCKETS (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
+
+struct server {
+	rag_config cfg;           /* a copy of the strings we need lives in cfg */
+	const rag_config *src_cfg;
+	qmode mode;
+	rag_log *log;
+	s3_client *s3;
+	struct MHD_Daemon *d;
+	int port;
+	qlog *qlog;
+	qcaches caches;
+
+	pthread_mutex_t lock;     /* guards current, the metrics and stopping */
+	qindex *current;
+	pthread_cond_t wake;
+	pthread_t reloader;
+	bool reloader_running, stopping;
+
+	/* metrics */
+	uint64_t buckets[NBUCKETS + 1];
+	double latency_sum;
+	uint64_t queries_ok, queries_bad, queries_failed, unauthorized, reloads, reload_failures;
+};
+
+typedef struct request {
+	rag_buf body;
+	bool too_large;
+} request;
+
+/* ------------------------------------------------------------- replies */
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type,
+				 char *body, size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ok;
+
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	ok = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ok;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	if (!s)
+		return MHD_NO;
+	return send_text(c, status, "application/json", s, strlen(s));
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+	return send_json(c, status, json_pack("{s:s, s:i}", "error", msg, "status", status));
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static qindex *acquire(server *s)
+{
+	qindex *q;
+
+	pthread_mutex_lock(&s->lock);
+	if ((q = s->current))
+		qindex_retain(q);
+	pthread_mutex_unlock(&s->lock);
+	return q;
+}
+
+static void count_query(server *s, bool ok, bool bad, double secs)
+{
+	pthread_mutex_lock(&s->lock);
+	if (ok) {
+		size_t b = 0;
+		while (b < NBUCKETS && secs > latency_buckets[b])
+			b++;
+		s->buckets[b]++;
+		s->latency_sum += secs;
+		s->queries_ok++;
+	} else if (bad) {
+		s->queries_bad++;
+	} else {
+		s->queries_failed++;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void log_query(server *s, const qresult *r, const char *q, int k)
+{
+	s3_counter tot;
+	json_t *keys = json_array(), *rec;
+	char stamp[32], *line;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (!s->qlog)
+		return;
+	for (int i = 0; i < r->n; i++)
+		json_array_append_new(keys, json_string(r->hits[i].key));
+	s3_trace_total(&r->trace, &tot);
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:I, s:o, s:I, s:I, s:f}", "ts", stamp, "q", q,
+			"k", k, "mode", qmode_name(r->mode), "retriever", qretriever_name(r->retriever),
+			"index_version", (json_int_t)r->version, "hits", keys,
+			"storage_requests", (json_int_t)tot.requests,
+			"storage_bytes", (json_int_t)(tot.bytes_in + tot.bytes_out),
+			"total_ms", r->total_ms);
+	if (rec && (line = json_dumps(rec, JSON_COMPACT))) {
+		qlog_append(s->qlog, line);
+		free(line);
+	}
+	json_decref(rec);
+}
+
+static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request *rq)
+{
+	json_error_t jerr;
+	json_t *j, *jq, *jk, *jr;
+	const char *text, *ret_s = "dense";
+	json_int_t k = 5;
+	qretriever ret;
+	qindex *q;
+	qresult res;
+	rag_error err = {0};
+	uint64_t t0 = rag_now_ns();
+	char msg[600];
+	enum MHD_Result out;
+
+	if (rq->too_large) {
+		count_query(s, false, true, 0);
+		snprintf(msg, sizeof(msg), "request body over the %llu byte limit",
+			 (unsigned long long)s->cfg.query.max_body);
+		return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+	}
+	if (!rag_utf8_valid(rq->body.data ? rq->body.data : "", rq->body.len)) {
+		count_query(s, false, true, 0);
+		return send_error(c, 400, "request body is not valid UTF-8");
+	}
+	if (!(j = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len, 0, &jerr))) {
+		count_query(s, false, true, 0);
+		snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s", jerr.line,
+			 jerr.column, jerr.text);
+		return send_error(c, 400, msg);
+	}
+	jq = json_object_get(j, "q");
+	jk = json_object_get(j, "k");
+	jr = json_object_get(j, "retriever");
+	msg[0] = '\0';
+	if (!json_is_object(j))
+		snprintf(msg, sizeof(msg), "the body must be a JSON object");
+	else if (!jq)
+		snprintf(msg, sizeof(msg), "missing field \"q\"");
+	else if (!json_is_string(jq))
+		snprintf(msg, sizeof(msg), "field \"q\" must be a string");
+	else if (json_string_length(jq) == 0 || strspn(json_string_value(jq), " \t\r\n") ==
+							json_string_length(jq))
+		snprintf(msg, sizeof(msg), "field \"q\" is empty");
+	else if ((int64_t)json_string_length(jq) > s->cfg.query.max_query_bytes)
+		snprintf(msg, sizeof(msg), "field \"q\" is longer than %lld bytes",
+			 (long long)s->cfg.query.max_query_bytes);
+	else if (strlen(json_string_value(jq)) != json_string_length(jq))
+		snprintf(msg, sizeof(msg), "field \"q\" contains a NUL character");
+	else if (jk && (!json_is_integer(jk) || json_integer_value(jk) < 1 ||
+			json_integer_value(jk) > s->cfg.query.max_k))
+		snprintf(msg, sizeof(msg), "field \"k\" must be an integer in 1..%lld",
+			 (long long)s->cfg.query.max_k);
+	else if (jr && (!json_is_string(jr) || !qretriever_parse(json_string_value(jr), &ret)))
+		snprintf(msg, sizeof(msg), "field \"retriever\" must be \"dense\", \"bm25\" or \"hybrid\"");
+	if (msg[0]) {
+		json_decref(j);
+		count_query(s, false, true, 0);
+		return send_error(c, 400, msg);
+	}
+	text = json_string_value(jq);
+	if (jk)
+		k = json_integer_value(jk);
+	if (jr)
+		ret_s = json_string_value(jr);
+	qretriever_parse(ret_s, &ret);
+	if (!(q = acquire(s))) {
+		json_decref(j);
+		count_query(s, false, false, 0);
+		return send_error(c, 503, "no index loaded yet");
+	}
+	if (qindex_query(q, text, strlen(text), (int)k, ret, &res, &err)) {
+		qindex_release(q);
+		json_decref(j);
+		count_query(s, false, err.rc == RAG_EUNSUPPORTED, 0);
+		return send_error(c, err.rc == RAG_EUNSUPPORTED ? 400 : 502, err.msg);
+	}
+	qindex_release(q);
+	if (rag_ms_since(t0) > (double)s->cfg.query.timeout_ms) {
+		qresult_release(&res);
+		json_decref(j);
+		count_query(s, false, false, 0);
+		return send_error(c, 504, "the query took longer than query.timeout_ms");
+	}
+	log_query(s, &res, text, (int)k);
+	out = send_json(c, 200, qjson_result(&res, s->cfg.s3.bucket, text, (int)k));
+	count_query(s, true, false, rag_ms_since(t0) / 1e3);
+	qresult_release(&res);
+	json_decref(j);
+	return out;
+}
+
+static enum MHD_Result handle_status(server *s, struct MHD_Connection *c)
+{
+	qindex *q = acquire(s);
+	qindex_status st;
+	json_t *j, *caches = json_object();
+	lru_stats ls;
+
+	if (!q)
+		return send_error(c, 503, "no index loaded yet");
+	qindex_status_get(q, &st);
+	qindex_release(q);
+	j = qjson_status(&st);
+	if (s->caches.text) {
+		lru_get_stats(s->caches.text, &ls);
+		json_object_set_new(caches, "text", json_pack("{s:I, s:I, s:I, s:I, s:I}", "bytes",
+				    (json_int_t)ls.bytes, "max_bytes", (json_int_t)ls.max_bytes,
+				    "entries", (json_int_t)ls.entries, "hits", (json_int_t)ls.hits,
+				    "misses", (json_int_t)ls.misses));
+	}
+	if (s->caches.lists) {
+		lru_get_stats(s->caches.lists, &ls);
+		json_object_set_new(caches, "lists", json_pack("{s:I, s:I, s:I, s:I, s:I}", "bytes",
+				    (json_int_t)ls.bytes, "max_bytes", (json_int_t)ls.max_bytes,
+				    "entries", (json_int_t)ls.entries, "hits", (json_int_t)ls.hits,
+				    "misses", (json_int_t)ls.misses));
+	}
+	json_object_set_new(j, "caches", caches);
+	return send_json(c, 200, j);
+}
+
+static void metric_storage(server *s, rag_buf *b)
+{
+	s3_stage_stats st[64];
+	size_t n = s3_client_stats(s->s3, st, 64);
+	static const struct {
+		const char *name, *help;
+	} m[] = {
+		{"ragmap_storage_requests_total", "storage requests by pipeline stage and kind"},
+		{"ragmap_storage_bytes_total", "storage bytes moved (in + out) by stage and kind"},
+		{"ragmap_storage_seconds_total", "time spent in storage requests by stage and kind"},
+		{"ragmap_storage_retries_total", "storage retries by stage and kind"},
+	};
+
+	if (n > 64)
+		n = 64;
+	for (size_t i = 0; i < 4; i++) {
+		rag_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", m[i].name, m[i].help, m[i].name);
+		for (size_t j = 0; j < n; j++)
+			for (int k = 0; k < S3_KIND_COUNT; k++) {
+				const s3_counter *c = &st[j].kind[k];
+				if (!c->requests)
+					continue;
+				rag_buf_printf(b, "%s{stage=\"%s\",kind=\"%s\"} ", m[i].name, st[j].stage,
+					       s3_kind_name((s3_kind)k));
+				if (i == 0)
+					rag_buf_printf(b, "%llu\n", (unsigned long long)c->requests);
+				else if (i == 1)
+					rag_buf_printf(b, "%llu\n", (unsigned long long)(c->bytes_in + c->bytes_out));
+				else if (i == 2)
+					rag_buf_printf(b, "%.6f\n", (double)c->ns / 1e9);
+				else
+					rag_buf_printf(b, "%llu\n", (unsigned long long)c->retries);
+			}
+	}
+}
+
+static enum MHD_Result handle_metrics(server *s, struct MHD_Connection *c)
+{
+	rag_buf b;
+	qindex *q = acquire(s);
+	qindex_status st = {0};
+	uint64_t cum = 0;
+	lru_stats ls;
+
+	rag_buf_init(&b, 4u << 20);
+	if (q) {
+		qindex_status_get(q, &st);
+		qindex_release(q);
+	}
+	metric_storage(s, &b);
+	pthread_mutex_lock(&s->lock);
+	rag_buf_printf(&b, "# HELP ragmap_query_duration_seconds query latency at the server\n"
+			   "# TYPE ragmap_query_duration_seconds histogram\n");
+	for (size_t i = 0; i <= NBUCKETS; i++) {
+		cum += s->buckets[i];
+		if (i < NBUCKETS)
+			rag_buf_printf(&b, "ragmap_query_duration_seconds_bucket{le=\"%g\"} %llu\n",
+				       latency_buckets[i], (unsigned long long)cum);
+		else
+			rag_buf_printf(&b, "ragmap_query_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+				       (unsigned long long)cum);
+	}
+	rag_buf_printf(&b, "ragmap_query_duration_seconds_sum %.6f\n"
+			   "ragmap_query_duration_seconds_count %llu\n", s->latency_sum,
+		       (unsigned long long)cum);
+	rag_buf_printf(&b, "# HELP ragmap_queries_total queries by outcome\n"
+			   "# TYPE ragmap_queries_total counter\n"
+			   "ragmap_queries_total{outcome=\"ok\"} %llu\n"
+			   "ragmap_queries_total{outcome=\"bad_request\"} %llu\n"
+			   "ragmap_queries_total{outcome=\"error\"} %llu\n"
+			   "ragmap_queries_total{outcome=\"unauthorized\"} %llu\n"
+			   "# HELP ragmap_reloads_total index versions swapped in after start\n"
+			   "# TYPE ragmap_reloads_total counter\nragmap_reloads_total %llu\n"
+			   "ragmap_reload_failures_total %llu\n",
+		       (unsigned long long)s->queries_ok, (unsigned long long)s->queries_bad,
+		       (unsigned long long)s->queries_failed, (unsigned long long)s->unauthorized,
+		       (unsigned long long)s->reloads, (unsigned long long)s->reload_failures);
+	pthread_mutex_unlock(&s->lock);
+	rag_buf_printf(&b, "# HELP ragmap_cache_hits_total cache hits by cache\n"
+			   "# TYPE ragmap_cache_hits_total counter\n");
+	for (int i = 0; i < 2; i++) {
+		lru *cache = i ? s->caches.lists : s->caches.text;
+		memset(&ls, 0, sizeof(ls));
+		if (cache)
+			lru_get_stats(cache, &ls);
+		rag_buf_printf(&b, "ragmap_cache_hits_total{cache=\"%s\"} %llu\n", i ? "lists" : "text",
+			       (unsigned long long)ls.hits);
+		rag_buf_printf(&b, "ragmap_cache_misses_total{cache=\"%s\"} %llu\n",
+			       i ? "lists" : "text", (unsigned long long)ls.misses);
+		rag_buf_printf(&b, "ragmap_cache_bytes{cache=\"%s\"} %llu\n", i ? "lists" : "text",
+			       (unsigned long long)ls.bytes);
+	}
+	rag_buf_printf(&b, "# HELP ragmap_index_version the index version being served\n"
+			   "# TYPE ragmap_index_version gauge\nragmap_index_version %lld\n"
+			   "# HELP ragmap_resident_bytes bytes held in RAM by kind\n"
+			   "# TYPE ragmap_resident_bytes gauge\n"
+			   "ragmap_resident_bytes{kind=\"vectors\"} %llu\n"
+			   "ragmap_resident_bytes{kind=\"text\"} %llu\n"
+			   "ragmap_resident_bytes{kind=\"pointers\"} %llu\n"
+			   "ragmap_info{mode=\"%s\",model_version=\"%s\"} 1\n",
+		       (long long)st.version, (unsigned long long)st.vector_bytes,
+		       (unsigned long long)st.text_bytes, (unsigned long long)st.pointer_bytes,
+		       qmode_name(s->mode), st.model_version);
+	{
+		size_t len;
+		char *text = rag_buf_detach(&b, &len);
+		return send_text(c, 200, "text/plain; version=0.0.4", text, len);
+	}
+}
+
+/* Constant time: the token's length and bytes do not leak through timing. */
+static bool token_ok(server *s, struct MHD_Connection *c)
+{
+	const char *want = s->cfg.query.token, *got;
+	size_t wl, gl;
+	unsigned char diff = 0;
+
+	if (!want || !*want)
+		return true;
+	got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (!got || strncmp(got, "Bearer ", 7) != 0)
+		return false;
+	got += 7;
+	wl = strlen(want);
+	gl = strlen(got);
+	for (size_t i = 0; i < wl; i++)
+		diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? got[i] : 0);
+	return diff == 0 && gl == wl;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *data,
+				  size_t *size, void **state)
+{
+	server *s = cls;
+	request *rq = *state;
+
+	(void)version;
+	if (!rq) {
+		if (!(rq = calloc(1, sizeof(*rq))))
+			return MHD_NO;
+		rag_buf_init(&rq->body, s->cfg.query.max_body);
+		*state = rq;
+		return MHD_YES;
+	}
+	if (*size) {
+		if (!rq->too_large && rag_buf_append(&rq->body, data, *size))
+			rq->too_large = true; /* keep reading, answer 413 at the end */
+		*size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(url, "/healthz") == 0) {
+		qindex *q = acquire(s);
+		qindex_release(q);
+		if (!q)
+			return send_error(c, 503, "no index loaded yet");
+		return send_text(c, 200, "text/plain", rag_strdup("ok\n"), 3);
+	}
+	if (!token_ok(s, c)) {
+		pthread_mutex_lock(&s->lock);
+		s->unauthorized++;
+		pthread_mutex_unlock(&s->lock);
+		return send_error(c, 401, "missing or wrong bearer token");
+	}
+	if (strcmp(url, "/v1/query") == 0) {
+		if (strcmp(method, "POST") != 0)
+			return send_error(c, 405, "use POST for /v1/query");
+		return handle_query(s, c, rq);
+	}
+	if (strcmp(method, "GET") != 0)
+		return send_error(c, 405, "method not allowed");
+	if (strcmp(url, "/v1/status") == 0)
+		return handle_status(s, c);
+	if (strcmp(url, "/metrics") == 0)
+		return handle_metrics(s, c);
+	return send_error(c, 404, "no such endpoint");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+			 enum MHD_RequestTerminationCode code)
+{
+	request *rq = *state;
+
+	(void)cls, (void)c, (void)code;
+	if (rq) {
+		rag_buf_release(&rq->body);
+		free(rq);
+		*state = NULL;
+	}
+}
+
+/* ------------------------------------------------------------- reloads */
+
+static void *reloader(void *arg)
+{
+	server *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		struct timespec until;
+		int64_t have = s->current ? qindex_status_version(s->current) : 0, latest = 0;
+		rag_error err = {0};
+		qindex *fresh = NULL;
+
+		pthread_mutex_unlock(&s->lock);
+		if (qindex_latest_version(s->s3, &s->cfg, "query.reload", &latest, &err) == RAG_OK &&
+		    latest > have) {
+			/* build the new version off to the side; queries go on */
+			if (qindex_open(s->s3, &s->cfg, s->mode, &s->caches, s->log, &fresh, &err)) {
+				RAG_WARN(s->log, "reload of version %lld failed: %s", (long long)latest, err.msg);
+				pthread_mutex_lock(&s->lock);
+				s->reload_failures++;
+				pthread_mutex_unlock(&s->lock);
+			}
+		}
+		pthread_mutex_lock(&s->lock);
+		if (fresh) {
+			qindex *old = s->current;
+			s->current = fresh;
+			s->reloads++;
+			RAG_INFO(s->log, "serving version %lld", (long long)qindex_status_version(fresh));
+			pthread_mutex_unlock(&s->lock);
+			qindex_release(old); /* freed once its in-flight queries finish */
+			pthread_mutex_lock(&s->lock);
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += s->cfg.query.reload_s;
+		while (!s->stopping && pthread_cond_timedwait(&s->wake, &s->lock, &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static rag_rc parse_listen(const char *listen, struct sockaddr_in *sa, rag_error *err)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	int64_t port;
+
+	if (!colon || (size_t)(colon - listen) >= sizeof(host) || !rag_parse_i64(colon + 1, &port) ||
+	    port < 0 || port > 65535)
+		return rag_error_set(err, RAG_ECONFIG, "query.listen: \"%s\" is not HOST:PORT", listen);
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	if (strcmp(host, "localhost") == 0)
+		rag_strlcpy(host, "127.0.0.1", sizeof(host));
+	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+		return rag_error_set(err, RAG_ECONFIG, "query.listen: \"%s\" is not an IPv4 address", host);
+	return RAG_OK;
+}
+
+rag_rc server_start(const rag_config *cfg, qmode mode, const char *listen, rag_log *log,
+		    server **out, rag_error *err)
+{
+	server *s = calloc(1, sizeof(*s));
+	struct sockaddr_in sa;
+	const union MHD_DaemonInfo *info;
+	rag_rc rc;
+
+	*out = NULL;
+	if (!s)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	s->cfg = *cfg; /* strings stay owned by the caller's config, which outlives us */
+	s->mode = mode;
+	s->log = log;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	if ((rc = parse_listen(listen ? listen : cfg->query.listen, &sa, err)))
+		goto fail;
+	if (!(s->s3 = s3_client_new(cfg, log, err))) {
+		rc = err ? err->rc : RAG_EINTERNAL;
+		goto fail;
+	}
+	if (mode == QMODE_CACHED)
+		s->caches.text = lru_new((size_t)cfg->query.cache_mb << 20);
+	if (mode == QMODE_OBJECT && cfg->query.list_cache_mb)
+		s->caches.lists = lru_new((size_t)cfg->query.list_cache_mb << 20);
+	if ((rc = qindex_open(s->s3, &s->cfg, mode, &s->caches, log, &s->current, err)))
+		goto fail;
+	if (!(s->qlog = qlog_start(s->s3, &s->cfg, log, err))) {
+		rc = err ? err->rc : RAG_EINTERNAL;
+		goto fail;
+	}
+	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
+					MHD_USE_TURBO,
+				0, NULL, NULL, on_request, s,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->query.threads,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+				MHD_OPTION_CONNECTION_TIMEOUT,
+				(unsigned)((cfg->query.timeout_ms + 999) / 1000),
+				MHD_OPTION_CONNECTION_LIMIT, 1024u,
+				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+				MHD_OPTION_END);
+	if (!s->d) {
+		rc = rag_error_set(err, RAG_EIO, "cannot listen on %s (address in use?)",
+				   listen ? listen : cfg->query.listen);
+		goto fail;
+	}
+	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = info ? info->port : 0;
+	if (cfg->query.reload_s > 0 && pthread_create(&s->reloader, NULL, reloader, s) == 0)
+		s->reloader_running = true;
+	*out = s;
+	return RAG_OK;
+fail:
+	server_stop(s);
+	return rc;
+}
+
+int server_port(const server *s)
+{
+	return s->port;
+}
+
+void server_stop(server *s)
+{
+	if (!s)
+		return;
+	if (s->d)
+		MHD_stop_daemon(s->d); /* waits for the pool threads */
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	if (s->reloader_running)
+		pthread_join(s->reloader, NULL);
+	qlog_stop(s->qlog);
+	qindex_release(s->current);
+	lru_free(s->caches.text);
+	lru_free(s->caches.lists);
+	s3_client_free(s->s3);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->wake);
+	free(s);
+}
