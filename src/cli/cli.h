@@ -52,6 +52,7 @@ int cmd_model(cli_env *env, int argc, char **argv);
 int cmd_gc(cli_env *env, int argc, char **argv);
 int cmd_query(cli_env *env, int argc, char **argv);
 int cmd_serve(cli_env *env, int argc, char **argv);
+int cmd_eval(cli_env *env, int argc, char **argv);
 int cmd_verify(cli_env *env, int argc, char **argv);
 
 #endif

@@ -110,6 +110,10 @@ static const cfg_item items[] = {
 	 "flush the query log at least this often"},
 	{"query", "log_flush_records", T_INT, OFF(query.log_flush_records), "1000", 1, 10000000,
 	 "flush the query log once this many records wait"},
+	{"query", "rrf_k", T_INT, OFF(query.rrf_k), "60", 1, 100000,
+	 "hybrid retriever: k of reciprocal rank fusion, score = sum 1/(k + rank)"},
+	{"query", "hybrid_depth", T_INT, OFF(query.hybrid_depth), "100", 1, 1000,
+	 "hybrid retriever: candidates taken from each of dense and bm25"},
 };
 
 /* The standard AWS variables and the keys they set. */

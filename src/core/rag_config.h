@@ -80,6 +80,8 @@ typedef struct rag_config {
 		char *log_prefix;        /* query log objects */
 		int64_t log_flush_s;
 		int64_t log_flush_records;
+		int64_t rrf_k;           /* hybrid: reciprocal rank fusion constant */
+		int64_t hybrid_depth;    /* hybrid: candidates taken from each retriever */
 	} query;
 	char *path; /* the file it was read from, or NULL */
 } rag_config;

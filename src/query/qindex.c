@@ -5,11 +5,15 @@
 #include "qindex.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog.h"
 #include "embed.h"
 #include "rag_util.h"
 #include "segment.h"
@@ -42,6 +46,11 @@ struct qindex {
 	size_t nsegs;
 	qcaches caches;
 	qindex_status st;
+	/* bm25 and hybrid: the catalog snapshot, fetched on first use */
+	pthread_mutex_t cat_lock;
+	catalog *cat;
+	char cat_path[4200];
+	int rrf_k, hybrid_depth;
 };
 
 static const char *const mode_names[] = {"memory", "pointer", "cached", "object"};
@@ -83,6 +92,11 @@ static uint64_t fnv64(const char *s)
 }
 
 /* ------------------------------------------------------------- loading */
+
+static void mkdir_quiet(const char *dir)
+{
+	mkdir(dir, 0755); /* EEXIST is the common case; open() reports real trouble */
+}
 
 static rag_rc index_root(const rag_config *cfg, char *root, size_t len, rag_error *err)
 {
@@ -263,6 +277,9 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 	if (!q)
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	atomic_init(&q->refs, 1);
+	pthread_mutex_init(&q->cat_lock, NULL);
+	q->rrf_k = (int)cfg->query.rrf_k;
+	q->hybrid_depth = (int)cfg->query.hybrid_depth;
 	q->mode = mode;
 	q->s3 = s3;
 	q->log = log;
@@ -286,6 +303,8 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 	if ((rc = load_segments(q, op, err)))
 		goto fail;
 	rag_buf_release(&b);
+	snprintf(q->cat_path, sizeof(q->cat_path), "%.2000s/%.200s/query-%d-%p-v%lld.sqlite",
+		 cfg->local.dir, cfg->index.name, (int)getpid(), (void *)q, (long long)q->mf.version);
 	q->st.mode = mode;
 	q->st.version = q->mf.version;
 	rag_strlcpy(q->st.model_version, q->mf.model.version, sizeof(q->st.model_version));
@@ -323,6 +342,16 @@ void qindex_release(qindex *q)
 	free(q->segs);
 	embed_model_free(q->model);
 	manifest_release(&q->mf);
+	if (q->cat) {
+		char p[4300];
+		catalog_close(q->cat);
+		unlink(q->cat_path);
+		snprintf(p, sizeof(p), "%s-wal", q->cat_path);
+		unlink(p);
+		snprintf(p, sizeof(p), "%s-shm", q->cat_path);
+		unlink(p);
+	}
+	pthread_mutex_destroy(&q->cat_lock);
 	free(q);
 }
 
@@ -675,17 +704,147 @@ static rag_rc fetch_records(qindex *q, const cand *top, int n, qresult *res, rag
 	return rc;
 }
 
+/* ---------------------------------------------------------------- bm25 */
+
+/* The catalog snapshot of this version, downloaded on first use (the
+ * query that triggers it carries the cost in its trace). Call locked. */
+static rag_rc need_catalog(qindex *q, qresult *res, rag_error *err)
+{
+	char dir[4200], *slash;
+	rag_rc rc;
+
+	if (q->cat)
+		return RAG_OK;
+	rag_strlcpy(dir, q->cat_path, sizeof(dir));
+	if ((slash = strrchr(dir, '/'))) {
+		*slash = '\0';
+		for (char *p = dir + 1; *p; p++)
+			if (*p == '/') {
+				*p = '\0';
+				mkdir_quiet(dir);
+				*p = '/';
+			}
+		mkdir_quiet(dir);
+	}
+	if ((rc = s3_get_file(q->s3, S3_OP("query.catalog", &res->trace), q->mf.catalog.key,
+			      q->cat_path, NULL, err)))
+		return rc;
+	return catalog_open(q->cat_path, &q->cat, err);
+}
+
+static rag_rc bm25_candidates(qindex *q, const char *text, int depth, cands *out,
+			      qresult *res, rag_error *err)
+{
+	int64_t *ids = malloc((size_t)depth * sizeof(*ids));
+	double *scores = malloc((size_t)depth * sizeof(*scores));
+	int n = 0;
+	rag_rc rc;
+
+	if (!ids || !scores) {
+		free(ids);
+		free(scores);
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	pthread_mutex_lock(&q->cat_lock);
+	rc = need_catalog(q, res, err);
+	if (!rc)
+		rc = catalog_search_bm25(q->cat, text, depth, ids, scores, &n, err);
+	pthread_mutex_unlock(&q->cat_lock);
+	for (int i = 0; i < n && !rc; i++) {
+		cand c = {(float)scores[i], ids[i], 0, 0, 0};
+		if (cands_add(out, &c))
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	free(ids);
+	free(scores);
+	return rc;
+}
+
+/* Hits from the catalog (bm25 and hybrid answers). */
+static rag_rc fill_from_catalog(qindex *q, const cand *top, int n, qresult *res, rag_error *err)
+{
+	rag_rc rc = RAG_OK;
+
+	pthread_mutex_lock(&q->cat_lock);
+	for (int i = 0; i < n && !rc; i++) {
+		cat_chunk_out o;
+		qhit *h = &res->hits[i];
+		if ((rc = catalog_chunk_get(q->cat, top[i].id, &o, err)))
+			break;
+		h->key = o.key;
+		h->heading = o.heading;
+		h->text = o.text;
+		h->text_len = o.text_len;
+		h->ordinal = o.ordinal;
+		h->off = o.off;
+		h->len = o.len;
+	}
+	pthread_mutex_unlock(&q->cat_lock);
+	return rc;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	const cand *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * Reciprocal rank fusion: score = sum over retrievers of 1 / (rrf_k + rank).
+ * Ranks are 1-based within each list; a chunk missing from a list adds 0.
+ */
+static rag_rc fuse(const cands *dense, const cands *bm25, int rrf_k, cands *out)
+{
+	rag_rc rc = RAG_OK;
+
+	for (int pass = 0; pass < 2 && !rc; pass++) {
+		const cands *l = pass ? bm25 : dense;
+		for (size_t i = 0; i < l->n && !rc; i++) {
+			cand c = l->a[i];
+			c.score = (float)(1.0 / (rrf_k + (double)(i + 1)));
+			rc = cands_add(out, &c);
+		}
+	}
+	if (rc || out->n == 0)
+		return rc;
+	/* merge duplicates: sum their contributions */
+	qsort(out->a, out->n, sizeof(*out->a), by_id);
+	size_t w = 0;
+	for (size_t i = 0; i < out->n; i++) {
+		if (w && out->a[w - 1].id == out->a[i].id)
+			out->a[w - 1].score += out->a[i].score;
+		else
+			out->a[w++] = out->a[i];
+	}
+	out->n = w;
+	return RAG_OK;
+}
+
 /* ---------------------------------------------------------------- query */
+
+static rag_rc dense_candidates(qindex *q, const float *qv, int depth, cands *out, qresult *res,
+			       rag_error *err)
+{
+	rag_rc rc = q->mode == QMODE_OBJECT ? search_object(q, qv, depth, out, res, err)
+					    : search_in_ram(q, qv, depth, out, err);
+
+	if (!rc)
+		qsort(out->a, out->n, sizeof(*out->a), by_score);
+	if (!rc && out->n > (size_t)depth)
+		out->n = (size_t)depth;
+	return rc;
+}
 
 rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r,
 		    qresult *res, rag_error *err)
 {
-	int dims = q->mf.model.dims, n;
+	int dims = q->mf.model.dims, n, depth;
 	float *qv = malloc((size_t)dims * sizeof(*qv));
-	cands cs = {0};
+	cands dense = {0}, lex = {0}, fused = {0}, *final = &dense;
 	uint64_t t0 = rag_now_ns(), t;
 	float norm = 0;
-	rag_rc rc;
+	rag_rc rc = RAG_OK;
 
 	memset(res, 0, sizeof(*res));
 	res->version = q->mf.version;
@@ -698,29 +857,36 @@ rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r
 		free(qv);
 		return rag_error_set(err, RAG_EINVAL, "k must be in 1..1000 (got %d)", k);
 	}
-	if (r != QRET_DENSE) {
-		free(qv);
-		return rag_error_set(err, RAG_EUNSUPPORTED, "retriever \"%s\" is not available here",
-				     qretriever_name(r));
+	depth = r == QRET_HYBRID ? (k > q->hybrid_depth ? k : q->hybrid_depth) : k;
+	if (r != QRET_BM25) {
+		t = rag_now_ns();
+		rc = embed_texts(q->model, &text, &len, 1, qv, err);
+		res->embed_ms = rag_ms_since(t);
+		for (int i = 0; i < dims && !rc; i++)
+			norm += qv[i] * qv[i];
+		t = rag_now_ns();
+		/* a text without a known term is similar to nothing */
+		if (!rc && norm > 0)
+			rc = dense_candidates(q, qv, depth, &dense, res, err);
+		res->search_ms = rag_ms_since(t);
 	}
-	t = rag_now_ns();
-	rc = embed_texts(q->model, &text, &len, 1, qv, err);
-	res->embed_ms = rag_ms_since(t);
-	for (int i = 0; i < dims; i++)
-		norm += qv[i] * qv[i];
-	if (rc || norm == 0)
-		goto done; /* no known term: nothing is similar */
-	t = rag_now_ns();
-	rc = q->mode == QMODE_OBJECT ? search_object(q, qv, k, &cs, res, err)
-				     : search_in_ram(q, qv, k, &cs, err);
+	if (!rc && r != QRET_DENSE) {
+		char *z = rag_strndup(text, len);
+		t = rag_now_ns();
+		rc = z ? bm25_candidates(q, z, depth, &lex, res, err) : RAG_ENOMEM;
+		res->search_ms += rag_ms_since(t);
+		free(z);
+		final = &lex;
+	}
+	if (!rc && r == QRET_HYBRID) {
+		rc = fuse(&dense, &lex, q->rrf_k, &fused);
+		if (!rc)
+			qsort(fused.a, fused.n, sizeof(*fused.a), by_score);
+		final = &fused;
+	}
 	if (rc)
 		goto done;
-	qsort(cs.a, cs.n, sizeof(*cs.a), by_score);
-	n = cs.n < (size_t)k ? (int)cs.n : k;
-	if (q->mode == QMODE_OBJECT)
-		res->search_ms = rag_ms_since(t); /* includes the list fetches */
-	else
-		res->search_ms = rag_ms_since(t);
+	n = final->n < (size_t)k ? (int)final->n : k;
 	if (!(res->hits = calloc((size_t)n + 1, sizeof(*res->hits)))) {
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto done;
@@ -728,15 +894,19 @@ rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r
 	res->n = n;
 	for (int i = 0; i < n; i++) {
 		res->hits[i].rank = i + 1;
-		res->hits[i].score = cs.a[i].score;
-		res->hits[i].chunk_id = cs.a[i].id;
+		res->hits[i].score = final->a[i].score;
+		res->hits[i].chunk_id = final->a[i].id;
 	}
 	t = rag_now_ns();
-	rc = fetch_records(q, cs.a, n, res, err);
+	/* dense hits come from where the mode keeps text; the others from the catalog */
+	rc = r == QRET_DENSE ? fetch_records(q, final->a, n, res, err)
+			     : fill_from_catalog(q, final->a, n, res, err);
 	res->fetch_ms = rag_ms_since(t);
 done:
 	res->total_ms = rag_ms_since(t0);
-	free(cs.a);
+	free(dense.a);
+	free(lex.a);
+	free(fused.a);
 	free(qv);
 	if (rc) {
 		/* never a partial result */

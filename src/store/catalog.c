@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "embed.h"
 #include "rag_buf.h"
 #include "rag_util.h"
 
@@ -69,7 +70,70 @@ static const char *const migrations[] = {
 	"CREATE TABLE versions("
 	"  version INTEGER PRIMARY KEY, model_version TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL, published INTEGER NOT NULL DEFAULT 0);",
+	/* 2: BM25 over the embedding model's own tokens (case folding, stop
+	 * words, Snowball stems) instead of porter/unicode61 */
+	"DROP TABLE chunks_fts;"
+	"CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks',"
+	"  content_rowid='chunk_id', tokenize='ragmap');"
+	"INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild');",
 };
+
+/* ---- the FTS5 tokenizer "ragmap": embed_tokenize() as an FTS5 tokenizer */
+
+typedef struct fts_tok_ctx {
+	void *ctx;
+	int (*xToken)(void *, int, const char *, int, int, int);
+	int rc;
+	int end;
+} fts_tok_ctx;
+
+static void fts_on_token(void *arg, const char *tok, size_t len)
+{
+	fts_tok_ctx *t = arg;
+
+	/* offsets only matter to highlight(); bm25() needs the tokens */
+	if (t->rc == SQLITE_OK)
+		t->rc = t->xToken(t->ctx, 0, tok, (int)len, 0, t->end);
+}
+
+static int fts_create(void *ctx, const char **args, int nargs, Fts5Tokenizer **out)
+{
+	(void)ctx, (void)args, (void)nargs;
+	*out = (Fts5Tokenizer *)fts_create; /* stateless: any non-NULL handle */
+	return SQLITE_OK;
+}
+
+static void fts_delete(Fts5Tokenizer *t)
+{
+	(void)t;
+}
+
+static int fts_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text, int len,
+			int (*xToken)(void *, int, const char *, int, int, int))
+{
+	fts_tok_ctx tc = {ctx, xToken, SQLITE_OK, len};
+
+	(void)t, (void)flags;
+	embed_tokenize(text, (size_t)len, fts_on_token, &tc);
+	return tc.rc;
+}
+
+static rag_rc register_tokenizer(catalog *c, rag_error *err)
+{
+	static fts5_tokenizer tok = {fts_create, fts_delete, fts_tokenize};
+	fts5_api *api = NULL;
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT fts5(?1)", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+		sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (!api || api->xCreateTokenizer(api, "ragmap", NULL, &tok, NULL) != SQLITE_OK)
+		return rag_error_set(err, RAG_EINTERNAL, "catalog \"%s\": cannot register the FTS5 "
+				     "tokenizer (SQLite without FTS5?)", c->path);
+	return RAG_OK;
+}
 
 static rag_rc db_error(catalog *c, rag_error *err, const char *what)
 {
@@ -166,7 +230,7 @@ rag_rc catalog_open(const char *path, catalog **out, rag_error *err)
 	sqlite3_busy_timeout(c->db, 10000);
 	if ((rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 			  "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;", err)) ||
-	    (rc = migrate(c, err)))
+	    (rc = register_tokenizer(c, err)) || (rc = migrate(c, err)))
 		goto fail;
 	*out = c;
 	return RAG_OK;
@@ -616,7 +680,18 @@ rag_rc catalog_snapshot(catalog *c, const char *path, rag_error *err)
 	return step_done(c, st, err, "snapshot");
 }
 
-/* Build an FTS5 query that only ORs quoted terms: user text is never syntax. */
+static void count_token(void *ctx, const char *tok, size_t len)
+{
+	(void)tok, (void)len;
+	(*(int *)ctx)++;
+}
+
+/*
+ * Build an FTS5 query that ORs quoted words: user text is never syntax (a
+ * word is a run of letters and digits, so no '"' can occur inside one), and
+ * words the tokenizer drops (stop words) are left out rather than becoming
+ * empty phrases.
+ */
 static rag_rc fts_query(const char *q, rag_buf *out)
 {
 	rag_rc rc = RAG_OK;
@@ -624,6 +699,8 @@ static rag_rc fts_query(const char *q, rag_buf *out)
 
 	while (*p && !rc) {
 		const unsigned char *s;
+		int ntok = 0;
+
 		while (*p && !(isalnum(*p) || *p >= 0x80))
 			p++;
 		s = p;
@@ -631,12 +708,15 @@ static rag_rc fts_query(const char *q, rag_buf *out)
 			p++;
 		if (p == s)
 			break;
+		embed_tokenize((const char *)s, (size_t)(p - s), count_token, &ntok);
+		if (!ntok)
+			continue;
 		if (out->len)
 			rc = rag_buf_puts(out, " OR ");
 		if (!rc)
 			rc = rag_buf_putc(out, '"');
 		if (!rc)
-			rc = rag_buf_append(out, s, (size_t)(p - s)); /* no '"' can occur in a term */
+			rc = rag_buf_append(out, s, (size_t)(p - s));
 		if (!rc)
 			rc = rag_buf_putc(out, '"');
 	}
@@ -757,4 +837,42 @@ int64_t catalog_segment_dead_chunks(catalog *c, const char *seg)
 		n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return n;
+}
+
+rag_rc catalog_chunk_get(catalog *c, int64_t chunk_id, cat_chunk_out *out, rag_error *err)
+{
+	sqlite3_stmt *st;
+	rag_rc rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = prepare(c, "SELECT d.key, ch.ordinal, ch.off, ch.len, ch.heading, ch.text"
+			     " FROM chunks ch JOIN documents d ON d.doc_id = ch.doc_id"
+			     " WHERE ch.chunk_id = ?", &st, err)))
+		return rc;
+	sqlite3_bind_int64(st, 1, chunk_id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return rag_error_set(err, RAG_ENOTFOUND, "catalog: no chunk %lld", (long long)chunk_id);
+	}
+	out->key = col_dup(st, 0);
+	out->ordinal = sqlite3_column_int(st, 1);
+	out->off = (uint64_t)sqlite3_column_int64(st, 2);
+	out->len = (uint64_t)sqlite3_column_int64(st, 3);
+	out->heading = col_dup(st, 4);
+	out->text = col_dup(st, 5);
+	out->text_len = (size_t)sqlite3_column_bytes(st, 5);
+	sqlite3_finalize(st);
+	if (!out->key || !out->heading || !out->text) {
+		cat_chunk_out_release(out);
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	return RAG_OK;
+}
+
+void cat_chunk_out_release(cat_chunk_out *o)
+{
+	free(o->key);
+	free(o->heading);
+	free(o->text);
+	memset(o, 0, sizeof(*o));
 }

@@ -174,7 +174,20 @@ rag_rc catalog_meta_get(catalog *c, const char *key, char **value, rag_error *er
 /* Write a consistent, compacted copy of the catalog to path (VACUUM INTO). */
 rag_rc catalog_snapshot(catalog *c, const char *path, rag_error *err);
 
-/* BM25 over chunk text (FTS5); the query is quoted, never interpreted. */
+/* One chunk with its document key; strings owned (cat_chunk_out_release). */
+typedef struct cat_chunk_out {
+	char *key;
+	int ordinal;
+	uint64_t off, len;
+	char *heading;
+	char *text;
+	size_t text_len;
+} cat_chunk_out;
+rag_rc catalog_chunk_get(catalog *c, int64_t chunk_id, cat_chunk_out *out, rag_error *err);
+void cat_chunk_out_release(cat_chunk_out *o);
+
+/* BM25 over live chunk text (FTS5 with the model's tokenizer); the query's
+ * words are quoted, never interpreted as FTS5 syntax. */
 rag_rc catalog_search_bm25(catalog *c, const char *query, int k, int64_t *ids,
 			   double *scores, int *n, rag_error *err);
 

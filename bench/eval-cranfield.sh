@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Reproducible retrieval evaluation, exactly as a user would run it:
+# upload a collection's documents, `ragmap ingest` (which fits the model on
+# an empty index), then `ragmap eval` for each retriever.
+#
+#   bench/eval-cranfield.sh [COLLECTION_DIR]   (default ../shared/eval/cranfield)
+#
+# COLLECTION_DIR holds docs/<id>.txt, queries.tsv and qrels.txt.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+coll=${1:-$top/../shared/eval/cranfield}
+coll=$(cd "$coll" && pwd)
+name=$(basename "$coll")
+ragmap=${RAGMAP_BIN:-$top/build/ragmap}
+if [ ! -x "$ragmap" ]; then
+	"$top/scripts/setup.sh" >/dev/null
+	cmake -S "$top" -B "$top/build" >/dev/null && cmake --build "$top/build" -j2 >/dev/null
+fi
+work=$(mktemp -d /tmp/ragmap-eval-XXXXXX)
+trap '"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1; rm -rf "$work"' EXIT
+export AWS_ENDPOINT_URL=$("$top/scripts/s3-local.sh" start "$work/s3" 0)
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+export RAGMAP_LOCAL_DIR=$work/local RAGMAP_SOURCE_PREFIX=eval/$name/ RAGMAP_INDEX_NAME=$name
+unset RAGMAP_CONFIG
+
+"$ragmap" s3 put "$coll/docs" "eval/$name/" >&2
+"$ragmap" ingest --quiet
+printf '| retriever | nDCG@10 | MAP@100 | Recall@100 | MRR@10 | queries | seconds |\n'
+printf '|-----------|---------|---------|------------|--------|---------|---------|\n'
+for r in dense bm25 hybrid; do
+	start=$(date +%s.%N)
+	out=$("$ragmap" eval --queries "$coll/queries.tsv" --qrels "$coll/qrels.txt" --retriever "$r" 2>/dev/null)
+	end=$(date +%s.%N)
+	get() { echo "$out" | awk -v k="$1" '$1 == k { print $2 }'; }
+	printf '| %-9s | %.4f  | %.4f  | %.4f     | %.4f | %7s | %7.1f |\n' "$r" "$(get ndcg@10)" \
+		"$(get map@100)" "$(get recall@100)" "$(get mrr@10)" "$(get queries)" \
+		"$(echo "$end - $start" | bc)"
+done
