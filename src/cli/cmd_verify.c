@@ -53,13 +53,14 @@
 #define MAX_SHOWN_PROBLEMS 50
 
 static const char verify_usage[] =
-	"usage: ragmap verify [--digest] [--config FILE]\n"
+	"usage: ragmap verify [--digest] [--keys] [--config FILE]\n"
 	"  Check the index version LATEST names: every object the manifest names\n"
 	"  exists with its size, every segment parses and is consistent, no chunk\n"
 	"  is duplicated, counts match the manifest. Exit 0 when all is well, 1\n"
 	"  with one line per problem otherwise.\n"
 	"  --digest  also print \"digest <hex>\": SHA-256 of the live chunks (key,\n"
-	"            ordinal, text, vector) sorted by (key, ordinal)\n";
+	"            ordinal, text, vector) sorted by (key, ordinal)\n"
+	"  --keys    also print \"live <chunks> <key>\" for every live document\n";
 
 /* A chunk as found in a segment; text and vector borrowed from its buffers. */
 typedef struct vchunk {
@@ -627,6 +628,7 @@ int cmd_verify(cli_env *env, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"digest", no_argument, NULL, 'd'},
+		{"keys", no_argument, NULL, 'k'},
 		{"config", required_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -636,7 +638,7 @@ int cmd_verify(cli_env *env, int argc, char **argv)
 	vchunk **live = NULL;
 	size_t nlive = 0;
 	int64_t docs = 0;
-	bool want_digest = false, found;
+	bool want_digest = false, want_keys = false, found;
 	char hex[65] = "";
 	int opt, rc = CLI_OK;
 
@@ -645,6 +647,7 @@ int cmd_verify(cli_env *env, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': want_digest = true; break;
+		case 'k': want_keys = true; break;
 		case 'c': env->config_path = optarg; break;
 		case 'h': fputs(verify_usage, stdout); return CLI_OK;
 		default: fputs(verify_usage, stderr); return CLI_USAGE;
@@ -724,6 +727,11 @@ int cmd_verify(cli_env *env, int argc, char **argv)
 		goto out;
 	}
 	printf("ok\n");
+	for (size_t i = 0, run = 1; want_keys && i < nlive; i++, run++)
+		if (i + 1 == nlive || strcmp(live[i]->key, live[i + 1]->key) != 0) {
+			printf("live %zu %s\n", run, live[i]->key);
+			run = 0;
+		}
 	if (want_digest) {
 		if (digest(&v, live, nlive, hex, &err)) {
 			rc = cli_fail(&err);

@@ -472,6 +472,17 @@ rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 		bytes_total += work[i].listed->size;
 	RAG_INFO(ic->log, "%lld objects listed under \"%s\": %zu to process, %lld unchanged",
 		 (long long)sum->listed, ic->cfg->source.prefix, nwork, (long long)sum->unchanged);
+	{
+		/* test seam: a window between LIST and GET in which a test can
+		 * delete or overwrite source objects */
+		const char *pause = getenv("RAGMAP_TEST_PAUSE_AFTER_LIST_MS");
+		int64_t ms;
+		if (pause && rag_parse_i64(pause, &ms) && ms > 0 && ms <= 600000) {
+			RAG_INFO(ic->log, "RAGMAP_TEST_PAUSE_AFTER_LIST_MS: pausing %lld ms after LIST",
+				 (long long)ms);
+			rag_sleep_ms((unsigned)ms);
+		}
+	}
 
 	while (done < nwork && !(ic->stop && *ic->stop)) {
 		size_t to = done, take = 0;
