@@ -114,6 +114,10 @@ static const cfg_item items[] = {
 	 "hybrid retriever: k of reciprocal rank fusion, score = sum 1/(k + rank)"},
 	{"query", "hybrid_depth", T_INT, OFF(query.hybrid_depth), "100", 1, 1000,
 	 "hybrid retriever: candidates taken from each of dense and bm25"},
+	{"query", "hybrid_method", T_STR, OFF(query.hybrid_method), "zscore", 0, 0,
+	 "hybrid fusion: zscore (weighted sum of per-query standardised scores) or rrf"},
+	{"query", "hybrid_weight", T_REAL, OFF(query.hybrid_weight), "0.5", 0, 1,
+	 "zscore fusion: weight of the dense score (bm25 gets 1 - weight)"},
 };
 
 /* The standard AWS variables and the keys they set. */

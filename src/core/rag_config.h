@@ -82,6 +82,8 @@ typedef struct rag_config {
 		int64_t log_flush_records;
 		int64_t rrf_k;           /* hybrid: reciprocal rank fusion constant */
 		int64_t hybrid_depth;    /* hybrid: candidates taken from each retriever */
+		char *hybrid_method;     /* "rrf" or "zscore" */
+		double hybrid_weight;    /* zscore: weight of dense, bm25 gets 1 - it */
 	} query;
 	char *path; /* the file it was read from, or NULL */
 } rag_config;

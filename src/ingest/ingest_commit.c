@@ -278,6 +278,10 @@ static rag_rc fit_model(ingest_ctx *ic, const char *const *texts, const size_t *
 	rag_rc rc;
 
 	o.dims = (int)ic->cfg->model.dims;
+	/* on a tiny corpus most terms occur once: requiring two documents would
+	 * leave the model almost no vocabulary */
+	if (n < 500)
+		o.min_df = 1;
 	o.name = ic->cfg->model.name;
 	o.fitted_on = fitted_on;
 	if ((rc = embed_fit(texts, lens, n, &o, &m, err)))

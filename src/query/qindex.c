@@ -51,6 +51,8 @@ struct qindex {
 	catalog *cat;
 	char cat_path[4200];
 	int rrf_k, hybrid_depth;
+	bool zscore;
+	double weight;
 };
 
 static const char *const mode_names[] = {"memory", "pointer", "cached", "object"};
@@ -280,6 +282,8 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 	pthread_mutex_init(&q->cat_lock, NULL);
 	q->rrf_k = (int)cfg->query.rrf_k;
 	q->hybrid_depth = (int)cfg->query.hybrid_depth;
+	q->zscore = strcmp(cfg->query.hybrid_method, "rrf") != 0;
+	q->weight = cfg->query.hybrid_weight;
 	q->mode = mode;
 	q->s3 = s3;
 	q->log = log;
@@ -791,33 +795,65 @@ static int by_id(const void *a, const void *b)
 }
 
 /*
- * Reciprocal rank fusion: score = sum over retrievers of 1 / (rrf_k + rank).
- * Ranks are 1-based within each list; a chunk missing from a list adds 0.
+ * Fusion of the dense and bm25 lists. rrf: score = sum of 1 / (rrf_k + rank)
+ * (ranks 1-based). zscore: each list's scores are standardised over that
+ * list (mean 0, deviation 1) and combined as w * dense + (1 - w) * bm25; a
+ * chunk missing from a list gets that list's lowest standardised score.
+ * Either way the two scales never need comparing directly.
  */
-static rag_rc fuse(const cands *dense, const cands *bm25, int rrf_k, cands *out)
+static void standardise(const cands *l, double *mean, double *sd, double *floor_z)
 {
+	double s = 0, ss = 0, lo = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		s += l->a[i].score;
+		ss += (double)l->a[i].score * l->a[i].score;
+	}
+	*mean = l->n ? s / (double)l->n : 0;
+	*sd = l->n > 1 ? sqrt(fmax(ss / (double)l->n - *mean * *mean, 0)) : 0;
+	if (*sd < 1e-9)
+		*sd = 1;
+	for (size_t i = 0; i < l->n; i++)
+		if (i == 0 || (l->a[i].score - *mean) / *sd < lo)
+			lo = (l->a[i].score - *mean) / *sd;
+	*floor_z = lo;
+}
+
+static rag_rc fuse(const qindex *q, const cands *dense, const cands *bm25, cands *out)
+{
+	double mean[2], sd[2], floor_z[2], w[2] = {q->weight, 1 - q->weight};
 	rag_rc rc = RAG_OK;
 
+	standardise(dense, &mean[0], &sd[0], &floor_z[0]);
+	standardise(bm25, &mean[1], &sd[1], &floor_z[1]);
 	for (int pass = 0; pass < 2 && !rc; pass++) {
 		const cands *l = pass ? bm25 : dense;
 		for (size_t i = 0; i < l->n && !rc; i++) {
 			cand c = l->a[i];
-			c.score = (float)(1.0 / (rrf_k + (double)(i + 1)));
+			if (q->zscore)
+				/* the other list's floor is added here and taken back if present */
+				c.score = (float)(w[pass] * ((l->a[i].score - mean[pass]) / sd[pass]) +
+						  w[1 - pass] * floor_z[1 - pass]);
+			else
+				c.score = (float)(1.0 / (q->rrf_k + (double)(i + 1)));
 			rc = cands_add(out, &c);
 		}
 	}
 	if (rc || out->n == 0)
 		return rc;
-	/* merge duplicates: sum their contributions */
+	/* merge duplicates: a chunk in both lists sums its two contributions */
 	qsort(out->a, out->n, sizeof(*out->a), by_id);
-	size_t w = 0;
+	size_t n = 0;
 	for (size_t i = 0; i < out->n; i++) {
-		if (w && out->a[w - 1].id == out->a[i].id)
-			out->a[w - 1].score += out->a[i].score;
-		else
-			out->a[w++] = out->a[i];
+		if (n && out->a[n - 1].id == out->a[i].id) {
+			out->a[n - 1].score += out->a[i].score;
+			if (q->zscore) /* both floors were added: take them back */
+				out->a[n - 1].score -= (float)(w[0] * floor_z[0] + w[1] * floor_z[1]);
+		} else {
+			out->a[n++] = out->a[i];
+		}
 	}
-	out->n = w;
+	out->n = n;
 	return RAG_OK;
 }
 
@@ -879,7 +915,7 @@ rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r
 		final = &lex;
 	}
 	if (!rc && r == QRET_HYBRID) {
-		rc = fuse(&dense, &lex, q->rrf_k, &fused);
+		rc = fuse(q, &dense, &lex, &fused);
 		if (!rc)
 			qsort(fused.a, fused.n, sizeof(*fused.a), by_score);
 		final = &fused;
