@@ -879,83 +879,123 @@ out:
 
 /* ------------------------------------------------------------------- gc */
 
-static bool in_keys(char **keys, size_t n, const char *key)
+/* The keys a GC pass must not delete. */
+typedef struct keyset {
+	char **a;
+	size_t n, cap;
+} keyset;
+
+static rag_rc keys_add(keyset *k, const char *key)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(keys[i], key) == 0)
-			return true;
-	return false;
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? k->cap * 2 : 64;
+		char **p = realloc(k->a, cap * sizeof(*p));
+		if (!p)
+			return RAG_ENOMEM;
+		k->a = p;
+		k->cap = cap;
+	}
+	if (!(k->a[k->n] = rag_strdup(key)))
+		return RAG_ENOMEM;
+	k->n++;
+	return RAG_OK;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool keys_has(const keyset *k, const char *key)
+{
+	return bsearch(&key, k->a, k->n, sizeof(*k->a), cmp_str) != NULL;
+}
+
+static void keys_release(keyset *k)
+{
+	for (size_t i = 0; i < k->n; i++)
+		free(k->a[i]);
+	free(k->a);
+	memset(k, 0, sizeof(*k));
+}
+
+static bool is_manifest(const ingest_ctx *ic, const char *key)
+{
+	size_t rl = strlen(ic->root), kl = strlen(key);
+
+	return strncmp(key, ic->root, rl) == 0 && strncmp(key + rl, "manifests/", 10) == 0 &&
+	       kl > 5 && strcmp(key + kl - 5, ".json") == 0;
+}
+
+/* Protect a manifest and everything it names. */
+static rag_rc keep_manifest(ingest_ctx *ic, const char *key, keyset *keep, rag_buf *b,
+			    rag_error *err)
+{
+	manifest m;
+	rag_rc rc;
+
+	rag_buf_reset(b);
+	if ((rc = s3_get(ic->s3, S3_OP("ingest.gc", NULL), key, b, NULL, err)))
+		return rc;
+	if (manifest_from_json(b->data, b->len, &m, NULL) != RAG_OK)
+		return RAG_OK; /* a broken manifest protects nothing */
+	rc = keys_add(keep, key);
+	if (!rc)
+		rc = keys_add(keep, m.catalog.key);
+	for (size_t s = 0; s < m.nsegments && !rc; s++)
+		for (int k = 0; k < MF_NOBJ && !rc; k++)
+			rc = keys_add(keep, m.segments[s].obj[k].key);
+	manifest_release(&m);
+	return rc ? rag_error_set(err, rc, "gc: out of memory") : RAG_OK;
+}
+
+/*
+ * A manifest is kept while a reader may still hold it: it is LATEST's, or
+ * the manifest that superseded it is younger than the grace period (so a
+ * server that has not reloaded yet keeps every object it reads). Objects no
+ * kept manifest names are deleted once they are older than the grace
+ * period themselves (a commit in progress writes young objects).
+ */
 rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *err)
 {
 	s3_list l = {0};
-	char **keep = NULL, latest_key[1200];
-	size_t nkeep = 0, cap = 0, ndel = 0;
+	keyset keep = {0};
 	const char **del = NULL;
+	char latest_key[1200], latest_manifest[1200];
+	size_t ndel = 0;
 	int64_t now = rag_wall_time();
 	rag_buf b;
 	rag_rc rc;
 
 	*deleted = 0;
 	rag_buf_init(&b, SMALL_OBJECT_MAX);
+	mf_latest_key(ic->root, latest_key, sizeof(latest_key));
+	mf_manifest_key(ic->root, ic->latest.version, latest_manifest, sizeof(latest_manifest));
 	if ((rc = s3_list_objects(ic->s3, S3_OP("ingest.gc", NULL), ic->root, NULL, &l, err)))
 		goto out;
-	cap = 16 + l.nobjects;
-	if (!(keep = calloc(cap, sizeof(*keep))) || !(del = calloc(l.nobjects + 1, sizeof(*del)))) {
+	if (!(del = calloc(l.nobjects + 1, sizeof(*del))) || keys_add(&keep, latest_key)) {
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;
 	}
-	mf_latest_key(ic->root, latest_key, sizeof(latest_key));
-	keep[nkeep++] = rag_strdup(latest_key);
-	/* kept manifests: LATEST's, and any young enough that a reader may hold it */
+	/* listings are in key order and versions are zero-padded: version order */
 	for (size_t i = 0; i < l.nobjects && !rc; i++) {
-		const s3_object *o = &l.objects[i];
-		char mkey[1200];
-		manifest m;
-		bool is_latest;
-
-		if (!strstr(o->key + strlen(ic->root), "manifests/") || !strstr(o->key, ".json"))
+		const s3_object *o = &l.objects[i], *next = NULL;
+		if (!is_manifest(ic, o->key))
 			continue;
-		mf_manifest_key(ic->root, ic->latest.version, mkey, sizeof(mkey));
-		is_latest = strcmp(mkey, o->key) == 0;
-		if (!is_latest && o->last_modified && now - o->last_modified > grace_s)
-			continue;
-		rag_buf_reset(&b);
-		if ((rc = s3_get(ic->s3, S3_OP("ingest.gc", NULL), o->key, &b, NULL, err)))
-			break;
-		if (manifest_from_json(b.data, b.len, &m, NULL) != RAG_OK)
-			continue; /* a broken manifest protects nothing */
-		keep[nkeep++] = rag_strdup(o->key);
-		keep[nkeep++] = rag_strdup(m.catalog.key);
-		for (size_t s = 0; s < m.nsegments; s++) {
-			for (int k = 0; k < MF_NOBJ && nkeep + 1 < cap; k++)
-				keep[nkeep++] = rag_strdup(m.segments[s].obj[k].key);
-			if (nkeep + MF_NOBJ + 2 >= cap) {
-				char **p = realloc(keep, cap * 2 * sizeof(*p));
-				if (!p)
-					break;
-				keep = p;
-				cap *= 2;
-			}
-		}
-		manifest_release(&m);
-		if (nkeep + MF_NOBJ + 4 >= cap) {
-			char **p = realloc(keep, cap * 2 * sizeof(*p));
-			if (p) {
-				keep = p;
-				cap *= 2;
-			}
-		}
+		for (size_t j = i + 1; j < l.nobjects && !next; j++)
+			if (is_manifest(ic, l.objects[j].key))
+				next = &l.objects[j];
+		if (strcmp(o->key, latest_manifest) == 0 || !next ||
+		    now - next->last_modified < grace_s)
+			rc = keep_manifest(ic, o->key, &keep, &b, err);
 	}
 	if (rc)
 		goto out;
+	qsort(keep.a, keep.n, sizeof(*keep.a), cmp_str);
 	for (size_t i = 0; i < l.nobjects; i++) {
 		const s3_object *o = &l.objects[i];
-		if (in_keys(keep, nkeep, o->key))
+		if (keys_has(&keep, o->key) || now - o->last_modified < grace_s)
 			continue;
-		if (o->last_modified && now - o->last_modified < grace_s)
-			continue; /* may belong to a commit in progress */
 		del[ndel++] = o->key;
 	}
 	if (ndel) {
@@ -965,9 +1005,7 @@ rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *e
 	if (!rc)
 		*deleted = (int64_t)ndel;
 out:
-	for (size_t i = 0; i < nkeep; i++)
-		free(keep[i]);
-	free(keep);
+	keys_release(&keep);
 	free(del);
 	s3_list_release(&l);
 	rag_buf_release(&b);
