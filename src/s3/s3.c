@@ -954,10 +954,11 @@ static void fill_info(const s3_response *rs, s3_object *info)
 	info->last_modified = rs->last_modified;
 }
 
-rag_rc s3_get(s3_client *c, const s3_op *op, const char *key, rag_buf *out,
-	      s3_object *info, rag_error *err)
+/* A whole-object GET into a buffer or a descriptor, with its metadata. */
+static rag_rc get_whole(s3_client *c, const s3_op *op, const char *key, rag_buf *out, int fd,
+			s3_object *info, rag_error *err)
 {
-	s3_request rq = {.method = "GET", .kind = S3_GET, .key = key, .out = out, .fd = -1};
+	s3_request rq = {.method = "GET", .kind = S3_GET, .key = key, .out = out, .fd = fd};
 	s3_response rs = {0};
 	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
 
@@ -965,6 +966,12 @@ rag_rc s3_get(s3_client *c, const s3_op *op, const char *key, rag_buf *out,
 		fill_info(&rs, info);
 	response_release(&rs);
 	return rc;
+}
+
+rag_rc s3_get(s3_client *c, const s3_op *op, const char *key, rag_buf *out,
+	      s3_object *info, rag_error *err)
+{
+	return get_whole(c, op, key, out, -1, info, err);
 }
 
 rag_rc s3_get_range(s3_client *c, const s3_op *op, const char *key, uint64_t off,
@@ -997,40 +1004,29 @@ rag_rc s3_get_range(s3_client *c, const s3_op *op, const char *key, uint64_t off
 rag_rc s3_get_fd(s3_client *c, const s3_op *op, const char *key, int fd,
 		 s3_object *info, rag_error *err)
 {
-	s3_request rq = {.method = "GET", .kind = S3_GET, .key = key, .fd = fd};
-	s3_response rs = {0};
-	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
-
-	if (!rc)
-		fill_info(&rs, info);
-	response_release(&rs);
-	return rc;
+	return get_whole(c, op, key, NULL, fd, info, err);
 }
 
 rag_rc s3_get_file(s3_client *c, const s3_op *op, const char *key,
 		   const char *path, s3_object *info, rag_error *err)
 {
 	char tmp[4096];
-	s3_request rq = {.method = "GET", .kind = S3_GET, .key = key};
-	s3_response rs = {0};
+	int fd;
 	rag_rc rc;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.part", path) >= sizeof(tmp))
 		return rag_error_set(err, RAG_EINVAL, "\"%s\": path too long", path);
-	rq.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (rq.fd < 0)
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
 		return rag_error_set(err, RAG_EIO, "cannot create \"%s\": %s", tmp, strerror(errno));
-	rc = s3_perform(c, op, &rq, &rs, err);
-	if (!rc)
-		fill_info(&rs, info);
-	if (close(rq.fd) != 0 && !rc)
+	rc = get_whole(c, op, key, NULL, fd, info, err);
+	if (close(fd) != 0 && !rc)
 		rc = rag_error_set(err, RAG_EIO, "cannot write \"%s\": %s", tmp, strerror(errno));
 	if (!rc && rename(tmp, path) != 0)
 		rc = rag_error_set(err, RAG_EIO, "cannot rename \"%s\" to \"%s\": %s", tmp, path,
 				   strerror(errno));
 	if (rc)
 		unlink(tmp);
-	response_release(&rs);
 	return rc;
 }
 
