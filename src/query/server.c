@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "map.h"
+#include "page.h"
 #include "qjson.h"
 #include "qlog.h"
 #include "rag_buf.h"
@@ -35,6 +37,7 @@ struct server {
 	int port;
 	qlog *qlog;
 	qcaches caches;
+	qmap *map;               /* GET /v1/map: the manifest figures */
 
 	pthread_mutex_t lock;     /* guards current, the metrics and stopping */
 	qindex *current;
@@ -377,6 +380,39 @@ static enum MHD_Result handle_metrics(server *s, struct MHD_Connection *c)
 	}
 }
 
+/* GET /v1/map: the figures of the page at GET /, from the same counters as
+ * /metrics (see map.h). */
+static enum MHD_Result handle_map(server *s, struct MHD_Connection *c)
+{
+	qmap_counts *m = calloc(1, sizeof(*m));
+	qindex *q = acquire(s);
+	json_t *j;
+
+	if (!m || !q) {
+		free(m);
+		qindex_release(q);
+		return q ? MHD_NO : send_error(c, 503, "no index loaded yet");
+	}
+	qindex_status_get(q, &m->status);
+	qindex_release(q);
+	qmap_prepare(s->map, m->status.version, NULL); /* a failure shows in the map */
+	m->nstages = s3_client_stats(s->s3, m->stages, QMAP_MAX_STAGES);
+	pthread_mutex_lock(&s->lock);
+	m->queries_ok = s->queries_ok;
+	m->queries_bad = s->queries_bad;
+	m->queries_failed = s->queries_failed;
+	m->unauthorized = s->unauthorized;
+	m->latency_sum_s = s->latency_sum;
+	pthread_mutex_unlock(&s->lock);
+	if ((m->has_text_cache = s->caches.text != NULL))
+		lru_get_stats(s->caches.text, &m->text_cache);
+	if ((m->has_list_cache = s->caches.lists != NULL))
+		lru_get_stats(s->caches.lists, &m->list_cache);
+	j = qmap_json(s->map, m);
+	free(m);
+	return j ? send_json(c, 200, j) : MHD_NO;
+}
+
 /* Constant time: the token's length and bytes do not leak through timing. */
 static bool token_ok(server *s, struct MHD_Connection *c)
 {
@@ -425,6 +461,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return send_error(c, 503, "no index loaded yet");
 		return send_text(c, 200, "text/plain", rag_strdup("ok\n"), 3);
 	}
+	/* The page is static (no data, no secret): a browser must be able to load
+	 * it to send the token from #token=... with the calls that need it. */
+	if (strcmp(url, "/") == 0 && strcmp(method, "GET") == 0)
+		return send_text(c, 200, "text/html; charset=utf-8",
+				 rag_strndup(page_html(), page_html_len()), page_html_len());
 	if (!token_ok(s, c)) {
 		pthread_mutex_lock(&s->lock);
 		s->unauthorized++;
@@ -442,6 +483,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return handle_status(s, c);
 	if (strcmp(url, "/metrics") == 0)
 		return handle_metrics(s, c);
+	if (strcmp(url, "/v1/map") == 0)
+		return handle_map(s, c);
 	return send_error(c, 404, "no such endpoint");
 }
 
@@ -552,6 +595,10 @@ rag_rc server_start(const rag_config *cfg, qmode mode, const char *listen, rag_l
 		s->caches.lists = lru_new((size_t)cfg->query.list_cache_mb << 20);
 	if ((rc = qindex_open(s->s3, &s->cfg, mode, &s->caches, log, &s->current, err)))
 		goto fail;
+	if (!(s->map = qmap_new(s->s3, &s->cfg))) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto fail;
+	}
 	if (!(s->qlog = qlog_start(s->s3, &s->cfg, log, err))) {
 		rc = err ? err->rc : RAG_EINTERNAL;
 		goto fail;
@@ -602,6 +649,7 @@ void server_stop(server *s)
 		pthread_join(s->reloader, NULL);
 	qlog_stop(s->qlog);
 	qindex_release(s->current);
+	qmap_free(s->map);
 	lru_free(s->caches.text);
 	lru_free(s->caches.lists);
 	s3_client_free(s->s3);

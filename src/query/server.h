@@ -6,6 +6,8 @@
  *   GET  /healthz    "ok" once an index is loaded
  *   GET  /metrics    Prometheus text: storage per stage and kind, query latency
  *                    histogram, cache hits and misses, index version
+ *   GET  /v1/map     the live storage map's figures (map.h), same counters
+ *   GET  /           the live storage map page (page.h); static, so public
  *
  * Invariants:
  *  1. Each query runs against one qindex it holds a reference to; a hot
