@@ -180,6 +180,21 @@ bool rag_utf8_valid(const char *s, size_t len)
 	return true;
 }
 
+void *rag_grow(void *array, size_t *cap, size_t need, size_t elem)
+{
+	size_t c = *cap ? *cap : 16;
+	void *p;
+
+	if (need <= *cap)
+		return array;
+	while (c < need)
+		c *= 2;
+	if (c > SIZE_MAX / elem || !(p = realloc(array, c * elem)))
+		return NULL;
+	*cap = c;
+	return p;
+}
+
 uint64_t rag_rand64(void)
 {
 	static _Thread_local uint64_t state;

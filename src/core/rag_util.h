@@ -43,6 +43,14 @@ char *rag_strndup(const char *s, size_t n);
 /* True when s is valid UTF-8 (len bytes). */
 bool rag_utf8_valid(const char *s, size_t len);
 
+/*
+ * Grow an array to hold at least need elements of size elem, doubling its
+ * capacity *cap. Returns the (possibly moved) array, or NULL when out of
+ * memory (the old array is then untouched). Use: p = rag_grow(a, &cap, n + 1,
+ * sizeof(*a)); if (!p) fail; a = p;
+ */
+void *rag_grow(void *array, size_t *cap, size_t need, size_t elem);
+
 /* Random 64-bit value from a per-thread xorshift state seeded by time. */
 uint64_t rag_rand64(void);
 

@@ -48,26 +48,10 @@ void run_release(ingest_run_state *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void *grow(void *p, size_t *cap, size_t n, size_t size)
-{
-	size_t c;
-	void *q;
-
-	if (n < *cap)
-		return p;
-	c = *cap ? *cap * 2 : 64;
-	while (c <= n)
-		c *= 2;
-	if (!(q = realloc(p, c * size)))
-		return NULL;
-	*cap = c;
-	return q;
-}
-
 static rag_rc add_outcome(ingest_run_state *r, const cat_object *o, rag_error *err)
 {
 	cat_object *dst;
-	void *p = grow(r->outcomes, &r->capoutcomes, r->noutcomes, sizeof(*r->outcomes));
+	void *p = rag_grow(r->outcomes, &r->capoutcomes, r->noutcomes + 1, sizeof(*r->outcomes));
 
 	if (!p)
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
@@ -88,7 +72,7 @@ static rag_rc add_tombstone(ingest_run_state *r, int64_t doc_id, rag_error *err)
 
 	if (doc_id <= 0)
 		return RAG_OK;
-	p = grow(r->tombstone_docs, &r->captomb, r->ntomb, sizeof(*r->tombstone_docs));
+	p = rag_grow(r->tombstone_docs, &r->captomb, r->ntomb + 1, sizeof(*r->tombstone_docs));
 	if (!p)
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	r->tombstone_docs = p;
@@ -241,10 +225,11 @@ static rag_rc keep_document(ingest_run_state *r, batch_item *it, rag_error *err)
 	run_doc *d;
 	void *p;
 
-	if (!(p = grow(r->docs, &r->capdocs, r->ndocs, sizeof(*r->docs))))
+	if (!(p = rag_grow(r->docs, &r->capdocs, r->ndocs + 1, sizeof(*r->docs))))
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	r->docs = p;
-	if (!(p = grow(r->chunks, &r->capchunks, r->nchunks + it->nchunks, sizeof(*r->chunks))))
+	if (!(p = rag_grow(r->chunks, &r->capchunks, r->nchunks + it->nchunks + 1,
+			    sizeof(*r->chunks))))
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	r->chunks = p;
 	d = &r->docs[r->ndocs];

@@ -71,14 +71,11 @@ typedef struct seg_set {
 
 static rag_rc seg_set_add(seg_set *s, const mf_segment *seg)
 {
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		mf_segment *p = realloc(s->a, cap * sizeof(*p));
-		if (!p)
-			return RAG_ENOMEM;
-		s->a = p;
-		s->cap = cap;
-	}
+	mf_segment *p = rag_grow(s->a, &s->cap, s->n + 1, sizeof(*p));
+
+	if (!p)
+		return RAG_ENOMEM;
+	s->a = p;
 	if (mf_segment_copy(&s->a[s->n], seg))
 		return RAG_ENOMEM;
 	s->n++;
@@ -433,16 +430,11 @@ typedef struct rows {
 static rag_rc rows_add(void *ctx, const cat_chunk_row *row)
 {
 	rows *r = ctx;
-	seg_chunk *c;
+	seg_chunk *c = rag_grow(r->a, &r->cap, r->n + 1, sizeof(*c));
 
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 1024;
-		seg_chunk *p = realloc(r->a, cap * sizeof(*p));
-		if (!p)
-			return RAG_ENOMEM;
-		r->a = p;
-		r->cap = cap;
-	}
+	if (!c)
+		return RAG_ENOMEM;
+	r->a = c;
 	c = &r->a[r->n];
 	c->id = row->id;
 	c->ordinal = row->ordinal;
@@ -887,14 +879,11 @@ typedef struct keyset {
 
 static rag_rc keys_add(keyset *k, const char *key)
 {
-	if (k->n == k->cap) {
-		size_t cap = k->cap ? k->cap * 2 : 64;
-		char **p = realloc(k->a, cap * sizeof(*p));
-		if (!p)
-			return RAG_ENOMEM;
-		k->a = p;
-		k->cap = cap;
-	}
+	char **p = rag_grow(k->a, &k->cap, k->n + 1, sizeof(*p));
+
+	if (!p)
+		return RAG_ENOMEM;
+	k->a = p;
 	if (!(k->a[k->n] = rag_strdup(key)))
 		return RAG_ENOMEM;
 	k->n++;

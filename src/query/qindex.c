@@ -395,14 +395,11 @@ typedef struct cands {
 
 static rag_rc cands_add(cands *c, const cand *x)
 {
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 64;
-		cand *p = realloc(c->a, cap * sizeof(*p));
-		if (!p)
-			return RAG_ENOMEM;
-		c->a = p;
-		c->cap = cap;
-	}
+	cand *p = rag_grow(c->a, &c->cap, c->n + 1, sizeof(*c->a));
+
+	if (!p)
+		return RAG_ENOMEM;
+	c->a = p;
 	c->a[c->n++] = *x;
 	return RAG_OK;
 }

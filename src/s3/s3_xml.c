@@ -80,16 +80,12 @@ static rag_rc add_object(s3_list_page *page, const xmlNode *n, rag_error *err)
 	o.size = (uint64_t)size;
 	if (child_text(n, "LastModified", when, sizeof(when)))
 		o.last_modified = s3_parse_time(when);
-	if (page->nobjects == page->capobjects) {
-		size_t cap = page->capobjects ? page->capobjects * 2 : 64;
-		s3_object *p = realloc(page->objects, cap * sizeof(*p));
-		if (!p) {
-			free(o.key);
-			return rag_error_set(err, RAG_ENOMEM, "out of memory");
-		}
-		page->objects = p;
-		page->capobjects = cap;
+	s3_object *p = rag_grow(page->objects, &page->capobjects, page->nobjects + 1, sizeof(*p));
+	if (!p) {
+		free(o.key);
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	}
+	page->objects = p;
 	page->objects[page->nobjects++] = o;
 	return RAG_OK;
 }
@@ -100,16 +96,12 @@ static rag_rc add_prefix(s3_list_page *page, const xmlNode *n, rag_error *err)
 
 	if (!p)
 		return rag_error_set(err, RAG_EPARSE, "list: <CommonPrefixes> without <Prefix>");
-	if (page->nprefixes == page->capprefixes) {
-		size_t cap = page->capprefixes ? page->capprefixes * 2 : 16;
-		char **a = realloc(page->prefixes, cap * sizeof(*a));
-		if (!a) {
-			free(p);
-			return rag_error_set(err, RAG_ENOMEM, "out of memory");
-		}
-		page->prefixes = a;
-		page->capprefixes = cap;
+	char **a = rag_grow(page->prefixes, &page->capprefixes, page->nprefixes + 1, sizeof(*a));
+	if (!a) {
+		free(p);
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	}
+	page->prefixes = a;
 	page->prefixes[page->nprefixes++] = p;
 	return RAG_OK;
 }

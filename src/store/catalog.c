@@ -292,17 +292,12 @@ rag_rc catalog_objects_load(catalog *c, cat_object **out, size_t *n, rag_error *
 			     " doc_id FROM objects ORDER BY key", &st, err)))
 		return rc;
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-		cat_object *o;
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 256;
-			cat_object *p = realloc(objs, ncap * sizeof(*p));
-			if (!p) {
-				rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
-				goto out;
-			}
-			objs = p;
-			cap = ncap;
+		cat_object *o = rag_grow(objs, &cap, cnt + 1, sizeof(*o));
+		if (!o) {
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+			goto out;
 		}
+		objs = o;
 		o = &objs[cnt];
 		memset(o, 0, sizeof(*o));
 		o->key = col_dup(st, 0);
@@ -470,17 +465,13 @@ rag_rc catalog_tombstone_ranges(catalog *c, int64_t **ids, size_t *nranges, rag_
 			     " ORDER BY 1", &st, err)))
 		return rc;
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			int64_t *p = realloc(a, ncap * 2 * sizeof(*p));
-			if (!p) {
-				free(a);
-				sqlite3_finalize(st);
-				return rag_error_set(err, RAG_ENOMEM, "out of memory");
-			}
-			a = p;
-			cap = ncap;
+		int64_t *p = rag_grow(a, &cap, 2 * (n + 1), sizeof(*p)); /* pairs */
+		if (!p) {
+			free(a);
+			sqlite3_finalize(st);
+			return rag_error_set(err, RAG_ENOMEM, "out of memory");
 		}
+		a = p;
 		a[2 * n] = sqlite3_column_int64(st, 0);
 		a[2 * n + 1] = sqlite3_column_int64(st, 1);
 		n++;
