@@ -28,7 +28,8 @@ static const char bench_usage[] =
 	"usage: ragmap bench s3 [--large SIZE] [--small-count N] [--levels 1,4,16]\n"
 	"  Measures GET/PUT throughput of SIZE objects (default 64MiB) and ops/s of\n"
 	"  4 KiB objects at each concurrency level, against the curl command line.\n"
-	"  Objects go under bench/ in the configured bucket and are deleted after.\n";
+	"  Objects go under bench/ in the configured bucket and are deleted after.\n"
+	"       ragmap bench load|make-index|search ...  (the query path; see --help of each)\n";
 
 typedef struct bench {
 	s3_client *c;
@@ -342,6 +343,8 @@ int cmd_bench(cli_env *env, int argc, char **argv)
 	}
 	if (strcmp(argv[1], "s3") == 0)
 		return bench_s3(env, argc - 1, argv + 1);
-	cli_error("bench: unknown benchmark \"%s\" (s3)", argv[1]);
+	if (bench_query_handles(argv[1]))
+		return bench_query(env, argc - 1, argv + 1);
+	cli_error("bench: unknown benchmark \"%s\" (s3, load, make-index, search)", argv[1]);
 	return CLI_USAGE;
 }

@@ -348,19 +348,23 @@ static enum MHD_Result handle_metrics(server *s, struct MHD_Connection *c)
 		       (unsigned long long)s->queries_failed, (unsigned long long)s->unauthorized,
 		       (unsigned long long)s->reloads, (unsigned long long)s->reload_failures);
 	pthread_mutex_unlock(&s->lock);
-	rag_buf_printf(&b, "# HELP ragmap_cache_hits_total cache hits by cache\n"
-			   "# TYPE ragmap_cache_hits_total counter\n");
-	for (int i = 0; i < 2; i++) {
-		lru *cache = i ? s->caches.lists : s->caches.text;
-		memset(&ls, 0, sizeof(ls));
-		if (cache)
-			lru_get_stats(cache, &ls);
-		rag_buf_printf(&b, "ragmap_cache_hits_total{cache=\"%s\"} %llu\n", i ? "lists" : "text",
-			       (unsigned long long)ls.hits);
-		rag_buf_printf(&b, "ragmap_cache_misses_total{cache=\"%s\"} %llu\n",
-			       i ? "lists" : "text", (unsigned long long)ls.misses);
-		rag_buf_printf(&b, "ragmap_cache_bytes{cache=\"%s\"} %llu\n", i ? "lists" : "text",
-			       (unsigned long long)ls.bytes);
+	/* the text format wants each family's samples in one group */
+	for (int f = 0; f < 3; f++) {
+		static const char *const fam[3][3] = {
+			{"ragmap_cache_hits_total", "counter", "cache hits by cache"},
+			{"ragmap_cache_misses_total", "counter", "cache misses by cache"},
+			{"ragmap_cache_bytes", "gauge", "bytes held by each cache"},
+		};
+		rag_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n", fam[f][0], fam[f][2], fam[f][0],
+			       fam[f][1]);
+		for (int i = 0; i < 2; i++) {
+			lru *cache = i ? s->caches.lists : s->caches.text;
+			memset(&ls, 0, sizeof(ls));
+			if (cache)
+				lru_get_stats(cache, &ls);
+			rag_buf_printf(&b, "%s{cache=\"%s\"} %llu\n", fam[f][0], i ? "lists" : "text",
+				       (unsigned long long)(f == 0 ? ls.hits : f == 1 ? ls.misses : ls.bytes));
+		}
 	}
 	rag_buf_printf(&b, "# HELP ragmap_index_version the index version being served\n"
 			   "# TYPE ragmap_index_version gauge\nragmap_index_version %lld\n"

@@ -74,6 +74,16 @@ expect bad-key-id-msg "invalid access key id" "$work/err"
 check show 0 "$bin" config show
 expect show-redacted "access_key_id = <redacted>" "$work/out"
 
+# the committed config/ragmap.conf is exactly the generated example (defaults in sync)
+"$bin" config example >"$work/example.conf"
+if cmp -s "$work/example.conf" "${RAGMAP_SOURCE_DIR:?}/config/ragmap.conf"; then
+	echo "ok   config-file-in-sync"
+else
+	echo "FAIL config/ragmap.conf differs from 'ragmap config example' (regenerate it)"; fails=$((fails + 1))
+fi
+"$bin" --config "${RAGMAP_SOURCE_DIR:?}/config/ragmap.conf" config show >/dev/null &&
+	echo "ok   config-file-loads" || { echo "FAIL config/ragmap.conf does not load"; fails=$((fails + 1)); }
+
 # secrets never appear in anything printed above
 if grep -q -e "cli-secret-value-xyz" -e "AKIDCLITEST" "$work/all"; then
 	echo "FAIL a secret was printed"; fails=$((fails + 1))
