@@ -56,6 +56,15 @@ expect stats-line "storage: cli 1 head" "$work/err"
 check missing 1 "$bin" s3 get "$p/nope" -
 expect missing-msg "no such key \"$p/nope\" in bucket \"rag\"" "$work/err"
 [ "$(wc -l <"$work/err")" = 1 ] && echo "ok   one-line-error" || { echo "FAIL one-line-error"; fails=$((fails + 1)); }
+# virtual-hosted addressing: http://rag.s3.localhost:PORT/key (curl resolves
+# *.localhost to loopback; the local server maps <bucket>.s3.localhost)
+RAGMAP_S3_PATH_STYLE=false AWS_ENDPOINT_URL=http://s3.localhost:$port \
+	check vhost-put 0 "$bin" s3 put "$work/hello.txt" "$p/vhost/a b.txt"
+RAGMAP_S3_PATH_STYLE=false AWS_ENDPOINT_URL=http://s3.localhost:$port \
+	check vhost-ls 0 "$bin" s3 ls -r "$p/vhost/"
+expect vhost-ls-line "$p/vhost/a b.txt" "$work/out"
+check vhost-path-style-get 0 "$bin" s3 get "$p/vhost/a b.txt" -
+cmp -s "$work/out" "$work/hello.txt" && echo "ok   vhost-bytes" || { echo "FAIL vhost-bytes"; fails=$((fails + 1)); }
 check rm 0 "$bin" s3 rm "$p/dir/h é+%=.txt"
 check gone 1 "$bin" s3 stat "$p/dir/h é+%=.txt"
 

@@ -18,6 +18,9 @@ const server = new S3rver({
   directory: dir,
   silent: true,
   configureBuckets: [{ name: bucket }],
+  // virtual-hosted requests to <bucket>.s3.localhost (curl resolves *.localhost
+  // to loopback itself), so path-style and virtual-hosted are both testable
+  serviceEndpoint: 'localhost',
 });
 server.run().then(
   (addr) => {
