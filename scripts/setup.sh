@@ -19,6 +19,7 @@ packages=(
 	libfaiss-dev libxml2-dev libmicrohttpd-dev libpoppler-glib-dev
 	libutf8proc-dev libstemmer-dev libinih-dev libjansson-dev libssl-dev
 	libcmocka-dev nodejs curl valgrind groff ghostscript jq sqlite3 time
+	gnuplot-nox chromium fonts-dejavu-core
 )
 
 missing=()
