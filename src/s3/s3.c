@@ -540,6 +540,22 @@ static size_t on_read(char *p, size_t size, size_t n, void *user)
 	return len;
 }
 
+/*
+ * curl rewinds the upload when it resends a request by itself (a reused
+ * connection that turns out dead): without this it fails the transfer with
+ * CURLE_SEND_FAIL_REWIND, which is not worth a retry of ours.
+ */
+static int on_seek(void *user, curl_off_t off, int origin)
+{
+	xfer *x = user;
+
+	if (origin != SEEK_SET || off < 0 || (uint64_t)off > x->rq->body_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	x->rd = (const char *)x->rq->body + off;
+	x->rd_left = x->rq->body_len - (size_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
 static void digest(const EVP_MD *md, const void *data, size_t len, unsigned char *out,
 		   unsigned *outlen)
 {
@@ -661,6 +677,8 @@ static void setup_handle(s3_client *c, xfer *x, const char *url, struct curl_sli
 		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, x);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
 		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
 	} else if (strcmp(rq->method, "POST") == 0) {
 		curl_easy_setopt(h, CURLOPT_POST, 1L);
