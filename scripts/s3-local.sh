@@ -18,8 +18,10 @@ case "$cmd" in
 start)
 	port=${3:-0}
 	bucket=${4:-rag}
+	scheme=http
+	[ -n "${S3_LOCAL_TLS_DIR:-}" ] && scheme=https
 	if [ -f "$dir/s3.pid" ] && kill -0 "$(cat "$dir/s3.pid")" 2>/dev/null; then
-		echo "http://127.0.0.1:$(cat "$dir/s3.port")"
+		echo "${scheme:-http}://127.0.0.1:$(cat "$dir/s3.port")"
 		exit 0
 	fi
 	[ -x "$top/tools/s3/node_modules/.bin/s3rver" ] || { echo "s3-local: run scripts/setup.sh first" >&2; exit 1; }
@@ -31,7 +33,7 @@ start)
 	echo $! >"$dir/s3.pid"
 	for _ in $(seq 1 200); do
 		if [ -s "$dir/s3.port" ]; then
-			echo "http://127.0.0.1:$(cat "$dir/s3.port")"
+			echo "${scheme:-http}://127.0.0.1:$(cat "$dir/s3.port")"
 			exit 0
 		fi
 		kill -0 "$(cat "$dir/s3.pid")" 2>/dev/null || break

@@ -37,6 +37,8 @@ static const cfg_item items[] = {
 	 "access key id; prefer AWS_ACCESS_KEY_ID"},
 	{"s3", "secret_access_key", T_SECRET, OFF(s3.secret_access_key), "", 0, 0,
 	 "secret key; prefer AWS_SECRET_ACCESS_KEY"},
+	{"s3", "ca_file", T_STR, OFF(s3.ca_file), "", 0, 0,
+	 "PEM file of CA certificates to trust for https (empty: the system's)"},
 	{"s3", "max_retries", T_INT, OFF(s3.max_retries), "5", 0, 100,
 	 "retries after a 5xx, 429, connection error or timeout"},
 	{"s3", "retry_base_ms", T_INT, OFF(s3.retry_base_ms), "50", 1, 60000,

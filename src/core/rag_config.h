@@ -29,6 +29,7 @@ typedef struct rag_config {
 		bool path_style;         /* host/bucket/key vs bucket.host/key */
 		char *access_key_id;     /* secret */
 		char *secret_access_key; /* secret */
+		char *ca_file;           /* extra CA bundle for https endpoints */
 		int64_t max_retries;
 		int64_t retry_base_ms;
 		int64_t retry_max_ms;

@@ -37,6 +37,7 @@ struct s3_client {
 	char *bucket;
 	char *access_key;   /* NULL: anonymous, unsigned requests */
 	char *secret_key;
+	char *ca_file;      /* NULL: the system's CA store */
 	char sigv4[128];
 	bool path_style;
 	unsigned max_retries, base_ms, max_ms;
@@ -137,6 +138,10 @@ s3_client *s3_client_new(const rag_config *cfg, rag_log *log, rag_error *err)
 		c->access_key = rag_strdup(cfg->s3.access_key_id);
 		c->secret_key = rag_strdup(cfg->s3.secret_access_key ? cfg->s3.secret_access_key : "");
 	}
+	if (cfg->s3.ca_file && *cfg->s3.ca_file && !(c->ca_file = rag_strdup(cfg->s3.ca_file))) {
+		rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto fail;
+	}
 	snprintf(c->sigv4, sizeof(c->sigv4), "aws:amz:%s:s3", cfg->s3.region);
 	c->path_style = cfg->s3.path_style;
 	c->max_retries = (unsigned)cfg->s3.max_retries;
@@ -183,6 +188,7 @@ void s3_client_free(s3_client *c)
 	free(c->hostport);
 	free(c->base_path);
 	free(c->bucket);
+	free(c->ca_file);
 	if (c->secret_key)
 		memset(c->secret_key, 0, strlen(c->secret_key));
 	free(c->access_key);
@@ -666,6 +672,8 @@ static void setup_handle(s3_client *c, xfer *x, const char *url, struct curl_sli
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+	if (c->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 	if (c->access_key) {
 		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
 		curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);

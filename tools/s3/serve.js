@@ -12,7 +12,13 @@ if (!dir || port === undefined || !bucket || !portFile) {
   process.exit(2);
 }
 fs.mkdirSync(dir, { recursive: true });
+// TLS when S3_LOCAL_TLS_DIR holds key.pem and cert.pem (for https tests)
+const tlsDir = process.env.S3_LOCAL_TLS_DIR;
+const tls = tlsDir
+  ? { key: fs.readFileSync(tlsDir + '/key.pem'), cert: fs.readFileSync(tlsDir + '/cert.pem') }
+  : {};
 const server = new S3rver({
+  ...tls,
   address: '127.0.0.1',
   port: Number(port),
   directory: dir,
