@@ -100,9 +100,8 @@ static bool is_marker(const char *key)
  * Merge the listing (sorted by key) with the catalog (sorted the same way:
  * both are byte order) into work items and deletions.
  */
-static rag_rc diff(ingest_ctx *ic, const s3_list *l, const cat_object *known, size_t nknown,
-		   work_item **work, size_t *nwork, ingest_run_state *r, ingest_summary *sum,
-		   rag_error *err)
+static rag_rc diff(const s3_list *l, const cat_object *known, size_t nknown, work_item **work,
+		   size_t *nwork, ingest_run_state *r, ingest_summary *sum, rag_error *err)
 {
 	size_t i = 0, j = 0, n = 0;
 	work_item *w = calloc(l->nobjects + 1, sizeof(*w));
@@ -146,7 +145,6 @@ static rag_rc diff(ingest_ctx *ic, const s3_list *l, const cat_object *known, si
 		free(w);
 		return rc;
 	}
-	(void)ic;
 	*work = w;
 	*nwork = n;
 	return RAG_OK;
@@ -450,7 +448,7 @@ rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 		goto out;
 	sum->listed = (int64_t)l.nobjects;
 	if ((rc = catalog_objects_load(ic->cat, &known, &nknown, err)) ||
-	    (rc = diff(ic, &l, known, nknown, &work, &nwork, &r, sum, err)))
+	    (rc = diff(&l, known, nknown, &work, &nwork, &r, sum, err)))
 		goto out;
 	sum->ms[ING_LIST] = rag_ms_since(t);
 	for (size_t i = 0; i < nwork; i++)
