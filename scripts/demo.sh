@@ -67,6 +67,7 @@ echo
 # serve MODE LISTEN: start the server in the background; sets srv_pid, srv_url.
 serve() {
 	local log=$demo/serve-$1.log
+	rm -f "$log" # else we could read the last run's before the new one truncates it
 	"$ragmap" serve --mode "$1" --listen "$2" >"$log" 2>&1 &
 	srv_pid=$!
 	for _ in $(seq 1 600); do
@@ -131,9 +132,10 @@ done
 echo
 awk -F'\t' 'NR > 1 && $1 == "cached" { printf "cached: %s requests per query on the first pass (cold cache), %s averaged over all passes.\n", $7, $3 }' \
 	"$demo/results/modes.tsv"
-echo "RAM held = vectors + chunk text + pointers (GET /v1/status). Latency is the server's own"
-echo "total per query (timing.total_ms), p50 over all queries. Every mode loaded its index from"
-echo "object storage at start; ingestion read and wrote it in every case."
+echo "RAM held = vectors + chunk text + pointers (GET /v1/status; the embedding model, the same"
+echo "in every mode, is not counted). Latency is the server's own total per query"
+echo "(timing.total_ms), p50 over all queries. Every mode loaded its index from object storage"
+echo "at start, and ingestion read and wrote object storage in every case."
 if [ "$(jq '.ingestion.ivf_segments' "$demo/results/map-object.json")" = 0 ]; then
 	echo "object: this small index is one flat segment, so its one inverted \"list\" holds every"
 	echo "vector; IVF segments (index.ivf_threshold chunks and more) read only the probed lists."
