@@ -6,7 +6,7 @@
  *              [--rate R] [--rate-500 R] [--rate-503 R] [--rate-reset R]
  *              [--rate-reset-body R] [--rate-truncate R]
  *              [--latency-ms MS] [--latency-rate R]
- *              [--fail-key GLOB] [--fail-kind KIND] [--log FILE]
+ *              [--fail-key GLOB] [--fail-kind KIND] [--ignore STR] [--log FILE]
  *
  * The client talks to the proxy as if it were the store (path-style URLs):
  * the method, the path, the query string and every end-to-end header (Host
@@ -31,7 +31,9 @@
  * Determinism: the decision for a request is a hash of the seed, the
  * request's identity (method, path and query, Range header) and how many
  * times that identity was seen before. The same seed and the same requests
- * give the same faults, however concurrent requests interleave.
+ * give the same faults, however concurrent requests interleave. --ignore
+ * STR leaves every occurrence of STR out of the identity: a test that puts
+ * a random namespace in its keys passes it to get the same faults each run.
  *
  * Persistent faults: requests whose decoded path (without the query, the
  * leading "/<bucket>/" removed) matches --fail-key (fnmatch) always get
@@ -124,6 +126,7 @@ static struct proxy {
 	uint64_t seed;
 	seen_table seen;
 	char upstream[512];       /* without a trailing slash */
+	char ignore[256];         /* left out of request identities */
 	FILE *log;
 	/* counters */
 	uint64_t requests, forwarded, upstream_errors, injected[FK_COUNT], persistent, delayed;
@@ -777,7 +780,14 @@ static fault_kind decide(const http_req *r, bool *persistent, int64_t *delay_ms)
 
 	id = fnv1a(id, r->method, strlen(r->method));
 	id = fnv1a(id, " ", 1);
-	id = fnv1a(id, r->target, strlen(r->target));
+	for (const char *t = r->target, *hit; *t; t = hit + strlen(P.ignore)) {
+		hit = P.ignore[0] ? strstr(t, P.ignore) : NULL;
+		if (!hit) {
+			id = fnv1a(id, t, strlen(t));
+			break;
+		}
+		id = fnv1a(id, t, (size_t)(hit - t));
+	}
 	if (range) {
 		id = fnv1a(id, " ", 1);
 		id = fnv1a(id, range, strlen(range));
@@ -892,7 +902,7 @@ static const char usage[] =
 	"                  [--rate-reset-body R] [--rate-truncate R]\n"
 	"                  [--latency-ms MS] [--latency-rate R]\n"
 	"                  [--fail-key GLOB] [--fail-kind 500|503|reset|reset-body|truncate]\n"
-	"                  [--log FILE]\n";
+	"                  [--ignore STR] [--log FILE]\n";
 
 static void on_signal(int sig)
 {
@@ -932,6 +942,8 @@ int main(int argc, char **argv)
 			}
 		} else if (strcmp(a, "--port-file") == 0) {
 			port_file = v;
+		} else if (strcmp(a, "--ignore") == 0) {
+			rag_strlcpy(P.ignore, v, sizeof(P.ignore));
 		} else if (strcmp(a, "--log") == 0) {
 			log_path = v;
 		} else if (strcmp(a, "--seed") == 0) {
