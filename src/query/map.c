@@ -189,6 +189,7 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 	const qindex_status *st = &c->status;
 	json_t *j, *stages = json_array(), *per_stage = json_array(), *caches = json_object();
 	s3_counter path = {0}, all, load;
+	char root[1024];
 	qmap_ingest ing;
 	bool lists, text;
 	uint64_t ok = c->queries_ok;
@@ -201,6 +202,8 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 		memset(&ing, 0, sizeof(ing)); /* a reload raced us; shown as not read yet */
 	qmap_mode_touches(st->mode, &lists, &text);
 	s3_trace_total(&st->load_trace, &load);
+	if (mf_index_root(m->cfg->index.prefix, m->cfg->index.name, root, sizeof(root)))
+		root[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
 		json_t *kinds = json_object(), *o;
 		memset(&all, 0, sizeof(all));
@@ -244,6 +247,10 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 		json_decref(per_stage);
 		return NULL;
 	}
+	/* where things live, to label the store's prefixes with their real names */
+	json_object_set_new(j, "store", json_pack("{s:s, s:s, s:s, s:s, s:s}", "bucket",
+			    m->cfg->s3.bucket, "source", m->cfg->source.prefix, "models",
+			    m->cfg->model.prefix, "index", root, "logs", m->cfg->query.log_prefix));
 	{
 		json_t *pq = counter_json(&path);
 		json_object_set_new(pq, "stages", per_stage);

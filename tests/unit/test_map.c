@@ -141,6 +141,10 @@ static void test_map_json(void **state)
 
 	assert_non_null(j = qmap_json(m, c));
 	assert_string_equal(json_string_value(json_object_get(j, "mode")), "cached");
+	x = json_object_get(j, "store");
+	assert_string_equal(json_string_value(json_object_get(x, "bucket")), "rag");
+	assert_string_equal(json_string_value(json_object_get(x, "source")), "source/");
+	assert_string_equal(json_string_value(json_object_get(x, "index")), "indexes/main/");
 	assert_true(json_is_false(json_object_get(json_object_get(j, "touches"), "lists")));
 	assert_true(json_is_true(json_object_get(json_object_get(j, "touches"), "text")));
 	assert_int_equal(real_at(j, "resident_bytes", "total"), 1024);
