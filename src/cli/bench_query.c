@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,16 +112,27 @@ static void free_queries(char **q, size_t n)
 static const char load_usage[] =
 	"usage: ragmap bench load --url http://HOST:PORT [--clients N] [--duration S]\n"
 	"                         [--requests N] [--warmup S] [--queries FILE] [-k N]\n"
-	"                         [--record FILE] [--json]\n"
+	"                         [--pause-ms N] [--record FILE] [--json]\n"
 	"  Closed-loop load on a running `ragmap serve`: N clients (default 8), each on\n"
 	"  its own keep-alive connection, POST /v1/query back to back for S seconds\n"
 	"  (default 5) or until N requests in all. Queries come from FILE (one a line)\n"
-	"  or a built-in set on the sample corpus, round robin. The bearer token, if\n"
+	"  or a built-in set on the sample corpus, round robin; --pause-ms makes each\n"
+	"  client wait between two requests. The bearer token, if\n"
 	"  any, is query.token (RAGMAP_QUERY_TOKEN). --record writes one line per\n"
-	"  answer: HTTP status, TAB, milliseconds, TAB, the response body.\n"
+	"  answer: HTTP status, milliseconds, client number and the response body,\n"
+	"  separated by TABs. SIGINT or SIGTERM ends the run early (requests in\n"
+	"  flight complete) and the summary is printed as usual.\n"
 	"  Exit status 1 if any request failed (a status other than 200 included).\n";
 
 #define LOAD_RESPONSE_MAX (64u << 20)
+
+static volatile sig_atomic_t load_stop; /* SIGINT/SIGTERM: finish and report */
+
+static void load_on_signal(int sig)
+{
+	(void)sig;
+	load_stop = 1;
+}
 
 typedef struct load_run {
 	struct sockaddr_in sa;
@@ -128,6 +140,7 @@ typedef struct load_run {
 	size_t *req_lens, nreq;
 	uint64_t t_measure, t_end;
 	int64_t max_requests;     /* 0: no limit */
+	unsigned pause_ms;        /* between two requests of a client */
 	atomic_llong issued;
 	FILE *record;
 	pthread_mutex_t rec_lock;
@@ -150,7 +163,7 @@ typedef struct load_worker {
 static int load_connect(const load_run *g)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-	struct timeval tv = {60, 0};
+	struct timeval tv = {120, 0};
 
 	if (fd < 0)
 		return -1;
@@ -272,7 +285,7 @@ static void *load_worker_main(void *arg)
 		size_t body = 0, blen = 0;
 		bool close_after = false, reused;
 
-		if (t0 >= g->t_end)
+		if (t0 >= g->t_end || load_stop)
 			break;
 		if (g->max_requests && atomic_fetch_add(&g->issued, 1) >= g->max_requests)
 			break;
@@ -336,7 +349,7 @@ static void *load_worker_main(void *arg)
 		}
 		if (g->record) {
 			pthread_mutex_lock(&g->rec_lock);
-			fprintf(g->record, "%d\t%.3f\t", status, (double)lat / 1e6);
+			fprintf(g->record, "%d\t%.3f\t%d\t", status, (double)lat / 1e6, w->idx);
 			fwrite(w->buf + body, 1, blen, g->record);
 			fputc('\n', g->record);
 			pthread_mutex_unlock(&g->rec_lock);
@@ -346,6 +359,8 @@ static void *load_worker_main(void *arg)
 			fd = -1;
 		}
 		qi = (qi + 1) % g->nreq;
+		if (g->pause_ms)
+			rag_sleep_ms(g->pause_ms);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -406,11 +421,12 @@ static int bench_load(cli_env *env, int argc, char **argv)
 		{"duration", required_argument, NULL, 'd'}, {"requests", required_argument, NULL, 'n'},
 		{"warmup", required_argument, NULL, 'w'}, {"queries", required_argument, NULL, 'q'},
 		{"record", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
+		{"pause-ms", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	const char *url = NULL, *qfile = NULL, *record = NULL;
 	double duration = 5, warmup = 0;
-	int64_t clients = 8, requests = 0, k = 5;
+	int64_t clients = 8, requests = 0, k = 5, pause_ms = 0;
 	bool as_json = false, have_duration = false;
 	char host[256], **queries = NULL, *end;
 	size_t nq = 0;
@@ -448,6 +464,10 @@ static int bench_load(cli_env *env, int argc, char **argv)
 			break;
 		case 'k':
 			if (!rag_parse_i64(optarg, &k) || k < 1 || k > 10000)
+				goto usage;
+			break;
+		case 'p':
+			if (!rag_parse_i64(optarg, &pause_ms) || pause_ms < 0 || pause_ms > 60000)
 				goto usage;
 			break;
 		case 'q': qfile = optarg; break;
@@ -500,11 +520,18 @@ static int bench_load(cli_env *env, int argc, char **argv)
 	pthread_mutex_init(&g.rec_lock, NULL);
 	atomic_init(&g.issued, 0);
 	g.max_requests = requests;
+	g.pause_ms = (unsigned)pause_ms;
 	t0 = rag_now_ns();
 	g.t_measure = t0 + (uint64_t)(warmup * 1e9);
 	/* --requests alone: until they are done; with --duration too: whichever first */
 	g.t_end = requests && !have_duration ? UINT64_MAX
 					     : g.t_measure + (uint64_t)(duration * 1e9);
+	{
+		struct sigaction sa = {.sa_handler = load_on_signal}; /* no SA_RESTART */
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	if (!(w = calloc((size_t)clients, sizeof(*w)))) {
 		rc = CLI_FAIL;
 		goto out;

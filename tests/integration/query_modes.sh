@@ -45,7 +45,7 @@ env RAGMAP_INDEX_NAME="$idx-ivf" RAGMAP_LOCAL_DIR="$work/local-ivf" RAGMAP_INDEX
 run() {
 	"$bin" bench load --url "$(url "$1")" --clients 1 --requests "$nq" --queries "$work/queries" \
 		-k "$k" --record "$work/rec" >"$work/load.out" 2>&1 || { bad "load on $1"; cat "$work/load.out"; }
-	cut -f3- "$work/rec" >"$2"
+	cut -f4- "$work/rec" >"$2"
 	equal "$1-answers" "$(jq -s 'map(select(.results)) | length' "$2")" "$nq"
 }
 
