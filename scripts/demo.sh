@@ -89,8 +89,11 @@ p() { sort -g | awk -v q="$1" '{ v[NR] = $1 } END { i = int(q * NR + 0.999999); 
 echo "== the same ${#questions[@]} questions, $reps times each, to the query server in each mode"
 printf 'mode\tram_bytes\treq_per_query\tbytes_per_query\tp50_ms\tp95_ms\tfirst_pass_req_per_query\tload_ms\n' \
 	>"$demo/results/modes.tsv"
+# a per-mode server never outlives the script, even when a step fails
+trap 'if [ -n "${mode_pid:-}" ]; then kill "$mode_pid" 2>/dev/null || true; fi' EXIT
 for mode in "${modes[@]}"; do
 	serve "$mode" 127.0.0.1:0
+	mode_pid=$srv_pid
 	answers=$demo/results/answers-$mode.jsonl
 	: >"$answers"
 	for ((r = 0; r < reps; r++)); do
@@ -105,6 +108,7 @@ for mode in "${modes[@]}"; do
 	curl -sS "$srv_url/v1/map" >"$demo/results/map-$mode.json"
 	kill "$srv_pid"
 	wait "$srv_pid" 2>/dev/null || true
+	mode_pid=
 	ram=$(jq '.resident_bytes | .vectors + .text + .pointers' "$demo/results/status-$mode.json")
 	load_ms=$(jq '.load.ms' "$demo/results/status-$mode.json")
 	# per query, from each answer's own storage trace
