@@ -1,5 +1,5 @@
-# Sourced by tests/integration/fault_*.sh after ingest-common.sh (or
-# query-common.sh): runs tests/tools/faultproxy in front of the fixture's S3
+# Sourced by tests/integration/fault_*.sh after ingest-common.sh or
+# query-common.sh: runs tests/tools/faultproxy in front of the fixture's S3
 # server and stops it at exit.
 #
 #   start_proxy FLAGS...     start it (upstream: $AWS_ENDPOINT_URL); sets
@@ -22,7 +22,8 @@ stop_proxy() {
 		proxy_pid=""
 	fi
 }
-trap 'stop_proxy; [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"' EXIT
+# after query-common.sh, its cleanup (servers, $work) runs too
+trap 'stop_proxy; if declare -F cleanup >/dev/null; then cleanup; else rm -rf "$work"; fi' EXIT
 
 start_proxy() {
 	stop_proxy
