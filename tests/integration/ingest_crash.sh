@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Crash safety: `ragmap ingest` killed with SIGKILL at random instants and
+# restarted converges to exactly the state of an uninterrupted run.
+#
+# One source prefix changes in waves (add 150 documents, add 150 more,
+# then rounds of changes, deletions and re-additions). After each wave an
+# uninterrupted run ingests it into index "clean"; then, into index
+# "crash", runs are started and SIGKILLed after a random delay in [0, the
+# clean run's duration) until one finishes by itself, and one last run
+# completes the wave. After every kill `ragmap verify` must pass (no
+# manifest naming a missing or broken object); after every wave both
+# indexes must have the same version, the same digest (documents, chunk
+# texts, vectors) and the same catalog counts.
+#
+# Small batches and segments make a run long enough to be killed anywhere,
+# with several segments, compaction and garbage collection in every commit.
+#
+# RAGMAP_CRASH_KILLS (default 30) kills at least; RAGMAP_CRASH_SEED (default
+# 1) makes the kill delays and the waves repeatable.
+. "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
+kills_wanted=${RAGMAP_CRASH_KILLS:-30}
+seed=${RAGMAP_CRASH_SEED:-1}
+RANDOM=$seed
+echo "crash test: seed $seed, at least $kills_wanted kills"
+export RAGMAP_INGEST_BATCH_DOCS=8 RAGMAP_INDEX_SEGMENT_CHUNKS=100 RAGMAP_INDEX_MAX_SEGMENTS=3 \
+	RAGMAP_INDEX_GC_GRACE_S=0 RAGMAP_LOG=warn
+clean=(env RAGMAP_INDEX_NAME="$idx-clean" RAGMAP_MODEL_PREFIX="models-$ns-clean/")
+crash=(env RAGMAP_INDEX_NAME="$idx-crash" RAGMAP_MODEL_PREFIX="models-$ns-crash/")
+
+ndocs=300
+"$top/bench/gen-corpus.sh" "$work/A" "$ndocs" "$seed" 2000 >/dev/null
+"$top/bench/gen-corpus.sh" "$work/B" "$ndocs" "$((seed + 1000))" 2000 >/dev/null
+(cd "$work/A" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$work/names"
+mapfile -t names <"$work/names"
+declare -a state # per document: "" absent, A or B (the version in the store)
+
+put_doc() { # put_doc I VERSION
+	"$bin" s3 put "$work/$2/${names[$1]}" "$src${names[$1]}" >/dev/null || bad "put ${names[$1]}"
+	state[$1]=$2
+}
+rm_doc() {
+	"$bin" s3 rm "$src${names[$1]}" >/dev/null || bad "rm ${names[$1]}"
+	state[$1]=""
+}
+
+apply_wave() { # apply_wave N
+	local i k n=$1
+	if [ "$n" -le 2 ]; then
+		rm -rf "$work/stage" && mkdir -p "$work/stage"
+		for ((i = (n - 1) * ndocs / 2; i < n * ndocs / 2; i++)); do
+			mkdir -p "$work/stage/$(dirname "${names[i]}")"
+			cp "$work/A/${names[i]}" "$work/stage/${names[i]}"
+			state[i]=A
+		done
+		"$bin" s3 put "$work/stage" "$src" >/dev/null || bad "wave $n upload"
+		return
+	fi
+	for ((k = 0; k < 12; k++)); do # change
+		i=$((RANDOM % ndocs))
+		[ -n "${state[i]}" ] && put_doc "$i" "$([ "${state[i]}" = A ] && echo B || echo A)"
+	done
+	for ((k = 0; k < 8; k++)); do # delete
+		i=$((RANDOM % ndocs))
+		[ -n "${state[i]}" ] && rm_doc "$i"
+	done
+	for ((k = 0; k < 6; k++)); do # come back
+		i=$((RANDOM % ndocs))
+		[ -z "${state[i]}" ] && put_doc "$i" A
+	done
+}
+
+summary() { # the state to compare: version, digest, catalog counts
+	"${@}" "$bin" verify --digest >"$work/sum.v" 2>&1 || { cat "$work/sum.v"; return 1; }
+	"${@}" "$bin" status >"$work/sum.s" 2>&1 || { cat "$work/sum.s"; return 1; }
+	grep -E '^(index|live:|digest)' "$work/sum.v" | sed 's/^index [^ ]* /index /; s/ (s3:.*//'
+	grep -E '^(version|objects|documents|chunks)' "$work/sum.s"
+}
+
+kills=0
+wave=0
+t_start=$(date +%s)
+while [ "$kills" -lt "$kills_wanted" ] || [ "$wave" -lt 3 ]; do
+	wave=$((wave + 1))
+	[ "$wave" -le $((12 + kills_wanted / 3)) ] || { bad "only $kills kills in $((wave - 1)) waves"; break; }
+	apply_wave "$wave"
+
+	t0=$(date +%s%N)
+	"${clean[@]}" "$bin" ingest -q >"$work/clean.log" 2>&1 || { bad "wave $wave: clean run failed"; cat "$work/clean.log"; }
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	[ "$ms" -ge 50 ] || ms=50
+
+	wave_kills=0
+	while :; do
+		delay=$((RANDOM * 32768 + RANDOM))
+		delay=$((delay % ms))
+		"${crash[@]}" "$bin" ingest -q >"$work/crash.log" 2>&1 &
+		pid=$!
+		sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"
+		kill -9 "$pid" 2>/dev/null
+		{ wait "$pid"; } 2>/dev/null # no "Killed" job message
+		rc=$?
+		if [ "$rc" = 0 ]; then
+			break # finished before the kill: the wave is in
+		elif [ "$rc" != 137 ]; then
+			bad "wave $wave: a run after a kill failed (exit $rc)"
+			sed 's/^/     | /' "$work/crash.log" | tail -5
+			break
+		fi
+		kills=$((kills + 1))
+		wave_kills=$((wave_kills + 1))
+		if ! "${crash[@]}" "$bin" verify >"$work/verify.log" 2>&1; then
+			bad "wave $wave: verify after a kill at ${delay} ms"
+			sed 's/^/     | /' "$work/verify.log" | tail -8
+		fi
+	done
+	"${crash[@]}" "$bin" ingest -q >"$work/crash.log" 2>&1 || { bad "wave $wave: completing run failed"; cat "$work/crash.log"; }
+	summary "${clean[@]}" >"$work/clean.sum" || bad "wave $wave: clean summary"
+	summary "${crash[@]}" >"$work/crash.sum" || bad "wave $wave: crash summary"
+	if cmp -s "$work/clean.sum" "$work/crash.sum" && grep -q '^digest ' "$work/clean.sum"; then
+		ok "wave $wave: $wave_kills kills (clean run ${ms} ms), same state as the clean run"
+	else
+		bad "wave $wave: after $wave_kills kills the state differs from the clean run"
+		diff "$work/clean.sum" "$work/crash.sum" | sed 's/^/     | /'
+	fi
+done
+echo "$kills kills over $wave waves in $(($(date +%s) - t_start)) s"
+[ "$kills" -ge "$kills_wanted" ] && ok "kills ($kills)" || bad "only $kills kills"
+sed 's/^/     | /' "$work/crash.sum"
+finish
