@@ -20,6 +20,7 @@
 #include "page.h"
 #include "qjson.h"
 #include "qlog.h"
+#include "qrequest.h"
 #include "rag_buf.h"
 #include "rag_util.h"
 
@@ -151,10 +152,9 @@ static void log_query(server *s, const qresult *r, const char *q, int k)
 
 static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request *rq)
 {
-	json_error_t jerr;
-	json_t *j, *jq, *jk, *jr;
-	const char *text, *ret_s = "dense";
-	json_int_t k = 5;
+	qrequest qr;
+	const char *text;
+	int k;
 	qretriever ret;
 	qindex *q;
 	qresult res;
@@ -169,74 +169,37 @@ static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request
 			 (unsigned long long)s->cfg.query.max_body);
 		return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
 	}
-	if (!rag_utf8_valid(rq->body.data ? rq->body.data : "", rq->body.len)) {
+	if (qrequest_parse(rq->body.data, rq->body.len, s->cfg.query.max_query_bytes,
+			   s->cfg.query.max_k, &qr, &err)) {
 		count_query(s, false, true, 0);
-		return send_error(c, 400, "request body is not valid UTF-8");
+		return send_error(c, err.rc == RAG_ENOMEM ? 500 : 400, err.msg);
 	}
-	if (!(j = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len, 0, &jerr))) {
-		count_query(s, false, true, 0);
-		snprintf(msg, sizeof(msg), "malformed JSON at line %d column %d: %s", jerr.line,
-			 jerr.column, jerr.text);
-		return send_error(c, 400, msg);
-	}
-	jq = json_object_get(j, "q");
-	jk = json_object_get(j, "k");
-	jr = json_object_get(j, "retriever");
-	msg[0] = '\0';
-	if (!json_is_object(j))
-		snprintf(msg, sizeof(msg), "the body must be a JSON object");
-	else if (!jq)
-		snprintf(msg, sizeof(msg), "missing field \"q\"");
-	else if (!json_is_string(jq))
-		snprintf(msg, sizeof(msg), "field \"q\" must be a string");
-	else if (json_string_length(jq) == 0 || strspn(json_string_value(jq), " \t\r\n") ==
-							json_string_length(jq))
-		snprintf(msg, sizeof(msg), "field \"q\" is empty");
-	else if ((int64_t)json_string_length(jq) > s->cfg.query.max_query_bytes)
-		snprintf(msg, sizeof(msg), "field \"q\" is longer than %lld bytes",
-			 (long long)s->cfg.query.max_query_bytes);
-	else if (strlen(json_string_value(jq)) != json_string_length(jq))
-		snprintf(msg, sizeof(msg), "field \"q\" contains a NUL character");
-	else if (jk && (!json_is_integer(jk) || json_integer_value(jk) < 1 ||
-			json_integer_value(jk) > s->cfg.query.max_k))
-		snprintf(msg, sizeof(msg), "field \"k\" must be an integer in 1..%lld",
-			 (long long)s->cfg.query.max_k);
-	else if (jr && (!json_is_string(jr) || !qretriever_parse(json_string_value(jr), &ret)))
-		snprintf(msg, sizeof(msg), "field \"retriever\" must be \"dense\", \"bm25\" or \"hybrid\"");
-	if (msg[0]) {
-		json_decref(j);
-		count_query(s, false, true, 0);
-		return send_error(c, 400, msg);
-	}
-	text = json_string_value(jq);
-	if (jk)
-		k = json_integer_value(jk);
-	if (jr)
-		ret_s = json_string_value(jr);
-	qretriever_parse(ret_s, &ret);
+	text = qr.text;
+	k = qr.k;
+	ret = qr.retriever;
 	if (!(q = acquire(s))) {
-		json_decref(j);
+		qrequest_release(&qr);
 		count_query(s, false, false, 0);
 		return send_error(c, 503, "no index loaded yet");
 	}
-	if (qindex_query(q, text, strlen(text), (int)k, ret, &res, &err)) {
+	if (qindex_query(q, text, strlen(text), k, ret, &res, &err)) {
 		qindex_release(q);
-		json_decref(j);
+		qrequest_release(&qr);
 		count_query(s, false, err.rc == RAG_EUNSUPPORTED, 0);
 		return send_error(c, err.rc == RAG_EUNSUPPORTED ? 400 : 502, err.msg);
 	}
 	qindex_release(q);
 	if (rag_ms_since(t0) > (double)s->cfg.query.timeout_ms) {
 		qresult_release(&res);
-		json_decref(j);
+		qrequest_release(&qr);
 		count_query(s, false, false, 0);
 		return send_error(c, 504, "the query took longer than query.timeout_ms");
 	}
-	log_query(s, &res, text, (int)k);
-	out = send_json(c, 200, qjson_result(&res, s->cfg.s3.bucket, text, (int)k));
+	log_query(s, &res, text, k);
+	out = send_json(c, 200, qjson_result(&res, s->cfg.s3.bucket, text, k));
 	count_query(s, true, false, rag_ms_since(t0) / 1e3);
 	qresult_release(&res);
-	json_decref(j);
+	qrequest_release(&qr);
 	return out;
 }
 
