@@ -21,6 +21,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <omp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -29,12 +30,31 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+/* raw FAISS, for the "limit" line of bench search (its headers say f()) */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <faiss/c_api/IndexIVF_c.h>
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
+#include <faiss/c_api/error_c.h>
+#include <faiss/c_api/index_io_c.h>
+#pragma GCC diagnostic pop
+
+#include "catalog.h"
 #include "cli.h"
+#include "embed.h"
+#include "manifest.h"
+#include "qindex.h"
 #include "rag_buf.h"
+#include "rag_pool.h"
 #include "rag_util.h"
+#include "s3.h"
+#include "segment.h"
+#include "vindex.h"
 
 /* Queries on the sample corpus, used when no --queries file is given. */
 static const char *const default_queries[] = {
@@ -632,17 +652,839 @@ usage:
 	return CLI_USAGE;
 }
 
+/* ========================================================== make-index */
+
+static const char make_usage[] =
+	"usage: ragmap bench make-index [--chunks N] [--topics T] [--seed S]\n"
+	"                               [--segment-chunks N] [--nlist L] [--nprobe P]\n"
+	"                               [--fit-sample N] [--queries-out FILE] [--queries N]\n"
+	"  Commits a synthetic index version of N chunks (default 1000000) under the\n"
+	"  configured index.name, the way ingestion would: model, segments, catalog\n"
+	"  snapshot (empty: no BM25 here), manifest, then LATEST. Each chunk is a\n"
+	"  short text of made-up words, half from one of T topics (default 2000), half\n"
+	"  from a shared Zipf-like vocabulary; the model (model.dims) is fitted on a\n"
+	"  sample of them and embeds them all, so the vectors are clustered unit\n"
+	"  vectors and text queries mean something. Segments hold up to\n"
+	"  --segment-chunks (default N: one segment); IVF from index.ivf_threshold,\n"
+	"  nlist/nprobe automatic unless given. --queries-out writes N (default 1000)\n"
+	"  queries drawn from the same topics, one a line, for bench load and search.\n";
+
+typedef struct synth {
+	uint64_t seed;
+	int topics, vocab;
+	char **words;        /* vocab made-up words */
+	int *topic_words;    /* topics x SYNTH_TOPIC_WORDS */
+} synth;
+
+#define SYNTH_TOPIC_WORDS 12
+#define SYNTH_CHUNK_WORDS 24
+#define SYNTH_DOC_CHUNKS 10
+
+static uint64_t splitmix(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static double unit(uint64_t *x)
+{
+	return (double)(splitmix(x) >> 11) / 9007199254740992.0;
+}
+
+static bool synth_init(synth *sy, uint64_t seed, int topics, int vocab)
+{
+	static const char cons[] = "bcdfgklmnprstvz", vow[] = "aeiou";
+	uint64_t r = seed * 7919 + 17;
+
+	memset(sy, 0, sizeof(*sy));
+	sy->seed = seed;
+	sy->topics = topics;
+	sy->vocab = vocab;
+	if (!(sy->words = calloc((size_t)vocab, sizeof(char *))) ||
+	    !(sy->topic_words = calloc((size_t)topics * SYNTH_TOPIC_WORDS, sizeof(int))))
+		return false;
+	for (int i = 0; i < vocab; i++) {
+		char w[16];
+		int n = 0, syl = 2 + (int)(splitmix(&r) % 3);
+		for (int j = 0; j < syl; j++) {
+			w[n++] = cons[splitmix(&r) % (sizeof(cons) - 1)];
+			w[n++] = vow[splitmix(&r) % (sizeof(vow) - 1)];
+		}
+		w[n] = '\0';
+		if (!(sy->words[i] = rag_strdup(w)))
+			return false;
+	}
+	for (int t = 0; t < topics * SYNTH_TOPIC_WORDS; t++)
+		sy->topic_words[t] = (int)(splitmix(&r) % (uint64_t)vocab);
+	return true;
+}
+
+static void synth_release(synth *sy)
+{
+	for (int i = 0; sy->words && i < sy->vocab; i++)
+		free(sy->words[i]);
+	free(sy->words);
+	free(sy->topic_words);
+}
+
+/* n words: a share `topical` from topic t, the rest shared (Zipf-like). */
+static void synth_text(const synth *sy, uint64_t *r, int t, int n, double topical, rag_buf *out)
+{
+	for (int i = 0; i < n; i++) {
+		const char *w;
+		if (unit(r) < topical) {
+			w = sy->words[sy->topic_words[t * SYNTH_TOPIC_WORDS +
+						      (int)(splitmix(r) % SYNTH_TOPIC_WORDS)]];
+		} else {
+			double u = unit(r);
+			w = sy->words[(int)(u * u * u * sy->vocab)];
+		}
+		rag_buf_printf(out, "%s%s", i ? " " : "", w);
+	}
+	rag_buf_putc(out, '.');
+}
+
+typedef struct make_ctx {
+	const embed_model *model;
+	const char *const *texts;
+	const size_t *lens;
+	float *vecs;
+	size_t n;
+	int dims;
+} make_ctx;
+
+#define EMBED_BATCH 8192
+
+static rag_rc embed_batch(void *arg, size_t i)
+{
+	make_ctx *m = arg;
+	size_t from = i * EMBED_BATCH, n = m->n - from < EMBED_BATCH ? m->n - from : EMBED_BATCH;
+
+	return embed_texts(m->model, m->texts + from, m->lens + from, n,
+			   m->vecs + from * (size_t)m->dims, NULL);
+}
+
+static int bench_make_index(cli_env *env, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"chunks", required_argument, NULL, 'n'}, {"topics", required_argument, NULL, 't'},
+		{"seed", required_argument, NULL, 's'}, {"segment-chunks", required_argument, NULL, 'g'},
+		{"nlist", required_argument, NULL, 'l'}, {"nprobe", required_argument, NULL, 'p'},
+		{"fit-sample", required_argument, NULL, 'f'},
+		{"queries-out", required_argument, NULL, 'o'}, {"queries", required_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+	};
+	int64_t nchunks = 1000000, topics = 2000, seed = 1, seg_chunks = 0, nlist = 0, nprobe = 0;
+	int64_t fit_sample = 50000, nqueries = 1000;
+	const char *qout = NULL;
+	rag_config cfg;
+	rag_error err = {0};
+	s3_client *s3 = NULL;
+	synth sy = {0};
+	rag_buf text, body;
+	uint64_t *offs = NULL, t0 = rag_now_ns(), t;
+	char **keys = NULL, **heads = NULL;
+	const char **texts = NULL;
+	size_t *lens = NULL;
+	seg_chunk *chunks = NULL;
+	float *vecs = NULL;
+	embed_model *model = NULL;
+	manifest m = {0};
+	char root[1024], key[1200], mkey[1200], base[1100], tmpdb[4200];
+	int64_t version = 1;
+	int dims, opt, rc = CLI_OK;
+	rag_rc r = RAG_OK;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int64_t *dst = NULL, lo = 1, hi = INT32_MAX;
+		switch (opt) {
+		case 'n': dst = &nchunks; lo = 100; break;
+		case 't': dst = &topics; break;
+		case 's': dst = &seed; lo = 0; break;
+		case 'g': dst = &seg_chunks; lo = 100; break;
+		case 'l': dst = &nlist; break;
+		case 'p': dst = &nprobe; break;
+		case 'f': dst = &fit_sample; lo = 100; break;
+		case 'q': dst = &nqueries; break;
+		case 'o': qout = optarg; break;
+		case 'h': fputs(make_usage, stdout); return CLI_OK;
+		default: fputs(make_usage, stderr); return CLI_USAGE;
+		}
+		if (dst && (!rag_parse_i64(optarg, dst) || *dst < lo || *dst > hi)) {
+			cli_error("bench make-index: bad value \"%s\" for --%s", optarg,
+				  opts[opt == 'n' ? 0 : opt == 't' ? 1 : opt == 's' ? 2 : opt == 'g' ? 3
+				       : opt == 'l' ? 4 : opt == 'p' ? 5 : opt == 'f' ? 6 : 8].name);
+			return CLI_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fputs(make_usage, stderr);
+		return CLI_USAGE;
+	}
+	if (!seg_chunks)
+		seg_chunks = nchunks;
+	if (fit_sample > nchunks)
+		fit_sample = nchunks;
+	if (!cli_load_config(env, &cfg))
+		return CLI_USAGE;
+	rag_buf_init(&text, (size_t)1 << 34);
+	rag_buf_init(&body, (size_t)2 << 30);
+	if (!(s3 = s3_client_new(&cfg, &env->log, &err)))
+		goto fail;
+	if (mf_index_root(cfg.index.prefix, cfg.index.name, root, sizeof(root))) {
+		rag_error_set(&err, RAG_ECONFIG, "index.prefix/index.name too long");
+		goto fail;
+	}
+	/* the next version after LATEST, if any */
+	mf_latest_key(root, key, sizeof(key));
+	r = s3_get(s3, S3_OP("bench", NULL), key, &body, NULL, &err);
+	if (r == RAG_OK && mf_latest_from_json(body.data, body.len, &version, mkey, sizeof(mkey), &err))
+		goto fail;
+	version = r == RAG_OK ? version + 1 : 1;
+	if (r && r != RAG_ENOTFOUND)
+		goto fail;
+	rag_error_clear(&err);
+
+	/* ---- texts */
+	if (!synth_init(&sy, (uint64_t)seed, (int)topics, 30000) ||
+	    !(offs = calloc((size_t)nchunks + 1, sizeof(*offs))) ||
+	    !(keys = calloc((size_t)(nchunks / SYNTH_DOC_CHUNKS + 1), sizeof(*keys))) ||
+	    !(heads = calloc((size_t)(nchunks / SYNTH_DOC_CHUNKS + 1), sizeof(*heads))) ||
+	    !(texts = calloc((size_t)nchunks, sizeof(*texts))) ||
+	    !(lens = calloc((size_t)nchunks, sizeof(*lens))) ||
+	    !(chunks = calloc((size_t)nchunks, sizeof(*chunks)))) {
+		rag_error_set(&err, RAG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	t = rag_now_ns();
+	for (int64_t i = 0; i < nchunks; i++) {
+		int64_t d = i / SYNTH_DOC_CHUNKS;
+		uint64_t rr = (uint64_t)seed * 1000003u + (uint64_t)d, rc_ = rr ^ ((uint64_t)i << 20);
+		int topic = (int)(splitmix(&rr) % (uint64_t)topics);
+		if (i % SYNTH_DOC_CHUNKS == 0) {
+			char k[128], h[128];
+			snprintf(k, sizeof(k), "synthetic/t%04d/doc-%07lld.txt", topic, (long long)d);
+			snprintf(h, sizeof(h), "Topic %d > Document %lld", topic, (long long)d);
+			keys[d] = rag_strdup(k);
+			heads[d] = rag_strdup(h);
+		}
+		offs[i] = text.len;
+		synth_text(&sy, &rc_, topic, SYNTH_CHUNK_WORDS, 0.5, &text);
+		if (rag_buf_putc(&text, '\0')) {
+			rag_error_set(&err, RAG_ETOOBIG, "synthetic texts too large");
+			goto fail;
+		}
+	}
+	for (int64_t i = 0; i < nchunks; i++) {
+		size_t len = strlen(text.data + offs[i]);
+		int64_t d = i / SYNTH_DOC_CHUNKS;
+		texts[i] = text.data + offs[i];
+		lens[i] = len;
+		chunks[i] = (seg_chunk){.id = i + 1, .key = keys[d], .ordinal = (int)(i % SYNTH_DOC_CHUNKS),
+					.off = (uint64_t)(i % SYNTH_DOC_CHUNKS) * 200, .len = len,
+					.heading = heads[d], .text = texts[i], .text_len = len};
+	}
+	printf("texts: %lld chunks in %lld documents, %.1f MB, %.1f s\n", (long long)nchunks,
+	       (long long)((nchunks + SYNTH_DOC_CHUNKS - 1) / SYNTH_DOC_CHUNKS), (double)text.len / 1e6,
+	       rag_ms_since(t) / 1e3);
+	fflush(stdout);
+
+	/* ---- the model: fitted on an evenly spread sample */
+	t = rag_now_ns();
+	{
+		embed_fit_opts fo = EMBED_FIT_OPTS_DEFAULT;
+		const char **st = calloc((size_t)fit_sample, sizeof(*st));
+		size_t *sl = calloc((size_t)fit_sample, sizeof(*sl));
+		char on[256];
+		if (!st || !sl) {
+			free(st);
+			free(sl);
+			rag_error_set(&err, RAG_ENOMEM, "out of memory");
+			goto fail;
+		}
+		for (int64_t i = 0; i < fit_sample; i++) {
+			int64_t j = i * (nchunks / fit_sample);
+			st[i] = texts[j];
+			sl[i] = lens[j];
+		}
+		snprintf(on, sizeof(on), "%lld of %lld synthetic chunks (ragmap bench make-index, seed %lld)",
+			 (long long)fit_sample, (long long)nchunks, (long long)seed);
+		fo.dims = (int)cfg.model.dims;
+		fo.name = cfg.model.name;
+		fo.fitted_on = on;
+		r = embed_fit(st, sl, (size_t)fit_sample, &fo, &model, &err);
+		free(st);
+		free(sl);
+		if (r)
+			goto fail;
+	}
+	dims = embed_dims(model);
+	snprintf(base, sizeof(base), "%s%s%s/%s/", cfg.model.prefix,
+		 cfg.model.prefix[0] && cfg.model.prefix[strlen(cfg.model.prefix) - 1] != '/' ? "/" : "",
+		 embed_model_name(model), embed_model_version(model));
+	{
+		rag_buf card;
+		rag_buf_init(&card, 1u << 20);
+		rag_buf_reset(&body);
+		r = embed_model_save(model, &body, &card, &err);
+		snprintf(key, sizeof(key), "%scard.json", base);
+		if (!r)
+			r = s3_put(s3, S3_OP("bench", NULL), key, card.data, card.len, "application/json",
+				   NULL, &err);
+		snprintf(key, sizeof(key), "%sweights.bin", base);
+		if (!r)
+			r = s3_put(s3, S3_OP("bench", NULL), key, body.data, body.len,
+				   "application/octet-stream", NULL, &err);
+		rag_buf_release(&card);
+		if (r)
+			goto fail;
+	}
+	printf("model: %s %s, %d dims, %zu terms, fitted on %lld chunks in %.1f s\n",
+	       embed_model_name(model), embed_model_version(model), dims,
+	       embed_model_vocab_size(model), (long long)fit_sample, rag_ms_since(t) / 1e3);
+	fflush(stdout);
+
+	/* ---- vectors */
+	t = rag_now_ns();
+	if (!(vecs = malloc((size_t)nchunks * (size_t)dims * sizeof(float)))) {
+		rag_error_set(&err, RAG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	{
+		make_ctx mc = {model, texts, lens, vecs, (size_t)nchunks, dims};
+		if ((r = rag_parallel_for(((size_t)nchunks + EMBED_BATCH - 1) / EMBED_BATCH,
+					  rag_cpu_count(), embed_batch, &mc))) {
+			rag_error_set(&err, r, "embedding the synthetic chunks failed");
+			goto fail;
+		}
+	}
+	printf("vectors: %lld x %d embedded in %.1f s\n", (long long)nchunks, dims,
+	       rag_ms_since(t) / 1e3);
+	fflush(stdout);
+
+	/* ---- segments */
+	m.version = version;
+	rag_strlcpy(m.index, cfg.index.name, sizeof(m.index));
+	m.created_at = rag_wall_time();
+	rag_strlcpy(m.model.name, embed_model_name(model), sizeof(m.model.name));
+	rag_strlcpy(m.model.version, embed_model_version(model), sizeof(m.model.version));
+	m.model.dims = dims;
+	snprintf(key, sizeof(key), "%sweights.bin", base);
+	m.model.key = rag_strdup(key);
+	m.nsegments = 0;
+	if (!(m.segments = calloc((size_t)((nchunks + seg_chunks - 1) / seg_chunks) + 1,
+				  sizeof(*m.segments)))) {
+		rag_error_set(&err, RAG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (int64_t from = 0; from < nchunks; from += seg_chunks) {
+		int64_t n = nchunks - from < seg_chunks ? nchunks - from : seg_chunks;
+		vindex_build_opts vo = {.ivf_threshold = cfg.index.ivf_threshold, .nlist = (int)nlist,
+					.nprobe = (int)nprobe};
+		seg_build b;
+		char id[64];
+		t = rag_now_ns();
+		snprintf(id, sizeof(id), "v%010lld-s%02zu", (long long)version, m.nsegments);
+		if ((r = segment_build(dims, chunks + from, vecs + (size_t)from * (size_t)dims, (size_t)n,
+				       &vo, &b, &err)))
+			goto fail;
+		printf("segment %s: %lld chunks, %s, nlist %d, nprobe %d, built in %.1f s; ", id,
+		       (long long)n, b.kind, b.nlist, b.nprobe, rag_ms_since(t) / 1e3);
+		fflush(stdout);
+		t = rag_now_ns();
+		r = segment_upload(s3, S3_OP("bench", NULL), root, id, &b, &m.segments[m.nsegments], &err);
+		seg_build_release(&b);
+		if (r)
+			goto fail;
+		m.nsegments++;
+		printf("uploaded in %.1f s\n", rag_ms_since(t) / 1e3);
+		fflush(stdout);
+	}
+	free(vecs);
+	vecs = NULL;
+
+	/* ---- catalog snapshot (empty), manifest, LATEST */
+	{
+		catalog *cat = NULL;
+		struct stat sb;
+		snprintf(tmpdb, sizeof(tmpdb), "%s/bench-make-index-%d.sqlite",
+			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+		unlink(tmpdb);
+		mf_catalog_key(root, version, key, sizeof(key));
+		r = catalog_open(tmpdb, &cat, &err);
+		catalog_close(cat);
+		if (!r)
+			r = s3_put_file(s3, S3_OP("bench", NULL), tmpdb, key, NULL, &err);
+		m.catalog.key = rag_strdup(key);
+		m.catalog.size = stat(tmpdb, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+		unlink(tmpdb);
+		if (r)
+			goto fail;
+	}
+	m.documents = (nchunks + SYNTH_DOC_CHUNKS - 1) / SYNTH_DOC_CHUNKS;
+	m.chunks = nchunks;
+	mf_manifest_key(root, version, mkey, sizeof(mkey));
+	rag_buf_reset(&body);
+	if ((r = manifest_to_json(&m, &body, &err)) ||
+	    (r = s3_put(s3, S3_OP("bench", NULL), mkey, body.data, body.len, "application/json", NULL,
+			&err)))
+		goto fail;
+	rag_buf_reset(&body);
+	mf_latest_key(root, key, sizeof(key));
+	if ((r = mf_latest_to_json(version, mkey, &body)) ||
+	    (r = s3_put(s3, S3_OP("bench", NULL), key, body.data, body.len, "application/json", NULL,
+			&err)))
+		goto fail;
+	printf("committed version %lld of index \"%s\": %lld chunks, %zu segments, in %.1f s\n",
+	       (long long)version, cfg.index.name, (long long)nchunks, m.nsegments,
+	       rag_ms_since(t0) / 1e3);
+
+	/* ---- queries from the same topics */
+	if (qout) {
+		FILE *f = fopen(qout, "w");
+		uint64_t rr = (uint64_t)seed * 31337 + 5;
+		if (!f) {
+			rag_error_set(&err, RAG_EIO, "cannot create \"%s\"", qout);
+			goto fail;
+		}
+		for (int64_t i = 0; i < nqueries; i++) {
+			rag_buf_reset(&body);
+			synth_text(&sy, &rr, (int)(splitmix(&rr) % (uint64_t)topics), 6, 0.67, &body);
+			body.data[body.len - 1] = '\0'; /* no final period */
+			fprintf(f, "%s\n", body.data);
+		}
+		fclose(f);
+		printf("queries: %lld in %s\n", (long long)nqueries, qout);
+	}
+	goto out;
+fail:
+	rc = cli_fail(&err);
+out:
+	for (int64_t d = 0; keys && d <= nchunks / SYNTH_DOC_CHUNKS; d++) {
+		free(keys[d]);
+		free(heads[d]);
+	}
+	free(keys);
+	free(heads);
+	free(texts);
+	free(lens);
+	free(chunks);
+	free(offs);
+	free(vecs);
+	manifest_release(&m);
+	embed_model_free(model);
+	synth_release(&sy);
+	rag_buf_release(&text);
+	rag_buf_release(&body);
+	s3_client_free(s3);
+	rag_config_release(&cfg);
+	return rc;
+}
+
+/* ============================================================== search */
+
+static const char search_usage[] =
+	"usage: ragmap bench search [--queries FILE] [-k N] [--repeat R] [--json]\n"
+	"  In-process search time on the latest version of index.name, one query at\n"
+	"  a time, the same query vectors through: vindex_search (FAISS as the server\n"
+	"  calls it, plus canonical scoring: the limit), raw FAISS (faiss_Index_search\n"
+	"  on the segments' own index.faiss with each segment's nprobe, with its\n"
+	"  OpenMP threads and with one), and a memory-mode qindex (its search_ms:\n"
+	"  every segment, merge, tombstones). Then recall@k of the\n"
+	"  IVF configuration against exact search (all lists probed). Queries are\n"
+	"  embedded once, outside the timings; each path runs over all queries once\n"
+	"  to warm up, then R times (default 3) timed.\n";
+
+typedef struct search_seg {
+	FaissIndex *faiss;    /* raw FAISS, IDMap over Flat or IVFFlat */
+	vindex *vi;
+	int nlist, nprobe;
+	int64_t count;
+} search_seg;
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+typedef struct hit_ {
+	float score;
+	int64_t id;
+} hit_;
+
+static int cmp_hit(const void *a, const void *b)
+{
+	const hit_ *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Merge nseg lists of k (scores, ids) into the global top k ids (sorted). */
+static void merge_top(const float *scores, const int64_t *ids, size_t nseg, int k, int64_t *out)
+{
+	hit_ *h = malloc(nseg * (size_t)k * sizeof(*h) + sizeof(*h));
+	size_t n = 0;
+
+	for (size_t i = 0; h && i < nseg * (size_t)k; i++)
+		if (ids[i] >= 0)
+			h[n++] = (hit_){scores[i], ids[i]};
+	if (h)
+		qsort(h, n, sizeof(*h), cmp_hit);
+	for (int i = 0; i < k; i++)
+		out[i] = h && (size_t)i < n ? h[i].id : -1;
+	free(h);
+}
+
+static double stats_line(const char *name, double *v, size_t n, double ref_p50, json_t *js)
+{
+	double sum = 0, p50, p99;
+
+	qsort(v, n, sizeof(*v), cmp_dbl);
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
+	p50 = n ? v[(n - 1) / 2] : 0;
+	p99 = n ? v[(size_t)ceil(0.99 * (double)n) - 1] : 0;
+	printf("| %-34s | %9.1f | %9.1f | %9.1f | %7.2f |\n", name, p50 * 1e3,
+	       sum / (double)n * 1e3, p99 * 1e3, ref_p50 > 0 ? p50 / ref_p50 : 1.0);
+	json_object_set_new(js, name, json_pack("{s:f, s:f, s:f}", "p50_us", p50 * 1e3, "mean_us",
+						sum / (double)n * 1e3, "p99_us", p99 * 1e3));
+	return p50;
+}
+
+static int bench_search(cli_env *env, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"queries", required_argument, NULL, 'q'}, {"repeat", required_argument, NULL, 'r'},
+		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *qfile = NULL;
+	int64_t k = 10, repeat = 3;
+	bool as_json = false;
+	char **queries = NULL, root[1024], key[1200], mkey[1200];
+	size_t nq = 0, nseg = 0;
+	rag_config cfg;
+	rag_error err = {0};
+	s3_client *s3 = NULL;
+	rag_buf b;
+	manifest m = {0};
+	embed_model *model = NULL;
+	search_seg *segs = NULL;
+	qindex *qi = NULL;
+	float *qv = NULL, *sc = NULL;
+	int64_t *ids = NULL, *top = NULL, *exact = NULL;
+	double *t_faiss = NULL, *t_faiss1 = NULL, *t_vindex = NULL, *t_qindex = NULL;
+	double recall = 0, recall_faiss = 0;
+	int dims, opt, rc = CLI_OK, kk;
+	size_t nrun = 0, nvalid = 0;
+	int64_t version;
+	rag_rc r;
+	json_t *js = json_object();
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "k:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'q': qfile = optarg; break;
+		case 'k':
+			if (!rag_parse_i64(optarg, &k) || k < 1 || k > 1000)
+				goto usage;
+			break;
+		case 'r':
+			if (!rag_parse_i64(optarg, &repeat) || repeat < 1 || repeat > 1000)
+				goto usage;
+			break;
+		case 'j': as_json = true; break;
+		case 'h': fputs(search_usage, stdout); json_decref(js); return CLI_OK;
+		default: goto usage;
+		}
+	}
+	if (optind != argc)
+		goto usage;
+	kk = (int)k;
+	if (!cli_load_config(env, &cfg)) {
+		json_decref(js);
+		return CLI_USAGE;
+	}
+	if (!read_queries(qfile, &queries, &nq)) {
+		rag_config_release(&cfg);
+		json_decref(js);
+		return CLI_USAGE;
+	}
+	rag_buf_init(&b, (size_t)4 << 30);
+	if (!(s3 = s3_client_new(&cfg, &env->log, &err)))
+		goto fail;
+	mf_index_root(cfg.index.prefix, cfg.index.name, root, sizeof(root));
+	mf_latest_key(root, key, sizeof(key));
+	if ((r = s3_get(s3, S3_OP("bench", NULL), key, &b, NULL, &err)) ||
+	    (r = mf_latest_from_json(b.data, b.len, &version, mkey, sizeof(mkey), &err)))
+		goto fail;
+	rag_buf_reset(&b);
+	if ((r = s3_get(s3, S3_OP("bench", NULL), mkey, &b, NULL, &err)) ||
+	    (r = manifest_from_json(b.data, b.len, &m, &err)))
+		goto fail;
+	rag_buf_reset(&b);
+	if ((r = s3_get(s3, S3_OP("bench", NULL), m.model.key, &b, NULL, &err)) ||
+	    (r = embed_model_load(b.data, b.len, &model, &err)))
+		goto fail;
+	dims = embed_dims(model);
+	nseg = m.nsegments;
+	if (!(segs = calloc(nseg + 1, sizeof(*segs)))) {
+		rag_error_set(&err, RAG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < nseg; i++) {
+		const mf_segment *ms = &m.segments[i];
+		FILE *f;
+		rag_buf_reset(&b);
+		if ((r = s3_get(s3, S3_OP("bench", NULL), ms->obj[MF_INDEX].key, &b, NULL, &err)) ||
+		    (r = vindex_load(b.data, b.len, &segs[i].vi, &err)))
+			goto fail;
+		if (!(f = fmemopen(b.data, b.len, "rb")) || faiss_read_index(f, 0, &segs[i].faiss)) {
+			if (f)
+				fclose(f);
+			rag_error_set(&err, RAG_EINTERNAL, "FAISS cannot read \"%s\": %s",
+				      ms->obj[MF_INDEX].key, faiss_get_last_error());
+			goto fail;
+		}
+		fclose(f);
+		segs[i].nlist = ms->nlist;
+		segs[i].nprobe = ms->nprobe;
+		segs[i].count = ms->count;
+		if (ms->nlist > 1) {
+			FaissIndexIDMap *map = faiss_IndexIDMap_cast(segs[i].faiss);
+			FaissIndexIVF *ivf = map ? faiss_IndexIVF_cast(faiss_IndexIDMap_sub_index(map)) : NULL;
+			if (!ivf) {
+				rag_error_set(&err, RAG_ECORRUPT, "segment \"%s\" says IVF, FAISS disagrees",
+					      ms->id);
+				goto fail;
+			}
+			faiss_IndexIVF_set_nprobe(ivf, (size_t)ms->nprobe);
+		}
+	}
+	rag_buf_release(&b);
+	if ((r = qindex_open(s3, &cfg, QMODE_MEMORY, NULL, &env->log, &qi, &err)))
+		goto fail;
+	if (qindex_status_version(qi) != version) {
+		rag_error_set(&err, RAG_EINVAL, "the index moved to a new version during the bench");
+		goto fail;
+	}
+	if (!(qv = malloc(nq * (size_t)dims * sizeof(float))) ||
+	    !(sc = malloc((nseg + 1) * (size_t)kk * sizeof(float))) ||
+	    !(ids = malloc((nseg + 1) * (size_t)kk * sizeof(int64_t))) ||
+	    !(top = malloc((size_t)kk * sizeof(int64_t))) ||
+	    !(exact = malloc((size_t)kk * sizeof(int64_t))) ||
+	    !(t_faiss = malloc(nq * (size_t)repeat * sizeof(double))) ||
+	    !(t_faiss1 = malloc(nq * (size_t)repeat * sizeof(double))) ||
+	    !(t_vindex = malloc(nq * (size_t)repeat * sizeof(double))) ||
+	    !(t_qindex = malloc(nq * (size_t)repeat * sizeof(double)))) {
+		rag_error_set(&err, RAG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < nq; i++) {
+		const char *qt = queries[i];
+		size_t ql = strlen(qt);
+		if ((r = embed_texts(model, &qt, &ql, 1, qv + i * (size_t)dims, &err)))
+			goto fail;
+	}
+	/*
+	 * The timings: one pass per path over every query, R times. (Passes, not
+	 * the paths interleaved per query: OpenMP and OpenBLAS worker threads
+	 * spin for a while after a call, and on a small machine they would slow
+	 * whichever path runs next.)
+	 */
+	for (int path = 0; path < 4; path++) {
+		size_t at = 0;
+		int omp_threads = omp_get_max_threads();
+		if (path == 1)
+			omp_set_num_threads(1); /* FAISS without its OpenMP fan-out */
+		for (int64_t rep = -1; rep < repeat; rep++) /* -1: a warm-up pass */
+			for (size_t i = 0, first = 1; i < nq; i++, first = 0) {
+				const float *q = qv + i * (size_t)dims;
+				float norm = 0;
+				uint64_t t;
+				qresult res;
+				for (int d = 0; d < dims; d++)
+					norm += q[d] * q[d];
+				if (norm == 0)
+					continue; /* no known term: nothing to search */
+				if (first && rep == 0)
+					at = 0; /* the warm-up pass is overwritten */
+				t = rag_now_ns();
+				if (path <= 1) {
+					for (size_t s = 0; s < nseg; s++) {
+						idx_t lab[1024];
+						if (faiss_Index_search(segs[s].faiss, 1, q, kk,
+								       sc + s * (size_t)kk, lab)) {
+							rag_error_set(&err, RAG_EINTERNAL, "FAISS search: %s",
+								      faiss_get_last_error());
+							goto fail;
+						}
+						for (int j = 0; j < kk; j++)
+							ids[s * (size_t)kk + (size_t)j] = lab[j];
+					}
+					merge_top(sc, ids, nseg, kk, top);
+					(path ? t_faiss1 : t_faiss)[at++] = (double)(rag_now_ns() - t) / 1e6;
+				} else if (path == 2) {
+					for (size_t s = 0; s < nseg; s++)
+						if ((r = vindex_search(segs[s].vi, q, 1, kk, segs[s].nprobe,
+								       sc + s * (size_t)kk,
+								       ids + s * (size_t)kk, &err)))
+							goto fail;
+					merge_top(sc, ids, nseg, kk, top);
+					t_vindex[at++] = (double)(rag_now_ns() - t) / 1e6;
+				} else {
+					if ((r = qindex_query(qi, queries[i], strlen(queries[i]), kk,
+							      QRET_DENSE, &res, &err)))
+						goto fail;
+					t_qindex[at++] = res.search_ms;
+					qresult_release(&res);
+				}
+			}
+		nrun = at;
+		omp_set_num_threads(omp_threads);
+	}
+	/* recall@k: IVF (each segment's nprobe) against exact (every list) */
+	for (size_t i = 0; i < nq; i++) {
+		const float *q = qv + i * (size_t)dims;
+		float norm = 0;
+		int hit = 0, hit_f = 0;
+		for (int d = 0; d < dims; d++)
+			norm += q[d] * q[d];
+		if (norm == 0)
+			continue;
+		for (size_t s = 0; s < nseg; s++)
+			if ((r = vindex_search(segs[s].vi, q, 1, kk, segs[s].nlist, sc + s * (size_t)kk,
+					       ids + s * (size_t)kk, &err)))
+				goto fail;
+		merge_top(sc, ids, nseg, kk, exact);
+		for (size_t s = 0; s < nseg; s++)
+			if ((r = vindex_search(segs[s].vi, q, 1, kk, segs[s].nprobe, sc + s * (size_t)kk,
+					       ids + s * (size_t)kk, &err)))
+				goto fail;
+		merge_top(sc, ids, nseg, kk, top);
+		for (int a = 0; a < kk; a++)
+			for (int c = 0; c < kk; c++)
+				if (top[a] >= 0 && top[a] == exact[c])
+					hit++;
+		for (size_t s = 0; s < nseg; s++) {
+			idx_t lab[1024];
+			faiss_Index_search(segs[s].faiss, 1, q, kk, sc + s * (size_t)kk, lab);
+			for (int j = 0; j < kk; j++)
+				ids[s * (size_t)kk + (size_t)j] = lab[j];
+		}
+		merge_top(sc, ids, nseg, kk, top);
+		for (int a = 0; a < kk; a++)
+			for (int c = 0; c < kk; c++)
+				if (top[a] >= 0 && top[a] == exact[c])
+					hit_f++;
+		{
+			int have = 0;
+			for (int c = 0; c < kk; c++)
+				have += exact[c] >= 0;
+			if (have) {
+				recall += (double)hit / have;
+				recall_faiss += (double)hit_f / have;
+				nvalid++;
+			}
+		}
+	}
+	{
+		double ref, p_qindex, f_omp, f_one, best;
+		int64_t nvec = 0, nl = 0, np = 0;
+		for (size_t s = 0; s < nseg; s++) {
+			nvec += segs[s].count;
+			nl += segs[s].nlist;
+			np += segs[s].nprobe;
+		}
+		printf("index \"%s\" version %lld: %lld vectors x %d dims in %zu segments "
+		       "(nlist %lld, nprobe %lld in all); %zu queries x %lld, k %d, one thread\n\n",
+		       cfg.index.name, (long long)version, (long long)nvec, dims, nseg, (long long)nl,
+		       (long long)np, nq, (long long)repeat, kk);
+		printf("| %-34s | %9s | %9s | %9s | %7s |\n", "search path (one query)", "p50 us",
+		       "mean us", "p99 us", "x limit");
+		printf("|%s|%s|%s|%s|%s|\n", "------------------------------------", "-----------",
+		       "-----------", "-----------", "---------");
+		ref = stats_line("vindex_search (the limit)", t_vindex, nrun, 0, js);
+		f_omp = stats_line("raw faiss_Index_search, OpenMP", t_faiss, nrun, ref, js);
+		f_one = stats_line("raw faiss_Index_search, 1 thread", t_faiss1, nrun, ref, js);
+		p_qindex = stats_line("memory-mode qindex search", t_qindex, nrun, ref, js);
+		best = f_omp < f_one ? f_omp : f_one;
+		printf("\nrecall@%d of the IVF configuration vs exact search: %.4f (raw FAISS: %.4f)"
+		       " over %zu queries\n", kk, nvalid ? recall / (double)nvalid : 0,
+		       nvalid ? recall_faiss / (double)nvalid : 0, nvalid);
+		printf("memory-mode search (p50): %.2fx vindex_search, %.2fx the faster raw FAISS "
+		       "(target <= 1.2x)\n", ref > 0 ? p_qindex / ref : 0, best > 0 ? p_qindex / best : 0);
+		json_object_set_new(js, "recall", json_real(nvalid ? recall / (double)nvalid : 0));
+		json_object_set_new(js, "recall_faiss", json_real(nvalid ? recall_faiss / (double)nvalid : 0));
+		json_object_set_new(js, "vectors", json_integer((json_int_t)nvec));
+		json_object_set_new(js, "segments", json_integer((json_int_t)nseg));
+		json_object_set_new(js, "nlist", json_integer((json_int_t)nl));
+		json_object_set_new(js, "nprobe", json_integer((json_int_t)np));
+		json_object_set_new(js, "ratio_memory_vs_vindex", json_real(ref > 0 ? p_qindex / ref : 0));
+		json_object_set_new(js, "ratio_memory_vs_raw_faiss", json_real(best > 0 ? p_qindex / best : 0));
+		if (as_json) {
+			char *s = json_dumps(js, JSON_COMPACT);
+			printf("%s\n", s);
+			free(s);
+		}
+	}
+	goto out;
+fail:
+	rc = cli_fail(&err);
+out:
+	for (size_t i = 0; segs && i < nseg; i++) {
+		faiss_Index_free(segs[i].faiss);
+		vindex_free(segs[i].vi);
+	}
+	free(segs);
+	qindex_release(qi);
+	free(qv);
+	free(sc);
+	free(ids);
+	free(top);
+	free(exact);
+	free(t_faiss);
+	free(t_faiss1);
+	free(t_vindex);
+	free(t_qindex);
+	manifest_release(&m);
+	embed_model_free(model);
+	rag_buf_release(&b);
+	s3_client_free(s3);
+	free_queries(queries, nq);
+	rag_config_release(&cfg);
+	json_decref(js);
+	return rc;
+usage:
+	fputs(search_usage, stderr);
+	json_decref(js);
+	return CLI_USAGE;
+}
+
 /* ============================================================ dispatch */
 
 bool bench_query_handles(const char *name)
 {
-	return strcmp(name, "load") == 0;
+	return strcmp(name, "load") == 0 || strcmp(name, "make-index") == 0 ||
+	       strcmp(name, "search") == 0;
 }
 
 int bench_query(cli_env *env, int argc, char **argv)
 {
 	if (strcmp(argv[0], "load") == 0)
 		return bench_load(env, argc, argv);
+	if (strcmp(argv[0], "make-index") == 0)
+		return bench_make_index(env, argc, argv);
+	if (strcmp(argv[0], "search") == 0)
+		return bench_search(env, argc, argv);
 	cli_error("bench: unknown benchmark \"%s\"", argv[0]);
 	return CLI_USAGE;
 }
