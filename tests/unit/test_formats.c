@@ -286,22 +286,24 @@ static void test_catalog_basics(void **state)
 static void test_lru_bounded(void **state)
 {
 	lru *c = lru_new(100);
+	char blob[128];
 	char *out;
 	size_t len;
 	lru_stats st;
 
 	(void)state;
-	lru_put(c, 1, "aaaaaaaaaa", 40);
-	lru_put(c, 2, "bbbbbbbbbb", 40);
+	memset(blob, 'x', sizeof(blob));
+	lru_put(c, 1, blob, 40);
+	lru_put(c, 2, blob, 40);
 	assert_true(lru_get(c, 1, &out, &len)); /* 1 is now the most recent */
 	free(out);
-	lru_put(c, 3, "cccccccccc", 40);        /* evicts 2 */
+	lru_put(c, 3, blob, 40);                /* evicts 2 */
 	assert_false(lru_get(c, 2, &out, &len));
 	assert_true(lru_get(c, 1, &out, &len));
 	free(out);
 	assert_true(lru_get(c, 3, &out, &len));
 	free(out);
-	lru_put(c, 4, "x", 101);                /* larger than the cache: not kept */
+	lru_put(c, 4, blob, 101);               /* larger than the cache: not kept */
 	assert_false(lru_get(c, 4, &out, &len));
 	lru_get_stats(c, &st);
 	assert_true(st.bytes <= 100);
