@@ -4,6 +4,7 @@
 #include "segment.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,7 +319,8 @@ rag_rc segment_parse_record(const char *data, size_t len, seg_record *rec, rag_e
 	h = json_loadb(data, (size_t)(nl - data), 0, &jerr);
 	if (!h || json_unpack(h, "{s:I, s:o, s:I, s:I, s:I, s:o}", "id", &id, "key", &key,
 			      "ord", &ord, "off", &off, "len", &l, "heading", &heading) != 0 ||
-	    !json_is_string(key) || !json_is_string(heading) || ord < 0 || off < 0 || l < 0) {
+	    !json_is_string(key) || !json_is_string(heading) || ord < 0 || ord > INT_MAX ||
+	    off < 0 || l < 0) {
 		json_decref(h);
 		return rag_error_set(err, RAG_ECORRUPT, "chunk record: bad header");
 	}
