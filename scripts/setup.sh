@@ -20,6 +20,7 @@ packages=(
 	libutf8proc-dev libstemmer-dev libinih-dev libjansson-dev libssl-dev
 	libcmocka-dev nodejs curl valgrind groff ghostscript jq sqlite3 time
 	gnuplot-nox chromium fonts-dejavu-core
+	clang libclang-rt-14-dev
 )
 
 missing=()
