@@ -14,6 +14,7 @@
  * at a time per connection, a Content-Length on every response.
  */
 #include <arpa/inet.h>
+#include <cblas.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -1209,6 +1210,7 @@ static int bench_search(cli_env *env, int argc, char **argv)
 	if (optind != argc)
 		goto usage;
 	kk = (int)k;
+	openblas_set_num_threads(1); /* one query on one thread, as in the server */
 	if (!cli_load_config(env, &cfg)) {
 		json_decref(js);
 		return CLI_USAGE;
