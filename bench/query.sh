@@ -8,7 +8,7 @@
 # texts from 2000 topics, a model fitted on them, one IVF segment). For each:
 #   1. `ragmap bench search`: in-process search time of raw FAISS, vindex_search
 #      and a memory-mode qindex on the same queries; recall@10 of the IVF
-#      configuration against exact search;
+#      configuration against exact search, and recall and time at other nprobe;
 #   2. per backing mode, `ragmap serve` on loopback under `ragmap bench load`
 #      (closed loop, keep-alive clients): QPS and p50/p95/p99 latency, storage
 #      requests and bytes per query (the server's /metrics, stages query.*,
@@ -18,9 +18,11 @@
 #
 # Env: RAGMAP_BIN (default build/ragmap), RAGMAP_BENCH_DIR (work directory,
 # default a fresh one under /tmp, removed at the end unless KEEP=1),
-# SECONDS_PER_MODE (default 10), CLIENTS (default 16 for memory mode, 8 for
-# the storage modes), NLIST (IVF lists of the large index, default 1024:
-# k-means on 2 cores stays at a few minutes), LARGE_OBJECT_CLIENTS (default 4).
+# SECONDS_PER_MODE (default 10), CLIENTS (default 16 for memory and cached
+# mode, 8 for pointer and object), NLIST (IVF lists of the large index,
+# default 1024: k-means on 2 cores stays at a few minutes), TARGET_RECALL
+# (default 0.95: the large index's nprobe is the smallest reaching it on
+# held-out queries), LARGE_OBJECT_CLIENTS (default 4).
 # Not part of ctest: it takes minutes (the large index ~10 with 1M vectors).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,6 +30,7 @@ bin=${RAGMAP_BIN:-$top/build/ragmap}
 vectors=${1:-1000000}
 secs=${SECONDS_PER_MODE:-10}
 nlist=${NLIST:-1024}
+target=${TARGET_RECALL:-0.95}
 [ -x "$bin" ] || { echo "bench: no ragmap binary at $bin (build first or set RAGMAP_BIN)" >&2; exit 2; }
 command -v jq >/dev/null || { echo "bench: jq missing (scripts/setup.sh installs it)" >&2; exit 2; }
 work=${RAGMAP_BENCH_DIR:-$(mktemp -d /tmp/ragmap-bench-query.XXXXXX)}
@@ -85,7 +88,7 @@ modes() {
 	echo "| mode | clients | QPS | p50 ms | p95 ms | p99 ms | storage GETs/query | storage KiB/query | server RSS MB (peak) | load: ms, GETs, MiB |"
 	echo "|---|---|---|---|---|---|---|---|---|---|"
 	for mode in memory pointer cached object; do
-		clients=${CLIENTS:-$([ $mode = memory ] && echo 16 || echo 8)}
+		clients=${CLIENTS:-$([ $mode = memory ] || [ $mode = cached ] && echo 16 || echo 8)}
 		secs_m=$secs
 		if [ "$name" = large ] && [ $mode = object ]; then
 			clients=${LARGE_OBJECT_CLIENTS:-4}
@@ -150,7 +153,7 @@ if [ "$vectors" -gt 0 ]; then
 	export RAGMAP_INDEX_NAME=bench-large
 	echo "## Synthetic index: $vectors vectors"
 	echo
-	/usr/bin/env time -f "%e s, max RSS %M KB" "$bin" bench make-index --chunks "$vectors" --nlist "$nlist" \
+	/usr/bin/env time -f "%e s, max RSS %M KB" "$bin" bench make-index --chunks "$vectors" --nlist "$nlist" --target-recall "$target" \
 		--queries-out "$work/large-queries" --queries 1000 >"$work/make.out" 2>"$work/make.err" ||
 		{ cat "$work/make.out" "$work/make.err" >&2; exit 1; }
 	sed 's/^/    /' "$work/make.out"

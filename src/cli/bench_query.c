@@ -659,6 +659,7 @@ static const char make_usage[] =
 	"usage: ragmap bench make-index [--chunks N] [--topics T] [--seed S]\n"
 	"                               [--segment-chunks N] [--nlist L] [--nprobe P]\n"
 	"                               [--fit-sample N] [--queries-out FILE] [--queries N]\n"
+	"                               [--target-recall R]\n"
 	"  Commits a synthetic index version of N chunks (default 1000000) under the\n"
 	"  configured index.name, the way ingestion would: model, segments, catalog\n"
 	"  snapshot (empty: no BM25 here), manifest, then LATEST. Each chunk is a\n"
@@ -668,7 +669,10 @@ static const char make_usage[] =
 	"  vectors and text queries mean something. Segments hold up to\n"
 	"  --segment-chunks (default N: one segment); IVF from index.ivf_threshold,\n"
 	"  nlist/nprobe automatic unless given. --queries-out writes N (default 1000)\n"
-	"  queries drawn from the same topics, one a line, for bench load and search.\n";
+	"  queries drawn from the same topics, one a line, for bench load and search.\n"
+	"  --target-recall R: instead of the automatic nprobe, the smallest one whose\n"
+	"  recall@10 against exact search is at least R on 200 other queries drawn\n"
+	"  the same way (held out from --queries-out's).\n";
 
 typedef struct synth {
 	uint64_t seed;
@@ -748,6 +752,155 @@ static void synth_text(const synth *sy, uint64_t *r, int t, int n, double topica
 	rag_buf_putc(out, '.');
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+typedef struct search_seg {
+	FaissIndex *faiss;    /* raw FAISS, IDMap over Flat or IVFFlat (bench search) */
+	vindex *vi;
+	int nlist, nprobe;
+	int64_t count;
+} search_seg;
+
+typedef struct hit_ {
+	float score;
+	int64_t id;
+} hit_;
+
+static int cmp_hit(const void *a, const void *b)
+{
+	const hit_ *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Merge nseg lists of k (scores, ids) into the global top k ids (sorted). */
+static void merge_top(const float *scores, const int64_t *ids, size_t nseg, int k, int64_t *out)
+{
+	hit_ *h = malloc(nseg * (size_t)k * sizeof(*h) + sizeof(*h));
+	size_t n = 0;
+
+	for (size_t i = 0; h && i < nseg * (size_t)k; i++)
+		if (ids[i] >= 0)
+			h[n++] = (hit_){scores[i], ids[i]};
+	if (h)
+		qsort(h, n, sizeof(*h), cmp_hit);
+	for (int i = 0; i < k; i++)
+		out[i] = h && (size_t)i < n ? h[i].id : -1;
+	free(h);
+}
+
+/*
+ * The global top k ids of one query over every segment through vindex:
+ * nprobe > 0 for every segment (clamped to its nlist), 0 each segment's own,
+ * -1 every list (exact). sc and ids are scratch of nseg * k.
+ */
+static rag_rc search_all(const search_seg *segs, size_t nseg, const float *q, int k, int nprobe,
+			 float *sc, int64_t *ids, int64_t *top, rag_error *err)
+{
+	for (size_t s = 0; s < nseg; s++) {
+		int np = nprobe > 0 ? nprobe : nprobe < 0 ? segs[s].nlist : segs[s].nprobe;
+		rag_rc r = vindex_search(segs[s].vi, q, 1, k, np, sc + s * (size_t)k,
+					 ids + s * (size_t)k, err);
+		if (r)
+			return r;
+	}
+	merge_top(sc, ids, nseg, k, top);
+	return RAG_OK;
+}
+
+/* |top & exact| / |exact| (k ids each, -1 = none); -1 when exact is empty. */
+static double recall_of(const int64_t *top, const int64_t *exact, int k)
+{
+	int hit = 0, have = 0;
+
+	for (int c = 0; c < k; c++) {
+		if (exact[c] < 0)
+			continue;
+		have++;
+		for (int a = 0; a < k; a++)
+			hit += top[a] == exact[c];
+	}
+	return have ? (double)hit / have : -1;
+}
+
+/*
+ * Mean recall@k at nprobe of nq queries (qv, dims each) against exact[nq*k];
+ * queries with an empty exact answer do not count. *p50_ms: the median time
+ * of one query through vindex (all segments), if not NULL.
+ */
+static rag_rc recall_at(const search_seg *segs, size_t nseg, const float *qv, size_t nq, int dims,
+			int k, int nprobe, const int64_t *exact, double *recall, double *p50_ms,
+			rag_error *err)
+{
+	float *sc = malloc((nseg + 1) * (size_t)k * sizeof(*sc));
+	int64_t *ids = malloc((nseg + 1) * (size_t)k * sizeof(*ids)), *top = malloc((size_t)k * 8);
+	double *t = malloc((nq + 1) * sizeof(*t)), sum = 0;
+	size_t n = 0;
+	rag_rc r = RAG_OK;
+
+	if (!sc || !ids || !top || !t) {
+		r = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nq && !r; i++) {
+		uint64_t t0 = rag_now_ns();
+		double rc_;
+		if (exact[i * (size_t)k] < 0)
+			continue;
+		r = search_all(segs, nseg, qv + i * (size_t)dims, k, nprobe, sc, ids, top, err);
+		t[n] = (double)(rag_now_ns() - t0) / 1e6;
+		if (!r && (rc_ = recall_of(top, exact + i * (size_t)k, k)) >= 0) {
+			sum += rc_;
+			n++;
+		}
+	}
+	*recall = n ? sum / (double)n : 0;
+	if (p50_ms) {
+		qsort(t, n, sizeof(*t), cmp_dbl);
+		*p50_ms = n ? t[(n - 1) / 2] : 0;
+	}
+out:
+	free(sc);
+	free(ids);
+	free(top);
+	free(t);
+	return r;
+}
+
+/* Exact top k of nq queries (exact[nq*k]); zero query vectors get -1s. */
+static rag_rc exact_all(const search_seg *segs, size_t nseg, const float *qv, size_t nq, int dims,
+			int k, int64_t *exact, rag_error *err)
+{
+	float *sc = malloc((nseg + 1) * (size_t)k * sizeof(*sc));
+	int64_t *ids = malloc((nseg + 1) * (size_t)k * sizeof(*ids));
+	rag_rc r = RAG_OK;
+
+	if (!sc || !ids)
+		r = rag_error_set(err, RAG_ENOMEM, "out of memory");
+	for (size_t i = 0; i < nq && !r; i++) {
+		const float *q = qv + i * (size_t)dims;
+		float norm = 0;
+		for (int d = 0; d < dims; d++)
+			norm += q[d] * q[d];
+		if (norm == 0) {
+			for (int j = 0; j < k; j++)
+				exact[i * (size_t)k + (size_t)j] = -1;
+			continue;
+		}
+		r = search_all(segs, nseg, q, k, -1, sc, ids, exact + i * (size_t)k, err);
+	}
+	free(sc);
+	free(ids);
+	return r;
+}
+
 typedef struct make_ctx {
 	const embed_model *model;
 	const char *const *texts;
@@ -776,8 +929,12 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 		{"nlist", required_argument, NULL, 'l'}, {"nprobe", required_argument, NULL, 'p'},
 		{"fit-sample", required_argument, NULL, 'f'},
 		{"queries-out", required_argument, NULL, 'o'}, {"queries", required_argument, NULL, 'q'},
+		{"target-recall", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
+	double target = 0;
+	search_seg *tune = NULL;
+	size_t ntune = 0;
 	int64_t nchunks = 1000000, topics = 2000, seed = 1, seg_chunks = 0, nlist = 0, nprobe = 0;
 	int64_t fit_sample = 50000, nqueries = 1000;
 	const char *qout = NULL;
@@ -812,6 +969,15 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 		case 'f': dst = &fit_sample; lo = 100; break;
 		case 'q': dst = &nqueries; break;
 		case 'o': qout = optarg; break;
+		case 'R': {
+			char *end;
+			target = strtod(optarg, &end);
+			if (*end || !(target > 0 && target <= 1)) {
+				cli_error("bench make-index: --target-recall wants a number in (0, 1]");
+				return CLI_USAGE;
+			}
+			break;
+		}
 		case 'h': fputs(make_usage, stdout); return CLI_OK;
 		default: fputs(make_usage, stderr); return CLI_USAGE;
 		}
@@ -978,7 +1144,8 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 	m.model.key = rag_strdup(key);
 	m.nsegments = 0;
 	if (!(m.segments = calloc((size_t)((nchunks + seg_chunks - 1) / seg_chunks) + 1,
-				  sizeof(*m.segments)))) {
+				  sizeof(*m.segments))) ||
+	    !(tune = calloc((size_t)((nchunks + seg_chunks - 1) / seg_chunks) + 1, sizeof(*tune)))) {
 		rag_error_set(&err, RAG_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -995,6 +1162,15 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 			goto fail;
 		printf("segment %s: %lld chunks, %s, nlist %d, nprobe %d, built in %.1f s; ", id,
 		       (long long)n, b.kind, b.nlist, b.nprobe, rag_ms_since(t) / 1e3);
+		if (target > 0) {
+			tune[ntune] = (search_seg){NULL, NULL, b.nlist, b.nprobe, n};
+			if ((r = vindex_load(b.obj[MF_INDEX].data, b.obj[MF_INDEX].len, &tune[ntune].vi,
+					     &err))) {
+				seg_build_release(&b);
+				goto fail;
+			}
+			ntune++;
+		}
 		fflush(stdout);
 		t = rag_now_ns();
 		r = segment_upload(s3, S3_OP("bench", NULL), root, id, &b, &m.segments[m.nsegments], &err);
@@ -1007,6 +1183,52 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 	}
 	free(vecs);
 	vecs = NULL;
+
+	/* ---- nprobe for a target recall, on held-out queries */
+	if (target > 0) {
+		enum { NTUNE = 200 };
+		uint64_t rr = (uint64_t)seed * 4242 + 99; /* not the --queries-out stream */
+		float *qv = malloc((size_t)NTUNE * (size_t)dims * sizeof(float));
+		int64_t *ex = malloc((size_t)NTUNE * 10 * sizeof(int64_t));
+		int maxl = 1, np = 1;
+		double rec = 0;
+		for (size_t i = 0; i < ntune; i++)
+			maxl = tune[i].nlist > maxl ? tune[i].nlist : maxl;
+		t = rag_now_ns();
+		for (int i = 0; qv && ex && i < NTUNE && !r; i++) {
+			const char *qt;
+			size_t ql;
+			rag_buf_reset(&body);
+			synth_text(&sy, &rr, (int)(splitmix(&rr) % (uint64_t)topics), 6, 0.67, &body);
+			body.data[body.len - 1] = '\0';
+			qt = body.data;
+			ql = strlen(qt);
+			r = embed_texts(model, &qt, &ql, 1, qv + (size_t)i * (size_t)dims, &err);
+		}
+		if (!qv || !ex)
+			r = rag_error_set(&err, RAG_ENOMEM, "out of memory");
+		if (!r)
+			r = exact_all(tune, ntune, qv, NTUNE, dims, 10, ex, &err);
+		/* 1, 2, 3, ... then about 1.25x steps: the smallest that reaches it */
+		for (np = 1; !r; np = np < 8 ? np + 1 : np + np / 4) {
+			if (np > maxl)
+				np = maxl;
+			if ((r = recall_at(tune, ntune, qv, NTUNE, dims, 10, np, ex, &rec, NULL, &err)))
+				break;
+			if (rec >= target || np == maxl)
+				break;
+		}
+		free(qv);
+		free(ex);
+		if (r)
+			goto fail;
+		for (size_t i = 0; i < m.nsegments; i++)
+			m.segments[i].nprobe = np < m.segments[i].nlist ? np : m.segments[i].nlist;
+		printf("nprobe %d: recall@10 %.4f >= %.2f on %d held-out queries (automatic: %d), "
+		       "tuned in %.1f s\n", np, rec, target, NTUNE, ntune ? tune[0].nprobe : 0,
+		       rag_ms_since(t) / 1e3);
+		fflush(stdout);
+	}
 
 	/* ---- catalog snapshot (empty), manifest, LATEST */
 	{
@@ -1076,6 +1298,9 @@ out:
 	free(chunks);
 	free(offs);
 	free(vecs);
+	for (size_t i = 0; tune && i < ntune; i++)
+		vindex_free(tune[i].vi);
+	free(tune);
 	manifest_release(&m);
 	embed_model_free(model);
 	synth_release(&sy);
@@ -1099,50 +1324,6 @@ static const char search_usage[] =
 	"  IVF configuration against exact search (all lists probed). Queries are\n"
 	"  embedded once, outside the timings; each path runs over all queries once\n"
 	"  to warm up, then R times (default 3) timed.\n";
-
-typedef struct search_seg {
-	FaissIndex *faiss;    /* raw FAISS, IDMap over Flat or IVFFlat */
-	vindex *vi;
-	int nlist, nprobe;
-	int64_t count;
-} search_seg;
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-typedef struct hit_ {
-	float score;
-	int64_t id;
-} hit_;
-
-static int cmp_hit(const void *a, const void *b)
-{
-	const hit_ *x = a, *y = b;
-
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* Merge nseg lists of k (scores, ids) into the global top k ids (sorted). */
-static void merge_top(const float *scores, const int64_t *ids, size_t nseg, int k, int64_t *out)
-{
-	hit_ *h = malloc(nseg * (size_t)k * sizeof(*h) + sizeof(*h));
-	size_t n = 0;
-
-	for (size_t i = 0; h && i < nseg * (size_t)k; i++)
-		if (ids[i] >= 0)
-			h[n++] = (hit_){scores[i], ids[i]};
-	if (h)
-		qsort(h, n, sizeof(*h), cmp_hit);
-	for (int i = 0; i < k; i++)
-		out[i] = h && (size_t)i < n ? h[i].id : -1;
-	free(h);
-}
 
 static double stats_line(const char *name, double *v, size_t n, double ref_p50, json_t *js)
 {
@@ -1181,9 +1362,10 @@ static int bench_search(cli_env *env, int argc, char **argv)
 	search_seg *segs = NULL;
 	qindex *qi = NULL;
 	float *qv = NULL, *sc = NULL;
-	int64_t *ids = NULL, *top = NULL, *exact = NULL;
+	int64_t *ids = NULL, *top = NULL;
 	double *t_faiss = NULL, *t_faiss1 = NULL, *t_vindex = NULL, *t_qindex = NULL;
 	double recall = 0, recall_faiss = 0;
+	int64_t *exact_ids = NULL;
 	int dims, opt, rc = CLI_OK, kk;
 	size_t nrun = 0, nvalid = 0;
 	int64_t version;
@@ -1282,7 +1464,6 @@ static int bench_search(cli_env *env, int argc, char **argv)
 	    !(sc = malloc((nseg + 1) * (size_t)kk * sizeof(float))) ||
 	    !(ids = malloc((nseg + 1) * (size_t)kk * sizeof(int64_t))) ||
 	    !(top = malloc((size_t)kk * sizeof(int64_t))) ||
-	    !(exact = malloc((size_t)kk * sizeof(int64_t))) ||
 	    !(t_faiss = malloc(nq * (size_t)repeat * sizeof(double))) ||
 	    !(t_faiss1 = malloc(nq * (size_t)repeat * sizeof(double))) ||
 	    !(t_vindex = malloc(nq * (size_t)repeat * sizeof(double))) ||
@@ -1354,50 +1535,31 @@ static int bench_search(cli_env *env, int argc, char **argv)
 		omp_set_num_threads(omp_threads);
 	}
 	/* recall@k: IVF (each segment's nprobe) against exact (every list) */
+	if (!(exact_ids = malloc(nq * (size_t)kk * sizeof(*exact_ids)))) {
+		rag_error_set(&err, RAG_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((r = exact_all(segs, nseg, qv, nq, dims, kk, exact_ids, &err)) ||
+	    (r = recall_at(segs, nseg, qv, nq, dims, kk, 0, exact_ids, &recall, NULL, &err)))
+		goto fail;
 	for (size_t i = 0; i < nq; i++) {
-		const float *q = qv + i * (size_t)dims;
-		float norm = 0;
-		int hit = 0, hit_f = 0;
-		for (int d = 0; d < dims; d++)
-			norm += q[d] * q[d];
-		if (norm == 0)
+		double rc_;
+		if (exact_ids[i * (size_t)kk] < 0)
 			continue;
-		for (size_t s = 0; s < nseg; s++)
-			if ((r = vindex_search(segs[s].vi, q, 1, kk, segs[s].nlist, sc + s * (size_t)kk,
-					       ids + s * (size_t)kk, &err)))
-				goto fail;
-		merge_top(sc, ids, nseg, kk, exact);
-		for (size_t s = 0; s < nseg; s++)
-			if ((r = vindex_search(segs[s].vi, q, 1, kk, segs[s].nprobe, sc + s * (size_t)kk,
-					       ids + s * (size_t)kk, &err)))
-				goto fail;
-		merge_top(sc, ids, nseg, kk, top);
-		for (int a = 0; a < kk; a++)
-			for (int c = 0; c < kk; c++)
-				if (top[a] >= 0 && top[a] == exact[c])
-					hit++;
 		for (size_t s = 0; s < nseg; s++) {
 			idx_t lab[1024];
-			faiss_Index_search(segs[s].faiss, 1, q, kk, sc + s * (size_t)kk, lab);
+			faiss_Index_search(segs[s].faiss, 1, qv + i * (size_t)dims, kk, sc + s * (size_t)kk,
+					   lab);
 			for (int j = 0; j < kk; j++)
 				ids[s * (size_t)kk + (size_t)j] = lab[j];
 		}
 		merge_top(sc, ids, nseg, kk, top);
-		for (int a = 0; a < kk; a++)
-			for (int c = 0; c < kk; c++)
-				if (top[a] >= 0 && top[a] == exact[c])
-					hit_f++;
-		{
-			int have = 0;
-			for (int c = 0; c < kk; c++)
-				have += exact[c] >= 0;
-			if (have) {
-				recall += (double)hit / have;
-				recall_faiss += (double)hit_f / have;
-				nvalid++;
-			}
+		if ((rc_ = recall_of(top, exact_ids + i * (size_t)kk, kk)) >= 0) {
+			recall_faiss += rc_;
+			nvalid++;
 		}
 	}
+	recall_faiss = nvalid ? recall_faiss / (double)nvalid : 0;
 	{
 		double ref, p_qindex, f_omp, f_one, best;
 		int64_t nvec = 0, nl = 0, np = 0;
@@ -1420,12 +1582,32 @@ static int bench_search(cli_env *env, int argc, char **argv)
 		p_qindex = stats_line("memory-mode qindex search", t_qindex, nrun, ref, js);
 		best = f_omp < f_one ? f_omp : f_one;
 		printf("\nrecall@%d of the IVF configuration vs exact search: %.4f (raw FAISS: %.4f)"
-		       " over %zu queries\n", kk, nvalid ? recall / (double)nvalid : 0,
-		       nvalid ? recall_faiss / (double)nvalid : 0, nvalid);
+		       " over %zu queries\n", kk, recall, recall_faiss, nvalid);
 		printf("memory-mode search (p50): %.2fx vindex_search, %.2fx the faster raw FAISS "
 		       "(target <= 1.2x)\n", ref > 0 ? p_qindex / ref : 0, best > 0 ? p_qindex / best : 0);
-		json_object_set_new(js, "recall", json_real(nvalid ? recall / (double)nvalid : 0));
-		json_object_set_new(js, "recall_faiss", json_real(nvalid ? recall_faiss / (double)nvalid : 0));
+		json_object_set_new(js, "recall", json_real(recall));
+		json_object_set_new(js, "recall_faiss", json_real(recall_faiss));
+		/* the trade-off: recall and time at other nprobe values */
+		if (nl > (int64_t)nseg) {
+			json_t *sw = json_array();
+			printf("\n| nprobe (each segment) | recall@%d | vindex p50 us |\n|---|---|---|\n", kk);
+			for (int np_ = 1; np_ <= 1024; np_ *= 2) {
+				double rec, p50;
+				bool last = true;
+				for (size_t s = 0; s < nseg; s++)
+					last = last && np_ >= segs[s].nlist;
+				if ((r = recall_at(segs, nseg, qv, nq, dims, kk, np_, exact_ids, &rec, &p50, &err))) {
+					json_decref(sw);
+					goto fail;
+				}
+				printf("| %d%s | %.4f | %.1f |\n", np_, last ? " (all: exact)" : "", rec, p50 * 1e3);
+				json_array_append_new(sw, json_pack("{s:i, s:f, s:f}", "nprobe", np_, "recall", rec,
+								    "p50_us", p50 * 1e3));
+				if (last)
+					break;
+			}
+			json_object_set_new(js, "sweep", sw);
+		}
 		json_object_set_new(js, "vectors", json_integer((json_int_t)nvec));
 		json_object_set_new(js, "segments", json_integer((json_int_t)nseg));
 		json_object_set_new(js, "nlist", json_integer((json_int_t)nl));
@@ -1452,7 +1634,7 @@ out:
 	free(sc);
 	free(ids);
 	free(top);
-	free(exact);
+	free(exact_ids);
 	free(t_faiss);
 	free(t_faiss1);
 	free(t_vindex);
