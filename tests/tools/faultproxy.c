@@ -808,7 +808,6 @@ static fault_kind decide(const http_req *r, bool *persistent, int64_t *delay_ms)
 				f = (fault_kind)k;
 		}
 	}
-	P.injected[f]++;
 	x = splitmix64(x);
 	*delay_ms = 0;
 	if (P.set.latency_ms > 0 && (double)(x >> 11) / 9007199254740992.0 < P.set.latency_rate) {
@@ -870,6 +869,9 @@ static void *serve_conn(void *arg)
 		if ((f == FK_RESET_BODY || f == FK_TRUNCATE) &&
 		    (strcmp(r.method, "HEAD") == 0 || a.body.len < 2))
 			f = FK_RESET; /* no body to cut */
+		pthread_mutex_lock(&P.lock);
+		P.injected[f]++;
+		pthread_mutex_unlock(&P.lock);
 		if (P.log) {
 			flockfile(P.log);
 			fprintf(P.log, "%llu %s %s%s%s -> %ld %s%s\n", n, r.method, r.target,
