@@ -29,6 +29,7 @@ static const char bench_usage[] =
 	"  Measures GET/PUT throughput of SIZE objects (default 64MiB) and ops/s of\n"
 	"  4 KiB objects at each concurrency level, against the curl command line.\n"
 	"  Objects go under bench/ in the configured bucket and are deleted after.\n"
+	"       ragmap bench get PREFIX | embed           (ingestion baselines; see --help)\n"
 	"       ragmap bench load|make-index|search ...  (the query path; see --help of each)\n";
 
 typedef struct bench {
@@ -343,8 +344,11 @@ int cmd_bench(cli_env *env, int argc, char **argv)
 	}
 	if (strcmp(argv[1], "s3") == 0)
 		return bench_s3(env, argc - 1, argv + 1);
+	if (strcmp(argv[1], "get") == 0 || strcmp(argv[1], "embed") == 0)
+		return bench_ingest_dispatch(env, argc - 1, argv + 1); /* bench_ingest.c */
 	if (bench_query_handles(argv[1]))
 		return bench_query(env, argc - 1, argv + 1);
-	cli_error("bench: unknown benchmark \"%s\" (s3, load, make-index, search)", argv[1]);
+	cli_error("bench: unknown benchmark \"%s\" (s3, get, embed, load, make-index, search)",
+		  argv[1]);
 	return CLI_USAGE;
 }
