@@ -44,9 +44,14 @@ typedef struct bench {
 	rag_error err;
 } bench;
 
-static void key_of(const bench *b, size_t i, char *key, size_t len)
+/*
+ * Each side writes and reads its own keys ("r" ragmap, "c" curl), so both
+ * create fresh objects and read back what they just wrote: an overwrite
+ * or a warmer cache never favours one of them.
+ */
+static void key_of(const bench *b, char side, size_t i, char *key, size_t len)
 {
-	snprintf(key, len, "%so%05zu", b->prefix, i);
+	snprintf(key, len, "%s%c%05zu", b->prefix, side, i);
 }
 
 static rag_rc put_task(void *ctx, size_t i)
@@ -56,7 +61,7 @@ static rag_rc put_task(void *ctx, size_t i)
 	rag_error err;
 	rag_rc rc;
 
-	key_of(b, i, key, sizeof(key));
+	key_of(b, 'r', i, key, sizeof(key));
 	rc = s3_put(b->c, S3_OP("bench", NULL), key, b->data, b->size, NULL, NULL, &err);
 	if (rc)
 		b->err = err;
@@ -72,7 +77,7 @@ static rag_rc get_task(void *ctx, size_t i)
 	rag_rc rc;
 
 	/* to /dev/null, as curl -o /dev/null: the same work on both sides */
-	key_of(b, i, key, sizeof(key));
+	key_of(b, 'r', i, key, sizeof(key));
 	rc = s3_get_fd(b->c, S3_OP("bench", NULL), key, b->devnull, &info, &err);
 	if (!rc && info.size != b->size)
 		rc = rag_error_set(&err, RAG_ECORRUPT, "bench: object \"%s\" has %llu bytes", key,
@@ -133,7 +138,7 @@ static double run_curl(bench *b, bool put, size_t n, int conc, rag_error *err)
 	argv[a++] = "Expect:";
 	for (size_t i = 0; i < n; i++) {
 		char key[256];
-		key_of(b, i, key, sizeof(key));
+		key_of(b, 'c', i, key, sizeof(key));
 		snprintf(urls[i], sizeof(urls[i]), "%s/%s/%s", b->cfg->s3.endpoint,
 			 b->cfg->s3.bucket, key);
 		if (put) {
