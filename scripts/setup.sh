@@ -18,7 +18,7 @@ packages=(
 	libcurl4-openssl-dev libsqlite3-dev libopenblas-dev liblapack-dev
 	libfaiss-dev libxml2-dev libmicrohttpd-dev libpoppler-glib-dev
 	libutf8proc-dev libstemmer-dev libinih-dev libjansson-dev libssl-dev
-	libcmocka-dev nodejs curl valgrind groff ghostscript jq sqlite3 time
+	libcmocka-dev nodejs curl valgrind groff ghostscript openssl jq sqlite3 time
 	gnuplot-nox chromium fonts-dejavu-core
 	clang libclang-rt-14-dev
 )
