@@ -107,12 +107,8 @@ static int bench_get(cli_env *env, int argc, char **argv)
 		fputs(get_usage, stderr);
 		return CLI_USAGE;
 	}
-	if (!cli_load_config(env, &cfg))
-		return CLI_USAGE;
-	if (!(c = s3_client_new(&cfg, &env->log, &err))) {
-		rag_config_release(&cfg);
-		return cli_fail(&err);
-	}
+	if ((rc = cli_open_s3(env, &cfg, &c)))
+		return rc;
 	if (!conc)
 		conc = cfg.s3.concurrency;
 	if (s3_list_objects(c, S3_OP("bench.list", NULL), argv[optind], NULL, &l, &err)) {
@@ -332,12 +328,8 @@ static int bench_embed(cli_env *env, int argc, char **argv)
 		fputs(embed_usage, stderr);
 		return CLI_USAGE;
 	}
-	if (!cli_load_config(env, &cfg))
-		return CLI_USAGE;
-	if (!(c = s3_client_new(&cfg, &env->log, &err))) {
-		rag_config_release(&cfg);
-		return cli_fail(&err);
-	}
+	if ((rc = cli_open_s3(env, &cfg, &c)))
+		return rc;
 	if (load_index(c, &cfg, (size_t)count * 2, &m, &model, &raw, &err)) {
 		rc = cli_fail(&err);
 		goto out;

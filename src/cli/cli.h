@@ -39,6 +39,14 @@ int cli_exit_code(rag_rc rc);
 /* Load the configuration for env; on error prints it and returns false. */
 bool cli_load_config(cli_env *env, rag_config *cfg);
 
+/*
+ * Load the configuration and make an S3 client for it: what most commands
+ * do first. On failure prints why, releases cfg and returns the exit code;
+ * on success the caller owns *cfg and *out.
+ */
+struct s3_client;
+int cli_open_s3(cli_env *env, rag_config *cfg, struct s3_client **out);
+
 /* True when argv has -h or --help before any "--". */
 bool cli_wants_help(int argc, char **argv);
 

@@ -287,12 +287,8 @@ static int bench_s3(cli_env *env, int argc, char **argv)
 		default: fputs(bench_usage, stderr); return CLI_USAGE;
 		}
 	}
-	if (!cli_load_config(env, &cfg))
-		return CLI_USAGE;
-	if (!(b.c = s3_client_new(&cfg, &env->log, &err))) {
-		rag_config_release(&cfg);
-		return cli_fail(&err);
-	}
+	if ((rc = cli_open_s3(env, &cfg, &b.c)))
+		return rc;
 	b.cfg = &cfg;
 	/* incompressible payload: nothing on the path can cheat */
 	if (!(data = malloc(large))) {

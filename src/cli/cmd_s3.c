@@ -244,7 +244,6 @@ int cmd_s3(cli_env *env, int argc, char **argv)
 	bool stats = false, recursive = false;
 	const char *verb;
 	rag_config cfg;
-	rag_error err = {0};
 	s3_client *c;
 	int opt, rc;
 
@@ -270,12 +269,8 @@ int cmd_s3(cli_env *env, int argc, char **argv)
 		cli_error("s3: unknown verb \"%s\" (ls, get, put, rm, stat)", verb);
 		return CLI_USAGE;
 	}
-	if (!cli_load_config(env, &cfg))
-		return CLI_USAGE;
-	if (!(c = s3_client_new(&cfg, &env->log, &err))) {
-		rag_config_release(&cfg);
-		return cli_fail(&err);
-	}
+	if ((rc = cli_open_s3(env, &cfg, &c)))
+		return rc;
 	if (strcmp(verb, "ls") == 0)
 		rc = do_ls(c, argc, argv, recursive);
 	else if (strcmp(verb, "get") == 0)

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "rag_util.h"
+#include "s3.h"
 
 static const cli_command commands[] = {
 	{"ingest", cmd_ingest, "one ingestion pass: source objects -> a new index version"},
@@ -69,6 +70,20 @@ bool cli_load_config(cli_env *env, rag_config *cfg)
 		return true;
 	cli_fail(&err);
 	return false;
+}
+
+int cli_open_s3(cli_env *env, rag_config *cfg, s3_client **out)
+{
+	rag_error err = {0};
+
+	*out = NULL;
+	if (!cli_load_config(env, cfg))
+		return CLI_USAGE;
+	if (!(*out = s3_client_new(cfg, &env->log, &err))) {
+		rag_config_release(cfg);
+		return cli_fail(&err);
+	}
+	return CLI_OK;
 }
 
 bool cli_wants_help(int argc, char **argv)
