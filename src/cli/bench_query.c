@@ -1603,8 +1603,8 @@ static int bench_search(cli_env *env, int argc, char **argv)
 				printf("| %d%s | %.4f | %.1f |\n", np_, last ? " (all: exact)" : "", rec, p50 * 1e3);
 				json_array_append_new(sw, json_pack("{s:i, s:f, s:f}", "nprobe", np_, "recall", rec,
 								    "p50_us", p50 * 1e3));
-				if (last)
-					break;
+				if (last || rec >= 0.999 || np_ >= 128)
+					break; /* past this it is exact search, slowly */
 			}
 			json_object_set_new(js, "sweep", sw);
 		}
