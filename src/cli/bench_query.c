@@ -982,9 +982,12 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 		default: fputs(make_usage, stderr); return CLI_USAGE;
 		}
 		if (dst && (!rag_parse_i64(optarg, dst) || *dst < lo || *dst > hi)) {
-			cli_error("bench make-index: bad value \"%s\" for --%s", optarg,
-				  opts[opt == 'n' ? 0 : opt == 't' ? 1 : opt == 's' ? 2 : opt == 'g' ? 3
-				       : opt == 'l' ? 4 : opt == 'p' ? 5 : opt == 'f' ? 6 : 8].name);
+			const char *name = "?";
+			for (size_t i = 0; opts[i].name; i++)
+				if (opts[i].val == opt)
+					name = opts[i].name;
+			cli_error("bench make-index: --%s wants an integer in %lld..%lld, not \"%s\"",
+				  name, (long long)lo, (long long)hi, optarg);
 			return CLI_USAGE;
 		}
 	}
@@ -1315,6 +1318,7 @@ out:
 
 static const char search_usage[] =
 	"usage: ragmap bench search [--queries FILE] [-k N] [--repeat R] [--json]\n"
+	"                           [--export FILE]\n"
 	"  In-process search time on the latest version of index.name, one query at\n"
 	"  a time, the same query vectors through: vindex_search (FAISS as the server\n"
 	"  calls it, plus canonical scoring: the limit), raw FAISS (faiss_Index_search\n"
@@ -1323,7 +1327,9 @@ static const char search_usage[] =
 	"  every segment, merge, tombstones). Then recall@k of the\n"
 	"  IVF configuration against exact search (all lists probed). Queries are\n"
 	"  embedded once, outside the timings; each path runs over all queries once\n"
-	"  to warm up, then R times (default 3) timed.\n";
+	"  to warm up, then R times (default 3) timed. --export writes, per query,\n"
+	"  its vector (dims x f32) and its exact top k ids (k x i64), little-endian,\n"
+	"  after a header \"RMQX\" u32 dims u32 k u32 nq (for bench/lancedb).\n";
 
 static double stats_line(const char *name, double *v, size_t n, double ref_p50, json_t *js)
 {
@@ -1345,10 +1351,11 @@ static int bench_search(cli_env *env, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"queries", required_argument, NULL, 'q'}, {"repeat", required_argument, NULL, 'r'},
-		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
+		{"json", no_argument, NULL, 'j'}, {"export", required_argument, NULL, 'x'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *qfile = NULL;
+	const char *qfile = NULL, *xfile = NULL;
 	int64_t k = 10, repeat = 3;
 	bool as_json = false;
 	char **queries = NULL, root[1024], key[1200], mkey[1200];
@@ -1385,6 +1392,7 @@ static int bench_search(cli_env *env, int argc, char **argv)
 				goto usage;
 			break;
 		case 'j': as_json = true; break;
+		case 'x': xfile = optarg; break;
 		case 'h': fputs(search_usage, stdout); json_decref(js); return CLI_OK;
 		default: goto usage;
 		}
@@ -1560,6 +1568,18 @@ static int bench_search(cli_env *env, int argc, char **argv)
 		}
 	}
 	recall_faiss = nvalid ? recall_faiss / (double)nvalid : 0;
+	if (xfile) {
+		FILE *f = fopen(xfile, "wb");
+		uint32_t hdr[3] = {(uint32_t)dims, (uint32_t)kk, (uint32_t)nq};
+		bool okw = f && fwrite("RMQX", 1, 4, f) == 4 && fwrite(hdr, 4, 3, f) == 3;
+		for (size_t i = 0; okw && i < nq; i++)
+			okw = fwrite(qv + i * (size_t)dims, sizeof(float), (size_t)dims, f) == (size_t)dims &&
+			      fwrite(exact_ids + i * (size_t)kk, 8, (size_t)kk, f) == (size_t)kk;
+		if (!f || fclose(f) != 0 || !okw) {
+			rag_error_set(&err, RAG_EIO, "cannot write \"%s\"", xfile);
+			goto fail;
+		}
+	}
 	{
 		double ref, p_qindex, f_omp, f_one, best;
 		int64_t nvec = 0, nl = 0, np = 0;
