@@ -658,6 +658,8 @@ static void setup_handle(s3_client *c, xfer *x, const char *url, struct curl_sli
 	const s3_request *rq = x->rq;
 
 	curl_easy_setopt(h, CURLOPT_URL, url);
+	/* keys may hold "." and ".." segments: never let curl squash them */
+	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
@@ -698,8 +700,14 @@ static void setup_handle(s3_client *c, xfer *x, const char *url, struct curl_sli
 }
 
 /* Reset the body sinks before an attempt (a retry starts over). */
+/*
+ * Reset the body sinks before an attempt: a retry starts over. A regular
+ * file goes back to where the first attempt started writing (so output
+ * appended to an existing file keeps what was there); a stream cannot be
+ * rewound, so only a retry before any byte reached it is possible.
+ */
 static rag_rc reset_sinks(const s3_request *rq, s3_response *rs, size_t out_start,
-			  uint64_t written)
+			  off_t fd_start, uint64_t written)
 {
 	rag_buf_reset(&rs->small);
 	if (rq->out) {
@@ -707,15 +715,10 @@ static rag_rc reset_sinks(const s3_request *rq, s3_response *rs, size_t out_star
 		if (rq->out->data)
 			rq->out->data[out_start] = '\0';
 	}
-	if (rq->fd >= 0) {
-		struct stat st;
-		if (fstat(rq->fd, &st) != 0)
+	if (rq->fd >= 0 && written) {
+		if (fd_start < 0)
 			return RAG_EIO;
-		if (S_ISREG(st.st_mode))
-			return ftruncate(rq->fd, 0) == 0 && lseek(rq->fd, 0, SEEK_SET) == 0
-				       ? RAG_OK : RAG_EIO;
-		/* a stream cannot be rewound: only a retry before any byte is fine */
-		if (written)
+		if (ftruncate(rq->fd, fd_start) != 0 || lseek(rq->fd, fd_start, SEEK_SET) != fd_start)
 			return RAG_EIO;
 	}
 	return RAG_OK;
@@ -780,6 +783,7 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 	s3_counter delta = {.requests = 1};
 	uint64_t start = rag_now_ns();
 	size_t out_start = rq->out ? rq->out->len : 0;
+	off_t fd_start = -1;
 	rag_buf url;
 	struct curl_slist *hs = NULL;
 	char target[600];
@@ -788,6 +792,11 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 
 	rag_buf_init(&url, 8192);
 	rag_buf_init(&rs->small, ERR_BODY_MAX);
+	if (rq->fd >= 0) {
+		struct stat st;
+		if (fstat(rq->fd, &st) == 0 && S_ISREG(st.st_mode))
+			fd_start = lseek(rq->fd, 0, SEEK_CUR);
+	}
 	rs->status = 0;
 	target_name(c, rq, target, sizeof(target));
 	if (build_url(c, rq, &url)) {
@@ -812,7 +821,7 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 			delta.retries++;
 			curl_easy_reset(x.h);
 		}
-		if (reset_sinks(rq, rs, out_start, x.got)) {
+		if (reset_sinks(rq, rs, out_start, fd_start, x.got)) {
 			rc = rag_error_set(err, RAG_EIO, "%s %s: cannot rewind the output to retry",
 					   rq->method, target);
 			break;

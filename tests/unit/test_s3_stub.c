@@ -5,6 +5,7 @@
  *   flaky<N>/...   503 SlowDown N times, then 200 "payload"
  *   always503/...  503 SlowDown forever
  *   err-<Code>/... the S3 error <Code> with its usual status
+ *   echo/...       200 with the request path as the server saw it
  *   anything else  200 "payload"
  */
 #include <setjmp.h>
@@ -64,6 +65,8 @@ static enum MHD_Result stub(void *cls, struct MHD_Connection *conn, const char *
 		return MHD_YES;
 	}
 	nth = atomic_fetch_add(&hits, 1) + 1;
+	if (strncmp(url, "/rag/echo/", 10) == 0)
+		return reply(conn, 200, url);
 	url += strlen("/rag/");
 	if (sscanf(url, "flaky%d/", &n) == 1 && nth <= n)
 		return reply(conn, 503, "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>");
@@ -219,6 +222,19 @@ static void test_error_messages(void **state)
 	}
 }
 
+static void test_dot_segments_sent_verbatim(void **state)
+{
+	fixture *f = *state;
+	rag_buf b;
+	rag_error err = {0};
+
+	/* S3 keys may contain "." and ".." segments; they are names, not paths */
+	rag_buf_init(&b, 1024);
+	assert_int_equal(s3_get(f->c, S3_OP("t", NULL), "echo/a/../b/./c", &b, NULL, &err), RAG_OK);
+	assert_string_equal(b.data, "/rag/echo/a/../b/./c");
+	rag_buf_release(&b);
+}
+
 static void test_body_over_cap(void **state)
 {
 	fixture *f = *state;
@@ -336,6 +352,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_then_success_is_counted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_never_succeeds_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dot_segments_sent_verbatim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_over_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unresponsive_server_times_out, setup, teardown),
 		cmocka_unit_test(test_unreachable_endpoint_fails_fast),
