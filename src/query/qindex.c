@@ -58,30 +58,41 @@ struct qindex {
 static const char *const mode_names[] = {"memory", "pointer", "cached", "object"};
 static const char *const ret_names[] = {"dense", "bm25", "hybrid"};
 
+/* Index of s in names[0..n), or -1. */
+static int name_index(const char *const *names, int n, const char *s)
+{
+	for (int i = 0; s && i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
 const char *qmode_name(qmode m)
 {
-	return (unsigned)m < 4 ? mode_names[m] : "unknown";
+	return (unsigned)m < RAG_ARRAY_LEN(mode_names) ? mode_names[m] : "unknown";
 }
 
 bool qmode_parse(const char *s, qmode *out)
 {
-	for (int i = 0; i < 4; i++)
-		if (s && strcmp(s, mode_names[i]) == 0)
-			return *out = (qmode)i, true;
-	return false;
+	int i = name_index(mode_names, (int)RAG_ARRAY_LEN(mode_names), s);
+
+	if (i >= 0)
+		*out = (qmode)i;
+	return i >= 0;
 }
 
 const char *qretriever_name(qretriever r)
 {
-	return (unsigned)r < 3 ? ret_names[r] : "unknown";
+	return (unsigned)r < RAG_ARRAY_LEN(ret_names) ? ret_names[r] : "unknown";
 }
 
 bool qretriever_parse(const char *s, qretriever *out)
 {
-	for (int i = 0; i < 3; i++)
-		if (s && strcmp(s, ret_names[i]) == 0)
-			return *out = (qretriever)i, true;
-	return false;
+	int i = name_index(ret_names, (int)RAG_ARRAY_LEN(ret_names), s);
+
+	if (i >= 0)
+		*out = (qretriever)i;
+	return i >= 0;
 }
 
 static uint64_t fnv64(const char *s)
