@@ -272,7 +272,8 @@ int cmd_query(cli_env *env, int argc, char **argv)
 			if (qindex_query(qi, question, strlen(question), (int)k, ret, &r, &err)) {
 				rc = cli_fail(&err);
 			} else {
-				res = qjson_result(&r, cfg.s3.bucket, question, (int)k);
+				if (!(res = qjson_result(&r, cfg.s3.bucket, question, (int)k, &err)))
+					rc = cli_fail(&err);
 				qresult_release(&r);
 			}
 		}

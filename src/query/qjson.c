@@ -23,31 +23,77 @@ json_t *qjson_trace(const s3_trace *t)
 	return o;
 }
 
-json_t *qjson_result(const qresult *r, const char *bucket, const char *query, int k)
+/*
+ * One hit. Field by field, so that a value JSON cannot hold (text that is
+ * not UTF-8) is named in the error instead of silently dropping the hit:
+ * an answer with a hit missing would look complete.
+ */
+static json_t *hit_json(const qhit *h, const char *bucket, rag_error *err)
 {
-	json_t *hits = json_array();
+	char uri[2048];
+	json_t *o = json_object();
+	struct {
+		const char *name;
+		json_t *v;
+	} f[] = {
+		{"rank", json_integer(h->rank)},
+		{"score", json_real((double)h->score)},
+		{"key", json_string(h->key)},
+		{"uri", NULL},
+		{"chunk", json_integer(h->ordinal)},
+		{"chunk_id", json_integer((json_int_t)h->chunk_id)},
+		{"offset", json_integer((json_int_t)h->off)},
+		{"length", json_integer((json_int_t)h->len)},
+		{"heading", json_string(h->heading)},
+		{"text", json_stringn(h->text, h->text_len)},
+	};
+	const char *bad = o ? NULL : "object";
 
-	for (int i = 0; i < r->n; i++) {
-		const qhit *h = &r->hits[i];
-		char uri[2048];
-		snprintf(uri, sizeof(uri), "s3://%s/%s", bucket, h->key);
-		json_array_append_new(hits, json_pack("{s:i, s:f, s:s, s:s, s:i, s:I, s:I, s:I, s:s, s:s%}",
-						      "rank", h->rank, "score", (double)h->score,
-						      "key", h->key, "uri", uri, "chunk", h->ordinal,
-						      "chunk_id", (json_int_t)h->chunk_id,
-						      "offset", (json_int_t)h->off,
-						      "length", (json_int_t)h->len,
-						      "heading", h->heading, "text", h->text,
-						      h->text_len));
+	snprintf(uri, sizeof(uri), "s3://%s/%s", bucket, h->key ? h->key : "");
+	f[3].v = json_string(uri);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (!bad && (!f[i].v || json_object_set_new(o, f[i].name, f[i].v) != 0))
+			bad = f[i].name;
+		else if (bad)
+			json_decref(f[i].v);
 	}
-	return json_pack("{s:s, s:i, s:o, s:o, s:{s:f, s:f, s:f, s:f}, s:{s:I, s:I}, s:I, s:s,"
-			 " s:s, s:s}",
-			 "query", query, "k", k, "results", hits, "storage", qjson_trace(&r->trace),
-			 "timing", "embed_ms", r->embed_ms, "search_ms", r->search_ms, "fetch_ms",
-			 r->fetch_ms, "total_ms", r->total_ms,
-			 "cache", "hits", (json_int_t)r->cache_hits, "misses", (json_int_t)r->cache_misses,
-			 "index_version", (json_int_t)r->version, "model_version", r->model_version,
-			 "mode", qmode_name(r->mode), "retriever", qretriever_name(r->retriever));
+	if (!bad)
+		return o;
+	json_decref(o);
+	rag_error_set(err, RAG_ECORRUPT, "hit %d (\"%s\" chunk %d): its %s cannot be encoded as JSON "
+		      "(not UTF-8, or out of memory)", h->rank, h->key ? h->key : "?", h->ordinal, bad);
+	return NULL;
+}
+
+json_t *qjson_result(const qresult *r, const char *bucket, const char *query, int k,
+		     rag_error *err)
+{
+	json_t *hits = json_array(), *out;
+
+	if (!hits) {
+		rag_error_set(err, RAG_ENOMEM, "out of memory");
+		return NULL;
+	}
+	for (int i = 0; i < r->n; i++) {
+		json_t *h = hit_json(&r->hits[i], bucket, err);
+		if (!h || json_array_append_new(hits, h) != 0) {
+			if (h)
+				rag_error_set(err, RAG_ENOMEM, "out of memory");
+			json_decref(hits);
+			return NULL;
+		}
+	}
+	out = json_pack("{s:s, s:i, s:o, s:o, s:{s:f, s:f, s:f, s:f}, s:{s:I, s:I}, s:I, s:s,"
+			" s:s, s:s}",
+			"query", query, "k", k, "results", hits, "storage", qjson_trace(&r->trace),
+			"timing", "embed_ms", r->embed_ms, "search_ms", r->search_ms, "fetch_ms",
+			r->fetch_ms, "total_ms", r->total_ms,
+			"cache", "hits", (json_int_t)r->cache_hits, "misses", (json_int_t)r->cache_misses,
+			"index_version", (json_int_t)r->version, "model_version", r->model_version,
+			"mode", qmode_name(r->mode), "retriever", qretriever_name(r->retriever));
+	if (!out)
+		rag_error_set(err, RAG_ENOMEM, "the answer cannot be encoded as JSON");
+	return out;
 }
 
 json_t *qjson_status(const qindex_status *st)

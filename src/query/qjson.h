@@ -12,8 +12,12 @@
 /* {"requests","bytes","ms","retries","by_kind":{kind:{...}}} */
 json_t *qjson_trace(const s3_trace *t);
 
-/* The whole answer to one query. New reference. */
-json_t *qjson_result(const qresult *r, const char *bucket, const char *query, int k);
+/*
+ * The whole answer to one query. New reference; NULL with err set when a
+ * hit cannot be encoded (never an answer with a hit left out).
+ */
+json_t *qjson_result(const qresult *r, const char *bucket, const char *query, int k,
+		     rag_error *err);
 
 /* The status of a loaded index. New reference. */
 json_t *qjson_status(const qindex_status *st);

@@ -162,6 +162,7 @@ static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request
 	rag_error err = {0};
 	uint64_t t0 = rag_now_ns();
 	char msg[600];
+	json_t *answer;
 	enum MHD_Result out;
 
 	if (rq->too_large) {
@@ -196,8 +197,15 @@ static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request
 		count_query(s, false, false, 0);
 		return send_error(c, 504, "the query took longer than query.timeout_ms");
 	}
+	if (!(answer = qjson_result(&res, s->cfg.s3.bucket, text, k, &err))) {
+		RAG_ERROR(s->log, "query \"%.200s\": %s", text, err.msg);
+		qresult_release(&res);
+		qrequest_release(&qr);
+		count_query(s, false, false, 0);
+		return send_error(c, 500, err.msg);
+	}
 	log_query(s, &res, text, k);
-	out = send_json(c, 200, qjson_result(&res, s->cfg.s3.bucket, text, k));
+	out = send_json(c, 200, answer);
 	count_query(s, true, false, rag_ms_since(t0) / 1e3);
 	qresult_release(&res);
 	qrequest_release(&qr);

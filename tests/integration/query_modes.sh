@@ -59,7 +59,14 @@ same() {
 				($b[$i].results | map([.key, .chunk, .chunk_id])) and
 			all(range($a[$i].results | length); . as $j |
 				(($a[$i].results[$j].score - $b[$i].results[$j].score) | fabs) <= 1e-5))' \
-		>/dev/null && ok "$1" || bad "$1: $2 differs from $3"
+		>/dev/null && { ok "$1"; return; }
+	bad "$1: $2 differs from $3"
+	# the first differing answer, both ways, so a failure in CI can be read
+	jq -n -c --slurpfile a "$2" --slurpfile b "$3" '
+		first(range($a | length) as $i | select(($a[$i].results | map([.key, .chunk, .score])) !=
+			($b[$i].results | map([.key, .chunk, .score]))) |
+		{query: $a[$i].query, got: ($a[$i] | del(.results[].text)),
+		 want: ($b[$i] | del(.results[].text))})' >&2
 }
 
 # metrics NAME: /metrics of server NAME into $work/NAME.metrics

@@ -27,7 +27,8 @@ declare -A spid sport
 cleanup() {
 	for name in "${!spid[@]}"; do kill -KILL "${spid[$name]}" 2>/dev/null; done
 	wait 2>/dev/null
-	rm -rf "$work"
+	# RAGMAP_TEST_KEEP=1 keeps the work directory to read after a failure
+	if [ -n "${RAGMAP_TEST_KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
