@@ -10,7 +10,8 @@
 
 #include "rag_util.h"
 
-typedef enum { T_STR, T_SECRET, T_INT, T_SIZE, T_BOOL, T_REAL } cfg_type;
+/* T_NAME: a string that becomes one path segment on local disk */
+typedef enum { T_STR, T_NAME, T_SECRET, T_INT, T_SIZE, T_BOOL, T_REAL } cfg_type;
 
 typedef struct cfg_item {
 	const char *section;
@@ -57,7 +58,7 @@ static const cfg_item items[] = {
 	 "multipart part size (S3 requires at least 5 MiB)"},
 	{"source", "prefix", T_STR, OFF(source.prefix), "source/", 0, 0,
 	 "prefix of the input documents (ragmap never writes here)"},
-	{"index", "name", T_STR, OFF(index.name), "main", 0, 0, "index name"},
+	{"index", "name", T_NAME, OFF(index.name), "main", 0, 0, "index name"},
 	{"index", "prefix", T_STR, OFF(index.prefix), "indexes/", 0, 0,
 	 "prefix under which <name>/ (segments, manifests, LATEST) lives"},
 	{"index", "ivf_threshold", T_INT, OFF(index.ivf_threshold), "20000", 1, INT32_MAX,
@@ -84,7 +85,7 @@ static const cfg_item items[] = {
 	 "local working and cache directory"},
 	{"model", "prefix", T_STR, OFF(model.prefix), "models/", 0, 0,
 	 "prefix of the built-in model's weights"},
-	{"model", "name", T_STR, OFF(model.name), "ragmap-lsa", 0, 0, "the built-in model's name"},
+	{"model", "name", T_NAME, OFF(model.name), "ragmap-lsa", 0, 0, "the built-in model's name"},
 	{"model", "dims", T_INT, OFF(model.dims), "256", 8, 4096, "embedding dimensions"},
 	{"query", "mode", T_STR, OFF(query.mode), "memory", 0, 0,
 	 "backing mode: memory, pointer, cached or object"},
@@ -148,6 +149,23 @@ static bool known_section(const char *section)
 	return false;
 }
 
+/*
+ * A name that is safe as one path segment: 1..128 of [A-Za-z0-9._-], not
+ * starting with a dot. index.name is a directory under local.dir, so "..",
+ * "a/b" or "/etc" must never get that far.
+ */
+static bool name_ok(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > 128 || v[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)v[i]) && !strchr("._-", v[i]))
+			return false;
+	return true;
+}
+
 static rag_rc set_item(rag_config *cfg, const cfg_item *it, const char *value,
 		       rag_error *err)
 {
@@ -159,6 +177,12 @@ static rag_rc set_item(rag_config *cfg, const cfg_item *it, const char *value,
 	char *s;
 
 	switch (it->type) {
+	case T_NAME:
+		if (!name_ok(value))
+			return rag_error_set(err, RAG_ECONFIG,
+					     "%s.%s: \"%s\" is not a name (1 to 128 of A-Z a-z 0-9 . _ -, "
+					     "not starting with a dot)", it->section, it->key, value);
+		/* fall through */
 	case T_STR:
 	case T_SECRET:
 		if (!(s = rag_strdup(value)))
@@ -236,7 +260,7 @@ rag_rc rag_config_init(rag_config *cfg)
 void rag_config_release(rag_config *cfg)
 {
 	for (size_t i = 0; i < RAG_ARRAY_LEN(items); i++)
-		if (items[i].type == T_STR || items[i].type == T_SECRET) {
+		if (items[i].type == T_STR || items[i].type == T_NAME || items[i].type == T_SECRET) {
 			char **p = (char **)((char *)cfg + items[i].offset);
 			free(*p);
 			*p = NULL;
@@ -343,6 +367,7 @@ static void print_value(const rag_config *cfg, const cfg_item *it, FILE *out)
 
 	switch (it->type) {
 	case T_STR:
+	case T_NAME:
 		fprintf(out, "%s", *(char *const *)base ? *(char *const *)base : "");
 		break;
 	case T_SECRET:

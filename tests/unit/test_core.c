@@ -166,6 +166,28 @@ static void test_config_errors_name_line_and_key(void **state)
 	free(unknown), free(badval), free(badsec), free(range);
 }
 
+/* index.name becomes a directory under local.dir: one safe segment only */
+static void test_config_names_stay_one_segment(void **state)
+{
+	static const char *bad[] = {"..", ".", "../x", "a/b", "/etc", ".hidden", "a\\b", "",
+				    "\xef\xbc\x8e\xef\xbc\x8e", "a b", "x\ny"};
+	rag_config cfg;
+	rag_error err = {0};
+
+	(void)state;
+	clear_env();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("RAGMAP_INDEX_NAME", bad[i], 1);
+		assert_int_equal(rag_config_load(&cfg, NULL, &err), RAG_ECONFIG);
+		assert_non_null(strstr(err.msg, "index.name"));
+	}
+	setenv("RAGMAP_INDEX_NAME", "main-2.v_1", 1);
+	assert_int_equal(rag_config_load(&cfg, NULL, &err), RAG_OK);
+	assert_string_equal(cfg.index.name, "main-2.v_1");
+	rag_config_release(&cfg);
+	unsetenv("RAGMAP_INDEX_NAME");
+}
+
 static void test_config_secrets_never_shown(void **state)
 {
 	char *path = write_tmp("[s3]\nsecret_access_key = TOPSECRETVALUE\n");
@@ -202,6 +224,7 @@ int main(void)
 		cmocka_unit_test(test_parse_helpers),
 		cmocka_unit_test(test_config_file_and_env),
 		cmocka_unit_test(test_config_errors_name_line_and_key),
+		cmocka_unit_test(test_config_names_stay_one_segment),
 		cmocka_unit_test(test_config_secrets_never_shown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
