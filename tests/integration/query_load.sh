@@ -6,9 +6,10 @@
 #   - zero failed requests (any status but 200, or a transport error);
 #   - the server reloaded: /v1/status shows the new version, /metrics a reload;
 #   - resident memory is bounded: VmRSS after the run is at most
-#     RAGMAP_TEST_LOAD_RSS_MB (default 64; the ASan pass of
-#     scripts/test.sh allows more: its allocator quarantines freed memory) above VmRSS before it (after a
-#     short warm-up), and every client's answers were counted by the server;
+#     RAGMAP_TEST_LOAD_RSS_MB (default 64) above VmRSS before it (after a
+#     short warm-up); the ASan pass of scripts/test.sh allows more, as its
+#     allocator quarantines freed memory;
+#   - the server counted every answer the clients got;
 #   - the server exits cleanly (no sanitizer report).
 # Prints one line per mode with the figures (README, section Reliability).
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/query-common.sh"
