@@ -162,7 +162,13 @@ s3_client *s3_client_new(const rag_config *cfg, rag_log *log, rag_error *err)
 	curl_share_setopt(c->share, CURLSHOPT_LOCKFUNC, share_lock);
 	curl_share_setopt(c->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
 	curl_share_setopt(c->share, CURLSHOPT_USERDATA, c);
-	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+	/*
+	 * DNS only. Connections are reused through the handle pool (an easy
+	 * handle keeps its own); libcurl does not support a connection cache
+	 * shared by concurrent threads ("not supported ... between multiple
+	 * concurrent threads", CURLSHOPT_SHARE(3)), and with it a rare answer
+	 * here came back with one hit's record mangled.
+	 */
 	curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	return c;
 fail:
@@ -430,6 +436,7 @@ typedef struct s3_response {
 	int64_t last_modified;
 	int64_t range_start;     /* from Content-Range, -1 when absent */
 	int64_t total_size;      /* object size (Content-Range total or length) */
+	unsigned attempts;       /* requests sent: 1 + retries */
 	rag_buf small;           /* error bodies and small 2xx answers */
 } s3_response;
 
@@ -821,6 +828,7 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 			delta.retries++;
 			curl_easy_reset(x.h);
 		}
+		rs->attempts = attempt + 1;
 		if (reset_sinks(rq, rs, out_start, fd_start, x.got)) {
 			rc = rag_error_set(err, RAG_EIO, "%s %s: cannot rewind the output to retry",
 					   rq->method, target);
@@ -1150,7 +1158,7 @@ static rag_rc mpu_part(void *ctx, size_t i)
 
 static rag_rc mpu_control(s3_client *c, const s3_op *op, const char *method, const char *key,
 			  const char *query, const char *body, size_t body_len,
-			  rag_buf *answer, rag_error *err)
+			  rag_buf *answer, unsigned *attempts, rag_error *err)
 {
 	s3_request rq = {.method = method, .kind = S3_MPU, .key = key, .query = query,
 			 .body = body, .body_len = body_len, .out = answer, .fd = -1,
@@ -1158,8 +1166,51 @@ static rag_rc mpu_control(s3_client *c, const s3_op *op, const char *method, con
 	s3_response rs = {0};
 	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
 
+	if (attempts)
+		*attempts = rs.attempts;
 	response_release(&rs);
 	return rc;
+}
+
+static void hex_of(const unsigned char *sum, unsigned n, char *hex)
+{
+	for (unsigned i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+}
+
+/*
+ * CompleteMultipartUpload is not idempotent: when an attempt completed the
+ * upload but its answer was lost, the retry finds no upload and fails.
+ * After a retried completion, the object itself says whether it landed:
+ * this size and the multipart ETag of these parts (MD5 of their MD5s,
+ * "-N"), or the MD5 of the whole body for servers that use that.
+ */
+static bool mpu_landed(s3_client *c, const s3_op *op, const mpu *m, char *etag_out)
+{
+	s3_object info;
+	rag_error ignore;
+	unsigned char sum[EVP_MAX_MD_SIZE], *bin = calloc(m->nparts * 16 + 1, 1);
+	unsigned n = 0;
+	char want[80], whole[40];
+	bool ok = false;
+
+	if (!bin || s3_head(c, op, m->key, &info, &ignore) || info.size != (uint64_t)m->len) {
+		free(bin);
+		return false;
+	}
+	for (size_t i = 0; i < m->nparts; i++)
+		for (int j = 0; j < 16 && strlen(m->etags[i]) == 32; j++)
+			sscanf(m->etags[i] + 2 * j, "%2hhx", &bin[i * 16 + (size_t)j]);
+	digest(EVP_md5(), bin, m->nparts * 16, sum, &n);
+	hex_of(sum, n, want);
+	snprintf(want + 2 * n, sizeof(want) - 2 * n, "-%zu", m->nparts);
+	digest(EVP_md5(), m->data, m->len, sum, &n);
+	hex_of(sum, n, whole);
+	ok = strcmp(info.etag, want) == 0 || strcmp(info.etag, whole) == 0;
+	if (ok && etag_out)
+		rag_strlcpy(etag_out, info.etag, 80);
+	free(bin);
+	return ok;
 }
 
 static rag_rc put_multipart(s3_client *c, const s3_op *op, const char *key, const void *data,
@@ -1170,6 +1221,7 @@ static rag_rc put_multipart(s3_client *c, const s3_op *op, const char *key, cons
 	rag_buf q, answer, body;
 	char *upload_id = NULL;
 	rag_error ignore;
+	unsigned attempts = 0;
 	rag_rc rc;
 
 	m.nparts = (len + m.part_size - 1) / m.part_size;
@@ -1187,7 +1239,7 @@ static rag_rc put_multipart(s3_client *c, const s3_op *op, const char *key, cons
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = mpu_control(c, op, "POST", key, "uploads=", NULL, 0, &answer, err)) ||
+	if ((rc = mpu_control(c, op, "POST", key, "uploads=", NULL, 0, &answer, NULL, err)) ||
 	    (rc = s3_xml_parse_upload_id(answer.data, answer.len, &upload_id, err)))
 		goto out;
 	m.upload_id = upload_id;
@@ -1210,18 +1262,21 @@ static rag_rc put_multipart(s3_client *c, const s3_op *op, const char *key, cons
 		goto abort;
 	}
 	rag_buf_reset(&answer);
-	if ((rc = mpu_control(c, op, "POST", key, q.data, body.data, body.len, &answer, err)))
-		goto abort;
-	{
+	rc = mpu_control(c, op, "POST", key, q.data, body.data, body.len, &answer, &attempts, err);
+	if (!rc) {
 		/* S3 may answer 200 and still report an error in the body */
 		s3_xml_error x;
-		if (s3_xml_parse_error(answer.data, answer.len, &x)) {
+		if (s3_xml_parse_error(answer.data, answer.len, &x))
 			rc = rag_error_set(err, s3_error_code_rc(x.code, 200),
 					   "PUT \"%s\": completing the upload failed: %s %s", key,
 					   x.code, x.message);
-			goto abort;
-		}
 	}
+	if (rc && attempts > 1 && mpu_landed(c, op, &m, etag_out)) {
+		rc = RAG_OK;
+		goto out;
+	}
+	if (rc)
+		goto abort;
 	if (etag_out) {
 		/* the ETag is in the answer's XML; a HEAD would cost a request */
 		const char *p = answer.data ? strstr(answer.data, "<ETag>") : NULL;
@@ -1238,7 +1293,7 @@ static rag_rc put_multipart(s3_client *c, const s3_op *op, const char *key, cons
 abort:
 	rag_buf_reset(&q);
 	if (add_param(&q, "uploadId", upload_id) == RAG_OK)
-		mpu_control(c, op, "DELETE", key, q.data, NULL, 0, NULL, &ignore);
+		mpu_control(c, op, "DELETE", key, q.data, NULL, 0, NULL, NULL, &ignore);
 out:
 	free(upload_id);
 	free(m.etags);

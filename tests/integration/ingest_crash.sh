@@ -15,10 +15,10 @@
 # Small batches and segments make a run long enough to be killed anywhere,
 # with several segments, compaction and garbage collection in every commit.
 #
-# RAGMAP_CRASH_KILLS (default 30) kills at least; RAGMAP_CRASH_SEED (default
+# RAGMAP_CRASH_KILLS (default 50) kills at least; RAGMAP_CRASH_SEED (default
 # 1) makes the kill delays and the waves repeatable.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
-kills_wanted=${RAGMAP_CRASH_KILLS:-30}
+kills_wanted=${RAGMAP_CRASH_KILLS:-50}
 seed=${RAGMAP_CRASH_SEED:-1}
 RANDOM=$seed
 echo "crash test: seed $seed, at least $kills_wanted kills"

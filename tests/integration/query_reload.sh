@@ -9,7 +9,8 @@
 # answers to "its" query from version N on, and in no answer claiming an
 # older version); /v1/status and /metrics show the newest version and two
 # reloads; the servers exit cleanly (no sanitizer report: the old versions
-# were freed while queries ran).
+# were freed while queries ran). Then servers are killed and restarted, in
+# every mode, while three more versions are committed.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/query-common.sh"
 
 ingest_corpus || { finish; exit 1; }
@@ -101,4 +102,41 @@ for m in $modes; do
 	stop "$m"
 	expect "$m-logged-reloads" "serving version 3" "$work/$m.err"
 done
+
+# ---- restarts while LATEST moves: three more versions are committed while
+# a server is killed (SIGKILL) and started again, in turn in each mode. Every
+# start answers from a committed version, never an older one than the last
+# start served; once the ingests are done a start serves the newest.
+(
+	for v in 4 5 6; do
+		copy "$src2" "${src}added/v$v-$(basename "$src2")" && "$bin" ingest >"$work/ingest-v$v.out" 2>&1 || exit 1
+	done
+) &
+ingests=$!
+last=3
+r=0
+restart_modes=(memory pointer cached object)
+while kill -0 "$ingests" 2>/dev/null || [ $r -lt 4 ]; do
+	m=${restart_modes[$((r % 4))]}
+	serve "restart-$r" "$m" RAGMAP_QUERY_RELOAD_S=0 || break
+	st=$(post "restart-$r" "{\"q\": \"$q2\", \"k\": 5}")
+	v=$(jq .index_version "$work/body")
+	if [ "$st" = 200 ] && [ "$v" -ge "$last" ] && [ "$v" -le 6 ]; then
+		ok "restart-$r-$m-answers-v$v"
+	else
+		bad "restart-$r-$m: HTTP $st, version $v after $last"
+	fi
+	last=$v
+	kill -KILL "${spid[restart-$r]}"
+	wait "${spid[restart-$r]}" 2>/dev/null
+	unset "spid[restart-$r]"
+	r=$((r + 1))
+	[ $r -lt 40 ] || { bad "restarts: the ingests did not finish"; break; }
+done
+wait "$ingests"
+equal ingests-while-restarting "$?" 0
+serve restart-final object RAGMAP_QUERY_RELOAD_S=0 || { finish; exit 1; }
+equal restart-final-200 "$(post restart-final "{\"q\": \"$q2\", \"k\": 5}")" 200
+jqtrue restart-final-newest "$work/body" '.index_version == 6'
+stop restart-final
 finish

@@ -129,8 +129,9 @@ stop sec
 
 # ---- look for the secrets everywhere: outputs, local files, stored objects
 cp "$work"/*.out "$work"/*.err "$out/" 2>/dev/null
-"$bin" s3 ls "" -r 2>/dev/null | awk '{ $1 = $2 = ""; sub(/^  /, ""); print }' |
-	grep -E "^(indexes/$idx/|models-$ns/|logs-$ns/)" >"$work/objects"
+for p in "indexes/$idx/" "models-$ns/" "logs-$ns/"; do
+	"$bin" s3 ls "$p" -r 2>>"$out/ls-all.err" | awk '{ $1 = $2 = ""; sub(/^  /, ""); print }'
+done >"$work/objects"
 mkdir -p "$work/objs"
 n=0
 while IFS= read -r key; do

@@ -6,7 +6,8 @@
  *              [--rate R] [--rate-500 R] [--rate-503 R] [--rate-reset R]
  *              [--rate-reset-body R] [--rate-truncate R]
  *              [--latency-ms MS] [--latency-rate R]
- *              [--fail-key GLOB] [--fail-kind KIND] [--ignore STR] [--log FILE]
+ *              [--fail-key GLOB] [--fail-query STR] [--fail-kind KIND]
+ *              [--ignore STR] [--log FILE]
  *
  * The client talks to the proxy as if it were the store (path-style URLs):
  * the method, the path, the query string and every end-to-end header (Host
@@ -36,15 +37,17 @@
  * a random namespace in its keys passes it to get the same faults each run.
  *
  * Persistent faults: requests whose decoded path (without the query, the
- * leading "/<bucket>/" removed) matches --fail-key (fnmatch) always get
- * --fail-kind (default 500), whatever the rates.
+ * leading "/<bucket>/" removed) matches --fail-key (fnmatch), and whose
+ * query string contains --fail-query if one is set (say "partNumber=3",
+ * to fail one part of a multipart upload), always get --fail-kind
+ * (default 500), whatever the rates.
  *
  * Control, on the proxy's own port (not forwarded; bucket names cannot
  * start with "_"):
  *   GET  /_faultproxy/stats              counters as one JSON object
  *   POST /_faultproxy/config?rate=0&...  change any rate, latency-ms,
  *                                        latency-rate, fail-key (empty:
- *                                        none) or fail-kind at run time
+ *                                        none), fail-query or fail-kind
  * The counters are also printed to stderr at exit (SIGTERM, SIGINT).
  */
 #include <arpa/inet.h>
@@ -110,6 +113,7 @@ typedef struct settings {
 	double latency_rate;
 	int64_t latency_ms;
 	char fail_key[1024];      /* "" : no persistent fault */
+	char fail_query[256];     /* and its query must contain this ("": any) */
 	fault_kind fail_kind;
 } settings;
 
@@ -675,6 +679,10 @@ static bool apply_setting(settings *s, const char *name, const char *value)
 		rag_strlcpy(s->fail_key, value, sizeof(s->fail_key));
 		return true;
 	}
+	if (strcmp(name, "fail-query") == 0) {
+		rag_strlcpy(s->fail_query, value, sizeof(s->fail_query));
+		return true;
+	}
 	if (strcmp(name, "fail-kind") == 0)
 		return fault_parse(value, &s->fail_kind);
 	if (strcmp(name, "latency-ms") == 0) {
@@ -796,7 +804,9 @@ static fault_kind decide(const http_req *r, bool *persistent, int64_t *delay_ms)
 	pthread_mutex_lock(&P.lock);
 	P.requests++;
 	x = splitmix64(P.seed ^ splitmix64(id ^ ((uint64_t)seen_bump(&P.seen, id) << 48)));
-	*persistent = P.set.fail_key[0] && fnmatch(P.set.fail_key, key, 0) == 0;
+	*persistent = P.set.fail_key[0] && fnmatch(P.set.fail_key, key, 0) == 0 &&
+		      (!P.set.fail_query[0] ||
+		       (strchr(r->target, '?') && strstr(strchr(r->target, '?'), P.set.fail_query)));
 	if (*persistent) {
 		f = P.set.fail_kind;
 		P.persistent++;
@@ -903,7 +913,8 @@ static const char usage[] =
 	"                  [--rate R] [--rate-500 R] [--rate-503 R] [--rate-reset R]\n"
 	"                  [--rate-reset-body R] [--rate-truncate R]\n"
 	"                  [--latency-ms MS] [--latency-rate R]\n"
-	"                  [--fail-key GLOB] [--fail-kind 500|503|reset|reset-body|truncate]\n"
+	"                  [--fail-key GLOB] [--fail-query STR]\n"
+	"                  [--fail-kind 500|503|reset|reset-body|truncate]\n"
 	"                  [--ignore STR] [--log FILE]\n";
 
 static void on_signal(int sig)
