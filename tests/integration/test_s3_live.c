@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <openssl/evp.h>
 
 #include "live.h"
 #include "s3.h"
@@ -231,6 +232,40 @@ static void test_multipart_20mib_round_trip(void **state)
 	free(data);
 }
 
+/*
+ * A large single-part PUT sends no Content-MD5: the MD5 runs alongside the
+ * transfer and is checked against the returned ETag. One request, no retry,
+ * and the ETag is the body's MD5.
+ */
+static void test_large_single_put_checks_etag(void **state)
+{
+	fx *f = *state;
+	size_t len = 8u << 20; /* = multipart_threshold: still one part */
+	char *data = malloc(len), key[256], etag[80], hex[40];
+	unsigned char sum[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	s3_trace tr = {0};
+	s3_object info;
+	rag_error err = {0};
+
+	for (size_t i = 0; i < len; i++)
+		data[i] = (char)(i * 2654435761u >> 13);
+	EVP_Digest(data, len, sum, &n, EVP_md5(), NULL);
+	for (unsigned i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+	live_prefix(f->prefix, sizeof(f->prefix), "single");
+	snprintf(key, sizeof(key), "%sone.bin", f->prefix);
+	assert_int_equal(s3_put(f->c, S3_OP("t", &tr), key, data, len, NULL, etag, &err), RAG_OK);
+	assert_int_equal(tr.kind[S3_PUT].requests, 1);
+	assert_int_equal(tr.kind[S3_PUT].retries, 0);
+	assert_int_equal(tr.kind[S3_PART].requests, 0);
+	assert_string_equal(etag, hex);
+	assert_int_equal(s3_head(f->c, S3_OP("t", NULL), key, &info, &err), RAG_OK);
+	assert_int_equal(info.size, len);
+	assert_string_equal(info.etag, hex);
+	free(data);
+}
+
 static void test_parallel_get_and_delete(void **state)
 {
 	fx *f = *state;
@@ -274,6 +309,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delimiter_and_weird_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ranges_head_and_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multipart_20mib_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_single_put_checks_etag, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parallel_get_and_delete, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

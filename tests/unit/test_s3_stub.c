@@ -67,6 +67,18 @@ static enum MHD_Result stub(void *cls, struct MHD_Connection *conn, const char *
 	nth = atomic_fetch_add(&hits, 1) + 1;
 	if (strncmp(url, "/rag/echo/", 10) == 0)
 		return reply(conn, 200, url);
+	if (strncmp(url, "/rag/etag/", 10) == 0) {
+		/* a PUT answered with an ETag that is no body's MD5 ("bad") or
+		 * not an MD5 at all ("kms", as with SSE-KMS) */
+		struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		enum MHD_Result ok;
+		MHD_add_response_header(r, "ETag", strncmp(url + 10, "bad", 3) == 0
+						   ? "\"0123456789abcdef0123456789abcdef\""
+						   : "\"0123456789abcdef0123456789abcdef-1\"");
+		ok = MHD_queue_response(conn, 200, r);
+		MHD_destroy_response(r);
+		return ok;
+	}
 	url += strlen("/rag/");
 	if (sscanf(url, "flaky%d/", &n) == 1 && nth <= n)
 		return reply(conn, 503, "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>");
@@ -186,6 +198,27 @@ static void test_never_succeeds_is_bounded(void **state)
 	assert_non_null(strstr(err.msg, "HTTP 503 SlowDown"));
 	assert_non_null(strstr(err.msg, "s3://rag/always503/x"));
 	rag_buf_release(&b);
+}
+
+/* A large PUT whose stored ETag is not the MD5 sent is retried, then fails. */
+static void test_large_put_etag_mismatch(void **state)
+{
+	fixture *f = *state;
+	size_t len = 9u << 20;
+	char *data = calloc(len, 1);
+	s3_trace tr = {0};
+	rag_error err = {0};
+
+	assert_int_equal(s3_put(f->c, S3_OP("test.put", &tr), "etag/bad.bin", data, len, NULL, NULL,
+				&err), RAG_ECORRUPT);
+	assert_non_null(strstr(err.msg, "etag/bad.bin"));
+	assert_non_null(strstr(err.msg, "is not the MD5"));
+	assert_int_equal(atomic_load(&hits), 6); /* the first try and 5 retries */
+	/* an ETag that is not an MD5 cannot be checked: accepted */
+	assert_int_equal(s3_put(f->c, S3_OP("test.put", &tr), "etag/kms.bin", data, len, NULL, NULL,
+				&err), RAG_OK);
+	assert_int_equal(atomic_load(&hits), 7);
+	free(data);
 }
 
 static void test_error_messages(void **state)
@@ -351,6 +384,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_retry_then_success_is_counted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_never_succeeds_is_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large_put_etag_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dot_segments_sent_verbatim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_over_cap, setup, teardown),
