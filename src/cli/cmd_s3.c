@@ -2,7 +2,7 @@
  * ragmap s3 ls|get|put|rm|stat — a small, honest aws-s3-like tool on top of
  * the s3 module, with the storage cost of each command on request.
  */
-#include <ftw.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <sys/stat.h>
@@ -96,37 +96,67 @@ typedef struct upload {
 	pthread_mutex_t lock;
 } upload;
 
-static upload *walk_target;
-static size_t walk_root_len;
-static const char *walk_prefix;
-
-static int walk_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+/* Add one file: its path and its key, prefix + path below the root. */
+static bool add_file(upload *u, const char *path, const char *key, uint64_t size)
 {
-	upload *u = walk_target;
-	char key[4096];
+	char *p, *k;
 
-	(void)ftw;
-	if (type != FTW_F || !S_ISREG(st->st_mode))
-		return 0;
 	if (u->n == u->cap) {
 		size_t cap = u->cap ? u->cap * 2 : 64;
-		char **p = realloc(u->paths, cap * sizeof(*p)), **k;
-		if (!p)
-			return -1;
-		u->paths = p;
-		if (!(k = realloc(u->keys, cap * sizeof(*k))))
-			return -1;
-		u->keys = k;
+		char **np = realloc(u->paths, cap * sizeof(*np)), **nk;
+		if (!np)
+			return false;
+		u->paths = np;
+		if (!(nk = realloc(u->keys, cap * sizeof(*nk))))
+			return false;
+		u->keys = nk;
 		u->cap = cap;
 	}
-	snprintf(key, sizeof(key), "%s%s", walk_prefix, path + walk_root_len);
-	u->paths[u->n] = rag_strdup(path);
-	u->keys[u->n] = rag_strdup(key);
-	if (!u->paths[u->n] || !u->keys[u->n])
-		return -1;
-	u->n++;
-	u->bytes += (uint64_t)st->st_size;
-	return 0;
+	p = rag_strdup(path);
+	k = rag_strdup(key);
+	if (!p || !k) {
+		free(p);
+		free(k);
+		return false;
+	}
+	u->paths[u->n] = p;
+	u->keys[u->n++] = k;
+	u->bytes += size;
+	return true;
+}
+
+/*
+ * Every regular file below path (symbolic links are not followed), keys
+ * prefix + the path below the root. false on an unreadable directory or
+ * out of memory.
+ */
+static bool walk_dir(upload *u, const char *path, size_t root_len, const char *prefix)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool ok = d != NULL;
+
+	while (ok && (e = readdir(d))) {
+		char child[4096], key[4096];
+		struct stat st;
+
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if ((size_t)snprintf(child, sizeof(child), "%s/%s", path, e->d_name) >= sizeof(child) ||
+		    lstat(child, &st) != 0) {
+			ok = false;
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			ok = walk_dir(u, child, root_len, prefix);
+		} else if (S_ISREG(st.st_mode)) {
+			snprintf(key, sizeof(key), "%s%s", prefix, child + root_len);
+			ok = add_file(u, child, key, (uint64_t)st.st_size);
+		}
+	}
+	if (d)
+		closedir(d);
+	return ok;
 }
 
 static rag_rc upload_one(void *ctx, size_t i)
@@ -148,18 +178,19 @@ static rag_rc upload_one(void *ctx, size_t i)
 static int put_tree(s3_client *c, const char *dir, const char *prefix)
 {
 	upload u = {.c = c};
-	char bytes[32], pfx[4096];
+	char bytes[32], pfx[4096], root[4096];
 	int rc = CLI_OK;
 	size_t dl = strlen(dir);
 
 	while (dl > 1 && dir[dl - 1] == '/')
 		dl--;
 	snprintf(pfx, sizeof(pfx), "%s%s", prefix, *prefix && prefix[strlen(prefix) - 1] != '/' ? "/" : "");
-	walk_target = &u;
-	walk_root_len = dl + 1;
-	walk_prefix = pfx;
+	if ((size_t)snprintf(root, sizeof(root), "%.*s", (int)dl, dir) >= sizeof(root)) {
+		cli_error("s3 put: directory name too long");
+		return CLI_USAGE;
+	}
 	pthread_mutex_init(&u.lock, NULL);
-	if (nftw(dir, walk_one, 32, FTW_PHYS) != 0) {
+	if (!walk_dir(&u, root, dl + 1, pfx)) {
 		cli_error("s3 put: cannot read directory \"%s\"", dir);
 		rc = CLI_FAIL;
 	} else if (s3_parallel(c, u.n, 0, upload_one, &u) != RAG_OK) {
