@@ -947,6 +947,10 @@ rag_rc s3_list_objects(s3_client *c, const s3_op *op, const char *prefix,
 			rc = add_param(&q, "continuation-token", page.next_token);
 		if (!rc && delimiter && *delimiter)
 			rc = add_param(&q, "delimiter", delimiter);
+		/* keys with control characters are not valid in XML 1.0: ask
+		 * for them URL-encoded (a server that ignores this sends them raw) */
+		if (!rc)
+			rc = add_param(&q, "encoding-type", "url");
 		if (!rc)
 			rc = add_param(&q, "list-type", "2");
 		if (!rc)

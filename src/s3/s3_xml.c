@@ -2,6 +2,8 @@
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -62,14 +64,52 @@ static void strip_quotes(char *etag)
 	}
 }
 
+/*
+ * Undo encoding-type=url in place: %XX is a byte and '+' a space (S3
+ * encodes a literal '+' as %2B). A NUL or a bad escape is not a key.
+ */
+static bool url_decode(char *s)
+{
+	char *w = s;
+
+	for (const char *r = s; *r; r++) {
+		if (*r == '+') {
+			*w++ = ' ';
+		} else if (*r == '%') {
+			unsigned v;
+			if (!isxdigit((unsigned char)r[1]) || !isxdigit((unsigned char)r[2]) ||
+			    sscanf(r + 1, "%2x", &v) != 1 || v == 0)
+				return false;
+			*w++ = (char)v;
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return true;
+}
+
+/* A key or prefix of the listing, decoded when the answer is URL-encoded. */
+static char *listed_name(const s3_list_page *page, const xmlNode *n, const char *name)
+{
+	char *v = child_dup(n, name);
+
+	if (v && page->url_encoded && !url_decode(v)) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
 static rag_rc add_object(s3_list_page *page, const xmlNode *n, rag_error *err)
 {
 	s3_object o = {0};
 	char num[32], when[64];
 	int64_t size;
 
-	if (!(o.key = child_dup(n, "Key")))
-		return rag_error_set(err, RAG_EPARSE, "list: <Contents> without <Key>");
+	if (!(o.key = listed_name(page, n, "Key")))
+		return rag_error_set(err, RAG_EPARSE, "list: <Contents> without a valid <Key>");
 	child_text(n, "ETag", o.etag, sizeof(o.etag));
 	strip_quotes(o.etag);
 	if (!child_text(n, "Size", num, sizeof(num)) || !rag_parse_i64(num, &size) || size < 0) {
@@ -92,10 +132,10 @@ static rag_rc add_object(s3_list_page *page, const xmlNode *n, rag_error *err)
 
 static rag_rc add_prefix(s3_list_page *page, const xmlNode *n, rag_error *err)
 {
-	char *p = child_dup(n, "Prefix");
+	char *p = listed_name(page, n, "Prefix");
 
 	if (!p)
-		return rag_error_set(err, RAG_EPARSE, "list: <CommonPrefixes> without <Prefix>");
+		return rag_error_set(err, RAG_EPARSE, "list: <CommonPrefixes> without a valid <Prefix>");
 	char **a = rag_grow(page->prefixes, &page->capprefixes, page->nprefixes + 1, sizeof(*a));
 	if (!a) {
 		free(p);
@@ -121,6 +161,9 @@ rag_rc s3_xml_parse_list(const char *body, size_t len, s3_list_page *page,
 		rc = rag_error_set(err, RAG_EPARSE, "list: expected <ListBucketResult>");
 		goto out;
 	}
+	/* keys come URL-encoded when the server honoured encoding-type=url */
+	page->url_encoded = child_text(root, "EncodingType", flag, sizeof(flag)) &&
+			    strcmp(flag, "url") == 0;
 	for (xmlNode *c = root->children; c && !rc; c = c->next) {
 		if (is(c, "Contents"))
 			rc = add_object(page, c, err);

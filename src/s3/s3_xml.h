@@ -27,6 +27,7 @@ typedef struct s3_list_page {
 	char **prefixes;      /* CommonPrefixes; owned */
 	size_t nprefixes, capprefixes;
 	bool truncated;
+	bool url_encoded;     /* this answer's keys were URL-encoded (decoded here) */
 	char *next_token;     /* owned; NULL when not truncated */
 } s3_list_page;
 

@@ -60,6 +60,49 @@ static void test_parse_list(void **state)
 	s3_list_page_release(&page);
 }
 
+/* encoding-type=url: keys with control characters survive the XML */
+static void test_parse_list_url_encoded(void **state)
+{
+	static const char body[] =
+		"<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>"
+		"<Contents><Key>src/a%08b+c%2Bd%25.md</Key><Size>3</Size></Contents>"
+		"<Contents><Key>src/%C3%BC%0A.txt</Key><Size>4</Size></Contents>"
+		"<CommonPrefixes><Prefix>src/sub%01dir/</Prefix></CommonPrefixes>"
+		"</ListBucketResult>";
+	/* the same names, raw: a server that ignored encoding-type */
+	static const char raw[] =
+		"<ListBucketResult><IsTruncated>false</IsTruncated>"
+		"<Contents><Key>src/a+b%20.md</Key><Size>3</Size></Contents></ListBucketResult>";
+	static const char *const bad[] = {
+		"<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>a%00b</Key>"
+		"<Size>1</Size></Contents></ListBucketResult>",
+		"<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>a%G1</Key>"
+		"<Size>1</Size></Contents></ListBucketResult>",
+		"<ListBucketResult><EncodingType>url</EncodingType><Contents><Key>a%4</Key>"
+		"<Size>1</Size></Contents></ListBucketResult>",
+	};
+	s3_list_page page = {0};
+	rag_error err = {0};
+
+	(void)state;
+	assert_int_equal(s3_xml_parse_list(body, sizeof(body) - 1, &page, &err), RAG_OK);
+	assert_int_equal(page.nobjects, 2);
+	assert_string_equal(page.objects[0].key, "src/a\bb c+d%.md");
+	assert_string_equal(page.objects[1].key, "src/\xc3\xbc\n.txt");
+	assert_string_equal(page.prefixes[0], "src/sub\x01" "dir/");
+	s3_list_page_release(&page);
+	memset(&page, 0, sizeof(page));
+	assert_int_equal(s3_xml_parse_list(raw, sizeof(raw) - 1, &page, &err), RAG_OK);
+	assert_string_equal(page.objects[0].key, "src/a+b%20.md");
+	s3_list_page_release(&page);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&page, 0, sizeof(page));
+		assert_int_equal(s3_xml_parse_list(bad[i], strlen(bad[i]), &page, &err), RAG_EPARSE);
+		assert_non_null(strstr(err.msg, "Key"));
+		s3_list_page_release(&page);
+	}
+}
+
 static void test_parse_list_rejects_garbage(void **state)
 {
 	static const char *const bad[] = {
@@ -168,6 +211,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_uri_encode),
 		cmocka_unit_test(test_parse_list),
+		cmocka_unit_test(test_parse_list_url_encoded),
 		cmocka_unit_test(test_parse_list_rejects_garbage),
 		cmocka_unit_test(test_parse_error_body),
 		cmocka_unit_test(test_parse_upload_and_delete),

@@ -67,6 +67,15 @@ static enum MHD_Result stub(void *cls, struct MHD_Connection *conn, const char *
 	nth = atomic_fetch_add(&hits, 1) + 1;
 	if (strncmp(url, "/rag/echo/", 10) == 0)
 		return reply(conn, 200, url);
+	if (strcmp(url, "/rag") == 0 || strcmp(url, "/rag/") == 0) {
+		/* ListObjectsV2: URL-encoded keys only when asked for */
+		const char *enc = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "encoding-type");
+		if (!enc || strcmp(enc, "url") != 0)
+			return reply(conn, 400, "<Error><Code>InvalidArgument</Code><Message>stub wants encoding-type=url</Message></Error>");
+		return reply(conn, 200, "<ListBucketResult><EncodingType>url</EncodingType>"
+					"<IsTruncated>false</IsTruncated><Contents><Key>ctl/a%08b.md</Key>"
+					"<Size>1</Size></Contents></ListBucketResult>");
+	}
 	if (strncmp(url, "/rag/etag/", 10) == 0) {
 		/* a PUT answered with an ETag that is no body's MD5 ("bad") or
 		 * not an MD5 at all ("kms", as with SSE-KMS) */
@@ -198,6 +207,19 @@ static void test_never_succeeds_is_bounded(void **state)
 	assert_non_null(strstr(err.msg, "HTTP 503 SlowDown"));
 	assert_non_null(strstr(err.msg, "s3://rag/always503/x"));
 	rag_buf_release(&b);
+}
+
+/* Listings ask for URL-encoded keys and decode them: control characters pass. */
+static void test_list_decodes_url_encoded_keys(void **state)
+{
+	fixture *f = *state;
+	s3_list l;
+	rag_error err = {0};
+
+	assert_int_equal(s3_list_objects(f->c, S3_OP("test.list", NULL), "ctl/", NULL, &l, &err), RAG_OK);
+	assert_int_equal(l.nobjects, 1);
+	assert_string_equal(l.objects[0].key, "ctl/a\bb.md");
+	s3_list_release(&l);
 }
 
 /* A large PUT whose stored ETag is not the MD5 sent is retried, then fails. */
@@ -385,6 +407,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retry_then_success_is_counted_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_never_succeeds_is_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_put_etag_mismatch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_decodes_url_encoded_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_error_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dot_segments_sent_verbatim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_body_over_cap, setup, teardown),
