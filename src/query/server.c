@@ -89,7 +89,13 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
 
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
 {
-	return send_json(c, status, json_pack("{s:s, s:i}", "error", msg, "status", status));
+	json_t *j = json_pack("{s:s, s:i}", "error", msg, "status", status);
+
+	/* a message that is not UTF-8 (it may quote a bad key) still gets an answer */
+	if (!j)
+		j = json_pack("{s:s, s:i}", "error", "(the error message is not UTF-8)", "status",
+			      status);
+	return send_json(c, status, j);
 }
 
 /* ------------------------------------------------------------ handlers */
