@@ -22,8 +22,8 @@ stop_proxy() {
 		proxy_pid=""
 	fi
 }
-# after query-common.sh, its cleanup (servers, $work) runs too
-trap 'stop_proxy; if declare -F cleanup >/dev/null; then cleanup; else rm -rf "$work"; fi' EXIT
+# common.sh's cleanup (servers, $work) runs too
+trap 'stop_proxy; cleanup' EXIT
 
 start_proxy() {
 	stop_proxy

@@ -1,65 +1,14 @@
-# Sourced by tests/integration/query_*.sh: the ctest "s3" fixture's endpoint,
-# a private namespace per test (source prefix, index name, model and log
-# prefixes, local directory), check/expect helpers in the style of
-# cli_s3.sh, and helpers to run `ragmap serve` in the background.
-#
-# After sourcing: $bin, $top, $work (removed at exit), $src, $idx, $root,
-# $fails. Servers started with `serve` are stopped at exit if still running.
-set -uo pipefail
-bin=${RAGMAP_BIN:?}
-top=${RAGMAP_SOURCE_DIR:?}
-s3port=$(cat "${RAGMAP_TEST_S3_DIR:?}/s3.port")
-export AWS_ENDPOINT_URL=http://127.0.0.1:$s3port
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
-unset RAGMAP_CONFIG RAGMAP_QUERY_TOKEN
+# Sourced by tests/integration/query_*.sh: tests/tools/common.sh (endpoint,
+# namespace, helpers) plus helpers to run `ragmap serve` in the background
+# (stopped at exit if still running) and to query it.
+. "${RAGMAP_SOURCE_DIR:?}/tests/tools/common.sh"
 command -v jq >/dev/null || { echo "FAIL jq is required (scripts/setup.sh installs it)"; exit 1; }
-work=$(mktemp -d)
-fails=0
-ns="$(basename "$0" .sh)-$$-$RANDOM"
-src="src-$ns/"
-idx="$ns"
-root="indexes/$idx/"
-export RAGMAP_SOURCE_PREFIX=$src RAGMAP_INDEX_NAME=$idx RAGMAP_LOCAL_DIR=$work/local \
-	RAGMAP_MODEL_PREFIX="models-$ns/" RAGMAP_QUERY_LOG_PREFIX="logs-$ns/queries/"
-cd "$work"
 
 declare -A spid sport
-cleanup() {
+kill_servers() {
+	local name
 	for name in "${!spid[@]}"; do kill -KILL "${spid[$name]}" 2>/dev/null; done
 	wait 2>/dev/null
-	# RAGMAP_TEST_KEEP=1 keeps the work directory to read after a failure
-	if [ -n "${RAGMAP_TEST_KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-
-ok() { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-
-# check NAME WANT_STATUS COMMAND...: stdout in $work/out, stderr in $work/err.
-check() {
-	local name=$1 want=$2
-	shift 2
-	"$@" >"$work/out" 2>"$work/err"
-	local got=$?
-	if [ "$got" != "$want" ]; then
-		bad "$name: exit $got, want $want"
-		sed 's/^/     | /' "$work/out" "$work/err" | tail -30
-	else
-		ok "$name"
-	fi
-}
-
-# expect NAME PATTERN FILE / expect_not NAME PATTERN FILE (grep -E)
-expect() {
-	if grep -Eq -- "$2" "$3"; then ok "$1"; else bad "$1: no /$2/ in $3"; sed 's/^/     | /' "$3" | tail -30; fi
-}
-expect_not() {
-	if grep -Eq -- "$2" "$3"; then bad "$1: /$2/ found in $3"; grep -E -- "$2" "$3" | sed 's/^/     | /' | head; else ok "$1"; fi
-}
-
-# equal NAME GOT WANT
-equal() {
-	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got \"$2\", want \"$3\""; fi
 }
 
 # jqtrue NAME FILE JQ-ARGS...: jq -e JQ-ARGS FILE must print exactly "true"
@@ -144,9 +93,4 @@ get() {
 # metric FILE NAME{LABELS}: the value of one sample in a /metrics dump (0 if absent).
 metric() {
 	awk -v m="$2" '$1 == m { print $2; found = 1 } END { if (!found) print 0 }' "$1"
-}
-
-finish() {
-	if [ "$fails" = 0 ]; then echo "all passed"; else echo "$fails failed"; fi
-	[ "$fails" = 0 ]
 }

@@ -1,0 +1,68 @@
+# Sourced (through ingest-common.sh or query-common.sh) by the shell tests:
+# the ctest "s3" fixture's endpoint, a private namespace per test (source
+# prefix, index name, model and query-log prefixes, local directory: the
+# fixture's s3rver has one bucket, "rag"), and the check/expect helpers.
+#
+# After sourcing: $bin, $top, $work (removed at exit unless RAGMAP_TEST_KEEP
+# is set), $ns, $src, $idx, $root, $fails; `cleanup` runs at exit (a test
+# that sets its own EXIT trap calls it).
+set -uo pipefail
+bin=${RAGMAP_BIN:?}
+top=${RAGMAP_SOURCE_DIR:?}
+s3port=$(cat "${RAGMAP_TEST_S3_DIR:?}/s3.port")
+export AWS_ENDPOINT_URL=http://127.0.0.1:$s3port
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+unset RAGMAP_CONFIG RAGMAP_QUERY_TOKEN RAGMAP_TEST_PAUSE_AFTER_LIST_MS
+work=$(mktemp -d)
+fails=0
+ns="$(basename "$0" .sh)-$$-$RANDOM"
+src="src-$ns/"
+idx="$ns"
+root="indexes/$idx/"
+export RAGMAP_SOURCE_PREFIX=$src RAGMAP_INDEX_NAME=$idx RAGMAP_LOCAL_DIR=$work/local \
+	RAGMAP_MODEL_PREFIX="models-$ns/" RAGMAP_QUERY_LOG_PREFIX="logs-$ns/queries/"
+cd "$work"
+
+# at exit: what a helper started (kill_servers, if defined), then $work
+cleanup() {
+	if declare -F kill_servers >/dev/null; then kill_servers; fi
+	# RAGMAP_TEST_KEEP=1 keeps the work directory to read after a failure
+	if [ -n "${RAGMAP_TEST_KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fails=$((fails + 1)); }
+
+# check NAME WANT_STATUS COMMAND...: run, keep stdout in $work/out and
+# stderr in $work/err, compare the exit status.
+check() {
+	local name=$1 want=$2
+	shift 2
+	"$@" >"$work/out" 2>"$work/err"
+	local got=$?
+	if [ "$got" != "$want" ]; then
+		bad "$name: exit $got, want $want"
+		sed 's/^/     | /' "$work/out" "$work/err" | tail -30
+	else
+		ok "$name"
+	fi
+}
+
+# expect NAME PATTERN FILE / expect_not NAME PATTERN FILE (grep -E)
+expect() {
+	if grep -Eq -- "$2" "$3"; then ok "$1"; else bad "$1: no /$2/ in $3"; sed 's/^/     | /' "$3" | tail -30; fi
+}
+expect_not() {
+	if grep -Eq -- "$2" "$3"; then bad "$1: /$2/ found in $3"; grep -E -- "$2" "$3" | sed 's/^/     | /' | head; else ok "$1"; fi
+}
+
+# equal NAME GOT WANT
+equal() {
+	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got \"$2\", want \"$3\""; fi
+}
+
+finish() {
+	if [ "$fails" = 0 ]; then echo "all passed"; else echo "$fails failed"; fi
+	[ "$fails" = 0 ]
+}
