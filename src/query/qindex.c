@@ -489,7 +489,8 @@ static rag_rc fetch_lists(qindex *q, probe *p, size_t n, s3_trace *trace, qresul
 		rag_buf_init(&reqs[nreq].buf, (size_t)(end - off));
 		map[nreq++] = i;
 	}
-	if (nreq && s3_get_many(q->s3, S3_OP("query.lists", trace), reqs, nreq, 0)) {
+	if (nreq && s3_get_many(q->s3, S3_OP_BY("query.lists", trace, res->deadline_ns), reqs, nreq,
+				0)) {
 		for (size_t i = 0; i < nreq; i++)
 			if (reqs[i].rc) {
 				rc = reqs[i].rc;
@@ -691,7 +692,8 @@ static rag_rc fetch_records(qindex *q, const cand *top, int n, qresult *res, rag
 		rag_buf_init(&reqs[nreq].buf, len);
 		map[nreq++] = i;
 	}
-	if (!rc && nreq && s3_get_many(q->s3, S3_OP("query.text", &res->trace), reqs, (size_t)nreq, 0)) {
+	if (!rc && nreq && s3_get_many(q->s3, S3_OP_BY("query.text", &res->trace, res->deadline_ns),
+				       reqs, (size_t)nreq, 0)) {
 		for (int i = 0; i < nreq; i++)
 			if (reqs[i].rc) {
 				rc = reqs[i].rc;
@@ -883,6 +885,12 @@ static rag_rc dense_candidates(qindex *q, const float *qv, int depth, cands *out
 rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r,
 		    qresult *res, rag_error *err)
 {
+	return qindex_query_by(q, text, len, k, r, 0, res, err);
+}
+
+rag_rc qindex_query_by(qindex *q, const char *text, size_t len, int k, qretriever r,
+		       uint64_t deadline_ns, qresult *res, rag_error *err)
+{
 	int dims = q->mf.model.dims, n, depth;
 	float *qv = malloc((size_t)dims * sizeof(*qv));
 	cands dense = {0}, lex = {0}, fused = {0}, *final = &dense;
@@ -891,6 +899,7 @@ rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r
 	rag_rc rc = RAG_OK;
 
 	memset(res, 0, sizeof(*res));
+	res->deadline_ns = deadline_ns;
 	res->version = q->mf.version;
 	rag_strlcpy(res->model_version, q->mf.model.version, sizeof(res->model_version));
 	res->mode = q->mode;

@@ -102,6 +102,7 @@ typedef struct qresult {
 	char model_version[40];
 	qmode mode;
 	qretriever retriever;
+	uint64_t deadline_ns;    /* the query's storage reads end by then (0: no limit) */
 } qresult;
 
 /*
@@ -111,6 +112,15 @@ typedef struct qresult {
  */
 rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r,
 		    qresult *out, rag_error *err);
+
+/*
+ * The same with a deadline (rag_now_ns() clock, 0: none): the query's list
+ * and text reads, retries included, stop there and the query fails with
+ * RAG_ETIMEOUT. (A first bm25 query in a storage-backed mode also fetches
+ * the catalog once for all; that load is not held to one query's deadline.)
+ */
+rag_rc qindex_query_by(qindex *q, const char *text, size_t len, int k, qretriever r,
+		       uint64_t deadline_ns, qresult *out, rag_error *err);
 void qresult_release(qresult *r);
 
 #endif

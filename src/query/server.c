@@ -190,11 +190,17 @@ static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request
 		count_query(s, false, false, 0);
 		return send_error(c, 503, "no index loaded yet");
 	}
-	if (qindex_query(q, text, strlen(text), k, ret, &res, &err)) {
+	if (qindex_query_by(q, text, strlen(text), k, ret,
+			    t0 + (uint64_t)s->cfg.query.timeout_ms * 1000000u, &res, &err)) {
 		qindex_release(q);
 		qrequest_release(&qr);
 		count_query(s, false, err.rc == RAG_EUNSUPPORTED, 0);
-		return send_error(c, err.rc == RAG_EUNSUPPORTED ? 400 : 502, err.msg);
+		/* storage that did not answer in time: a gateway timeout */
+		if (err.rc == RAG_ETIMEOUT)
+			rag_error_prefix(&err, "query.timeout_ms is %lld",
+					 (long long)s->cfg.query.timeout_ms);
+		return send_error(c, err.rc == RAG_EUNSUPPORTED ? 400 : err.rc == RAG_ETIMEOUT ? 504 : 502,
+				  err.msg);
 	}
 	qindex_release(q);
 	if (rag_ms_since(t0) > (double)s->cfg.query.timeout_ms) {

@@ -825,6 +825,12 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 
 		if (attempt > 0) {
 			unsigned ms = s3_backoff_ms(attempt, c->base_ms, c->max_ms, jitter_random(c));
+			if (op->deadline_ns && rag_now_ns() + (uint64_t)ms * 1000000u >= op->deadline_ns) {
+				rag_error_prefix(err, "out of time after %u %s", attempt,
+						 attempt == 1 ? "try" : "tries");
+				rc = RAG_ETIMEOUT;
+				break;
+			}
 			RAG_TRACE(c->log, RAG_TRACE_S3, "s3", "retry %u of %s %s in %u ms",
 				  attempt, rq->method, target, ms);
 			rag_sleep_ms(ms);
@@ -845,6 +851,17 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 		x.got = 0;
 		x.sink_rc = RAG_OK;
 		setup_handle(c, &x, url.data, hs);
+		if (op->deadline_ns) {
+			uint64_t now = rag_now_ns();
+			if (now >= op->deadline_ns) {
+				rc = rag_error_set(err, RAG_ETIMEOUT, "%s %s: out of time before the request",
+						   rq->method, target);
+				break;
+			}
+			/* the whole transfer, not only its silences, must end in time */
+			curl_easy_setopt(x.h, CURLOPT_TIMEOUT_MS,
+					 (long)((op->deadline_ns - now + 999999) / 1000000));
+		}
 		curl_easy_setopt(x.h, CURLOPT_ERRORBUFFER, curl_msg);
 		cc = curl_easy_perform(x.h);
 		curl_easy_getinfo(x.h, CURLINFO_RESPONSE_CODE, &rs->status);

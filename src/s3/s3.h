@@ -61,11 +61,14 @@ void s3_counter_add(s3_counter *into, const s3_counter *c);
 
 /* Who is asking: the stage label for the counters, and an optional trace. */
 typedef struct s3_op {
-	const char *stage; /* e.g. "ingest.fetch", "query.text"; static string */
-	s3_trace *trace;   /* may be NULL; updated under the client's lock */
+	const char *stage;    /* e.g. "ingest.fetch", "query.text"; static string */
+	s3_trace *trace;      /* may be NULL; updated under the client's lock */
+	uint64_t deadline_ns; /* rag_now_ns() clock; 0: none. A request (with its
+	                       * retries) that would run past it fails RAG_ETIMEOUT */
 } s3_op;
 
-#define S3_OP(stage, trace) (&(s3_op){(stage), (trace)})
+#define S3_OP(stage, trace) (&(s3_op){(stage), (trace), 0})
+#define S3_OP_BY(stage, trace, deadline_ns) (&(s3_op){(stage), (trace), (deadline_ns)})
 
 typedef struct s3_client s3_client;
 

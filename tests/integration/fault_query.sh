@@ -12,6 +12,8 @@
 #   phase 4  every GET of the chunk records fails (persistent): 502 naming
 #            chunks.bin (cached mode may answer from its cache)
 #   phase 5  the persistent fault stops: all succeed again
+#   phase 6  every GET held 5 s: a server with query.timeout_ms = 800 answers
+#            504 in time (the deadline bounds the reads and their retries)
 #
 #   RAGMAP_FAULT_SEED=N   the proxy's seed (default 6)
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/query-common.sh"
@@ -170,6 +172,21 @@ for m in "${modes[@]}"; do
 	eval "n=\$ok_$m"
 	equal "p5-$m-recovered" "$n" "$nq"
 done
+
+# phase 6: storage slower than the query's time: every GET is held 5 s; a
+# pointer server with query.timeout_ms = 800 answers 504 naming the limit
+# when its time is up, not when the GET finally comes back
+serve slow pointer AWS_ENDPOINT_URL="$proxy_url" RAGMAP_QUERY_TIMEOUT_MS=800 || { finish; exit 1; }
+proxy_set "latency-ms=5000&latency-rate=1"
+t0=$(date +%s%N)
+code=$(ask slow 1 "$work/slow.1")
+ms=$((($(date +%s%N) - t0) / 1000000))
+equal p6-timeout-504 "$code" 504
+jqtrue p6-timeout-says-why "$work/slow.1" '.error | test("query.timeout_ms is 800")'
+[ "$ms" -lt 4000 ] && ok "p6-answered-in-time ($ms ms)" || bad "p6-answered-in-time: $ms ms"
+proxy_set "latency-ms=0&latency-rate=0"
+equal p6-recovers "$(ask slow 1 "$work/slow.2")" 200
+stop slow
 
 for m in "${modes[@]}"; do stop "$m"; done
 for p in p2 p4; do [ -s "$work/errors.$p" ] && echo "a 502 of $p: $(head -1 "$work/errors.$p")"; done
