@@ -104,7 +104,7 @@ static const cfg_item items[] = {
 	{"query", "max_query_bytes", T_INT, OFF(query.max_query_bytes), "4096", 1, 1 << 20,
 	 "longest query text"},
 	{"query", "timeout_ms", T_INT, OFF(query.timeout_ms), "10000", 1, 600000,
-	 "per-request timeout"},
+	 "a query's deadline: its storage reads and their retries stop there (HTTP 504)"},
 	{"query", "reload_s", T_INT, OFF(query.reload_s), "5", 0, 86400,
 	 "poll LATEST this often and hot-reload a new version (0: never)"},
 	{"query", "log_prefix", T_STR, OFF(query.log_prefix), "logs/queries/", 0, 0,
