@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Crash safety: `ragmap ingest` killed with SIGKILL at random instants and
-# restarted converges to exactly the state of an uninterrupted run.
+# Crash safety: `ragmap ingest` and `ragmap daemon`, killed with SIGKILL at
+# random instants and restarted, converge to exactly the state of an
+# uninterrupted run.
 #
 # One source prefix changes in waves (add 150 documents, add 150 more,
 # then rounds of changes, deletions and re-additions). After each wave an
 # uninterrupted run ingests it into index "clean"; then, into index
-# "crash", runs are started and SIGKILLed after a random delay in [0, the
-# clean run's duration) until one finishes by itself, and one last run
-# completes the wave. After every kill `ragmap verify` must pass (no
+# "crash", runs (every other one the daemon) are started and SIGKILLed
+# after a random delay in [0, the clean run's duration) until an ingest run
+# finishes by itself, and one last run completes the wave. After every kill `ragmap verify` must pass (no
 # manifest naming a missing or broken object); after every wave both
 # indexes must have the same version, the same digest (documents, chunk
 # texts, vectors) and the same catalog counts.
@@ -78,6 +79,8 @@ summary() { # the state to compare: version, digest, catalog counts
 
 kills=0
 wave=0
+attempt=0
+daemon_attempts=0
 t_start=$(date +%s)
 while [ "$kills" -lt "$kills_wanted" ] || [ "$wave" -lt 3 ]; do
 	wave=$((wave + 1))
@@ -93,7 +96,14 @@ while [ "$kills" -lt "$kills_wanted" ] || [ "$wave" -lt 3 ]; do
 	while :; do
 		delay=$((RANDOM * 32768 + RANDOM))
 		delay=$((delay % ms))
-		"${crash[@]}" "$bin" ingest -q >"$work/crash.log" 2>&1 &
+		# every other attempt kills the daemon instead (it never ends by
+		# itself: the ingest attempts in between let the wave finish)
+		if [ $((attempt++ % 2)) = 1 ]; then
+			"${crash[@]}" RAGMAP_INGEST_POLL_S=1 "$bin" daemon >"$work/crash.log" 2>&1 &
+			daemon_attempts=$((daemon_attempts + 1))
+		else
+			"${crash[@]}" "$bin" ingest -q >"$work/crash.log" 2>&1 &
+		fi
 		pid=$!
 		sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"
 		kill -9 "$pid" 2>/dev/null
@@ -123,7 +133,8 @@ while [ "$kills" -lt "$kills_wanted" ] || [ "$wave" -lt 3 ]; do
 		diff "$work/clean.sum" "$work/crash.sum" | sed 's/^/     | /'
 	fi
 done
-echo "$kills kills over $wave waves in $(($(date +%s) - t_start)) s"
+echo "$kills kills ($daemon_attempts of the daemon) over $wave waves in $(($(date +%s) - t_start)) s"
+[ "$daemon_attempts" -ge 10 ] && ok "daemon killed too ($daemon_attempts)" || bad "daemon kills: $daemon_attempts"
 [ "$kills" -ge "$kills_wanted" ] && ok "kills ($kills)" || bad "only $kills kills"
 sed 's/^/     | /' "$work/crash.sum"
 finish
