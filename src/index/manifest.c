@@ -56,7 +56,7 @@ rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err)
 		json_array_append_new(tombs, json_pack("[I, I]", (json_int_t)m->tombstones[2 * i],
 						       (json_int_t)m->tombstones[2 * i + 1]));
 	root = json_pack("{s:i, s:s, s:I, s:I, s:{s:s, s:s, s:s, s:i}, s:o, s:o, s:o,"
-			 " s:{s:I, s:I}}",
+			 " s:{s:I, s:I, s:I, s:{s:I, s:I, s:I}}}",
 			 "format", 1, "index", m->index, "version", (json_int_t)m->version,
 			 "created_at", (json_int_t)m->created_at,
 			 "model", "name", m->model.name, "version", m->model.version,
@@ -64,7 +64,10 @@ rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err)
 			 "catalog", object_json(&m->catalog), "segments", segs,
 			 "tombstones", tombs,
 			 "stats", "documents", (json_int_t)m->documents,
-			 "chunks", (json_int_t)m->chunks);
+			 "chunks", (json_int_t)m->chunks, "source_bytes", (json_int_t)m->source_bytes,
+			 "run", "objects_read", (json_int_t)m->run.objects_read,
+			 "bytes_read", (json_int_t)m->run.bytes_read,
+			 "segments_written", (json_int_t)m->run.segments_written);
 	if (!root)
 		return rag_error_set(err, RAG_ENOMEM, "manifest: cannot build JSON");
 	text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
@@ -234,6 +237,20 @@ rag_rc manifest_from_json(const char *text, size_t len, manifest *m, rag_error *
 	if ((rc = get_int(x, "documents", 0, INT64_MAX, &m->documents, "stats", err)) ||
 	    (rc = get_int(x, "chunks", 0, INT64_MAX, &m->chunks, "stats", err)))
 		goto out;
+	/* figures for people, added later: optional, but checked when there */
+	if (json_object_get(x, "source_bytes") &&
+	    (rc = get_int(x, "source_bytes", 0, INT64_MAX, &m->source_bytes, "stats", err)))
+		goto out;
+	if (json_object_get(x, "run")) {
+		json_t *run = json_object_get(x, "run");
+		if ((rc = get_int(run, "objects_read", 0, INT64_MAX, &m->run.objects_read,
+				  "stats.run", err)) ||
+		    (rc = get_int(run, "bytes_read", 0, INT64_MAX, &m->run.bytes_read, "stats.run",
+				  err)) ||
+		    (rc = get_int(run, "segments_written", 0, INT64_MAX, &m->run.segments_written,
+				  "stats.run", err)))
+			goto out;
+	}
 out:
 	json_decref(root);
 	if (rc)

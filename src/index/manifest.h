@@ -62,6 +62,10 @@ typedef struct manifest {
 	int64_t *tombstones;   /* [first,last] chunk id pairs; owned */
 	size_t ntombstones;    /* pairs */
 	int64_t documents, chunks;
+	int64_t source_bytes;  /* of the live documents' source objects */
+	struct {               /* the ingest run that made this version */
+		int64_t objects_read, bytes_read, segments_written;
+	} run;
 } manifest;
 
 void manifest_release(manifest *m);

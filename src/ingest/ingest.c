@@ -340,6 +340,11 @@ static rag_rc run_batch(ingest_ctx *ic, ingest_run_state *r, work_item *work, si
 	/* per-request outcomes are read below; the batch result is not an error */
 	s3_get_many(ic->s3, S3_OP("ingest.fetch", NULL), reqs, n, 0);
 	sum->ms[ING_FETCH] += rag_ms_since(t0);
+	for (size_t i = 0; i < n; i++)
+		if (reqs[i].rc == RAG_OK) {
+			sum->fetched++;
+			sum->bytes_read += reqs[i].buf.len;
+		}
 	rag_parallel_for(n, rag_cpu_count(), process_one, &b);
 	for (size_t i = 0; i < n && !rc; i++) {
 		sum->ms[ING_PARSE] += items[i].parse_ms / rag_cpu_count();

@@ -58,7 +58,9 @@ typedef struct ingest_summary {
 	int64_t documents;        /* new documents indexed */
 	int64_t chunks;           /* new chunks */
 	int64_t tombstoned;       /* documents tombstoned (changed or deleted) */
-	uint64_t bytes;           /* source bytes fetched */
+	uint64_t bytes;           /* source bytes of the documents indexed */
+	int64_t fetched;          /* source objects read (GETs that succeeded) */
+	uint64_t bytes_read;      /* and their bytes */
 	int64_t version;          /* the version committed, 0 if none */
 	int64_t segments_written;
 	int64_t segments_compacted;

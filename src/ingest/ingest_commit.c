@@ -410,6 +410,10 @@ static rag_rc publish(ingest_ctx *ic, int64_t version, seg_set *known, ingest_su
 		goto out;
 	m.documents = st.documents;
 	m.chunks = st.chunks;
+	m.source_bytes = st.source_bytes;
+	m.run.objects_read = sum->fetched;
+	m.run.bytes_read = (int64_t)sum->bytes_read;
+	m.run.segments_written = sum->segments_written; /* compaction's output included */
 	if (!(m.segments = calloc(nlive + 1, sizeof(*m.segments)))) {
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;

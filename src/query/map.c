@@ -17,7 +17,8 @@ typedef struct qmap_ingest {
 	int64_t version;         /* 0: nothing read yet */
 	rag_error err;           /* err.rc != RAG_OK: the read failed */
 	char manifest_key[1200];
-	int64_t created_at, documents, chunks, tombstone_ranges;
+	int64_t created_at, documents, chunks, tombstone_ranges, source_bytes;
+	int64_t run_objects_read, run_bytes_read, run_segments_written;
 	int64_t segments, flat_segments, ivf_segments, segment_objects;
 	uint64_t segment_bytes, manifest_bytes, catalog_bytes;
 	uint64_t bytes_by_object[MF_NOBJ];
@@ -97,6 +98,10 @@ static rag_rc read_manifest(qmap *m, int64_t version, qmap_ingest *ing, rag_erro
 	ing->created_at = mf.created_at;
 	ing->documents = mf.documents;
 	ing->chunks = mf.chunks;
+	ing->source_bytes = mf.source_bytes;
+	ing->run_objects_read = mf.run.objects_read;
+	ing->run_bytes_read = mf.run.bytes_read;
+	ing->run_segments_written = mf.run.segments_written;
 	ing->tombstone_ranges = (int64_t)mf.ntombstones;
 	ing->segments = (int64_t)mf.nsegments;
 	ing->catalog_bytes = mf.catalog.size;
@@ -154,12 +159,16 @@ static json_t *ingest_json(const qmap_ingest *ing)
 	for (int k = 0; k < MF_NOBJ; k++)
 		json_object_set_new(by_obj, mf_object_names[k],
 				    json_integer((json_int_t)ing->bytes_by_object[k]));
-	return json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o,"
-			 " s:I, s:I, s:s}",
+	return json_pack("{s:s, s:I, s:s, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I,"
+			 " s:I, s:I, s:o, s:I, s:I, s:s}",
 			 "from", "manifest", "version", (json_int_t)ing->version, "manifest_key",
 			 ing->manifest_key, "created_at", (json_int_t)ing->created_at,
 			 "documents", (json_int_t)ing->documents,
 			 "objects_read", (json_int_t)ing->documents,
+			 "source_bytes", (json_int_t)ing->source_bytes,
+			 "last_run", "objects_read", (json_int_t)ing->run_objects_read,
+			 "bytes_read", (json_int_t)ing->run_bytes_read,
+			 "segments_written", (json_int_t)ing->run_segments_written,
 			 "chunks", (json_int_t)ing->chunks,
 			 "tombstone_ranges", (json_int_t)ing->tombstone_ranges,
 			 "segments", (json_int_t)ing->segments,

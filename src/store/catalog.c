@@ -629,6 +629,8 @@ rag_rc catalog_stats_get(catalog *c, catalog_stats *s, rag_error *err)
 	s->segments = query_int(c, "SELECT count(*) FROM segments WHERE live = 1", 0);
 	s->text_bytes = query_int(c, "SELECT coalesce(sum(text_bytes), 0) FROM documents"
 				     " WHERE live = 1", 0);
+	s->source_bytes = query_int(c, "SELECT coalesce(sum(bytes), 0) FROM documents"
+				       " WHERE live = 1", 0);
 	return RAG_OK;
 }
 

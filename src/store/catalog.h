@@ -164,6 +164,7 @@ typedef struct catalog_stats {
 	int64_t chunks;       /* live */
 	int64_t segments;     /* live */
 	int64_t text_bytes;
+	int64_t source_bytes; /* the live documents' source objects */
 } catalog_stats;
 rag_rc catalog_stats_get(catalog *c, catalog_stats *st, rag_error *err);
 

@@ -33,6 +33,13 @@ manifest_keys >"$work/named" || bad "read LATEST and its manifest"
 "$bin" s3 ls -r "$root" >"$work/ls-index" && "$bin" s3 ls -r "$RAGMAP_MODEL_PREFIX" >"$work/ls-model" ||
 	bad "s3 ls"
 cat "$work/ls-index" "$work/ls-model" | sed -E 's/^ *[0-9]+ +[0-9a-f-]+ +//' | sort >"$work/listed"
+# the manifest's figures for people: what is indexed and what the run did
+srcbytes=$(find "$top/corpus" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+equal manifest-source-bytes "$(jq .stats.source_bytes "$work/manifest.json")" "$srcbytes"
+equal manifest-run-read "$(jq -c '.stats.run | [.objects_read, .bytes_read]' "$work/manifest.json")" \
+	"[$ndocs,$srcbytes]"
+equal manifest-run-segments "$(jq '.stats.run.segments_written' "$work/manifest.json")" \
+	"$(jq '.segments | length' "$work/manifest.json")"
 named=$(sort -u "$work/named" | wc -l)
 [ "$named" -ge 8 ] && ok "manifest-names-objects ($named)" || bad "manifest names only $named objects"
 missing=$(sort -u "$work/named" | comm -23 - "$work/listed")

@@ -112,6 +112,11 @@ equal "trace-mode" "$(text "$dom" tr-mode | cut -d' ' -f1)" cached
 equal "trace-warm-cache" "$(text "$dom" tr-total)" "none: 0 requests, 0 bytes"
 equal "trace-cache-hits" "$(text "$dom" tr-cache)" "5 hits, 0 misses"
 equal "ingestion-docs-read" "$(text "$dom" t1-req)" "$docs"
+[ "$(text "$dom" t1-bytes)" != "—" ] && ok "ingestion-bytes ($(text "$dom" t1-bytes))" || bad "ingestion-bytes: none"
+text "$dom" f-ing-run | grep -q "^last run: $docs read, " && ok "ingestion-last-run" ||
+	bad "ingestion-last-run: $(text "$dom" f-ing-run)"
+text "$dom" f-seg-run | grep -q "^last run: [1-9][0-9]* new segments\?$" && ok "ingestion-last-run-segments" ||
+	bad "ingestion-last-run-segments: $(text "$dom" f-seg-run)"
 
 # the page's counters are /metrics' counters
 ok_q=$(metric ragmap_queries_total 'outcome="ok"')

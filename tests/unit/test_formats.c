@@ -47,6 +47,10 @@ static void fill_manifest(manifest *m)
 	m->tombstones[0] = 5, m->tombstones[1] = 9, m->tombstones[2] = 20, m->tombstones[3] = 20;
 	m->documents = 10;
 	m->chunks = 94;
+	m->source_bytes = 123456;
+	m->run.objects_read = 11;
+	m->run.bytes_read = 130000;
+	m->run.segments_written = 3;
 }
 
 static void test_manifest_round_trip(void **state)
@@ -64,6 +68,10 @@ static void test_manifest_round_trip(void **state)
 	assert_int_equal(back.version, 7);
 	assert_string_equal(back.segments[0].obj[MF_LISTS].key, m.segments[0].obj[MF_LISTS].key);
 	assert_int_equal(back.segments[0].nprobe, 2);
+	assert_int_equal(back.source_bytes, 123456);
+	assert_int_equal(back.run.objects_read, 11);
+	assert_int_equal(back.run.bytes_read, 130000);
+	assert_int_equal(back.run.segments_written, 3);
 	assert_true(manifest_is_tombstoned(&back, 5));
 	assert_true(manifest_is_tombstoned(&back, 9));
 	assert_true(manifest_is_tombstoned(&back, 20));
@@ -90,6 +98,8 @@ static void test_manifest_rejects_bad_fields(void **state)
 		{"\"size\": 30", "\"size\": -1", "size"},
 		{"20,\n   20", "21,\n   20", "tombstones"},
 		{"\"version\": 7", "\"version\": \"7\"", "version"},
+		{"\"source_bytes\": 123456", "\"source_bytes\": -5", "source_bytes"},
+		{"\"objects_read\": 11", "\"objects_read\": \"x\"", "objects_read"},
 	};
 	manifest m, back;
 	rag_buf b;
@@ -113,6 +123,23 @@ static void test_manifest_rejects_bad_fields(void **state)
 	}
 	for (size_t cut = 0; cut < b.len; cut += 37)
 		assert_int_equal(manifest_from_json(b.data, cut, &back, &err), RAG_ECORRUPT);
+	/* a manifest from before the figures were kept still loads (zeros) */
+	{
+		char *s = strdup(b.data), *p = strstr(s, ",\n  \"run\"");
+		char *q = p ? strchr(p, '}') : NULL;
+		assert_non_null(q);
+		memmove(p, q + 1, strlen(q + 1) + 1);
+		p = strstr(s, ",\n  \"source_bytes\"");
+		assert_non_null(p);
+		q = strchr(p + 2, '\n');
+		memmove(p, q, strlen(q) + 1);
+		assert_int_equal(manifest_from_json(s, strlen(s), &back, &err), RAG_OK);
+		assert_int_equal(back.run.objects_read, 0);
+		assert_int_equal(back.source_bytes, 0);
+		assert_int_equal(back.documents, 10);
+		manifest_release(&back);
+		free(s);
+	}
 	manifest_release(&m);
 	rag_buf_release(&b);
 }
