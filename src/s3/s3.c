@@ -1110,6 +1110,13 @@ rag_rc s3_head(s3_client *c, const s3_op *op, const char *key, s3_object *info,
 	return rc;
 }
 
+/* Lower-case hex of n digest bytes; hex holds 2n + 1. */
+static void hex_of(const unsigned char *sum, unsigned n, char *hex)
+{
+	for (unsigned i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
+}
+
 /* The MD5 of a body, in hex, computed on a thread of its own. */
 typedef struct md5_job {
 	const void *data;
@@ -1124,8 +1131,7 @@ static void *md5_run(void *arg)
 	unsigned n = 0;
 
 	digest(EVP_md5(), j->data, j->len, sum, &n);
-	for (unsigned i = 0; i < n; i++)
-		snprintf(j->hex + 2 * i, 3, "%02x", sum[i]);
+	hex_of(sum, n, j->hex);
 	return NULL;
 }
 
@@ -1155,7 +1161,8 @@ static rag_rc put_single(s3_client *c, const s3_op *op, const char *key, const v
 			pthread_join(tid, NULL);
 		else if (overlap)
 			md5_run(&job);
-		/* an ETag that is not an MD5 (SSE-KMS, some servers) cannot be checked */
+		/* an ETag that is not an MD5 (SSE-KMS, some servers) cannot be
+		 * checked; a mismatch sends the body again (at most max_retries) */
 		if (!rc && overlap && strlen(rs.etag) == 32 && strcasecmp(rs.etag, job.hex) != 0) {
 			rc = rag_error_set(err, RAG_ECORRUPT,
 					   "PUT \"%s\": the stored object's ETag %s is not the MD5 of "
@@ -1243,12 +1250,6 @@ static rag_rc mpu_control(s3_client *c, const s3_op *op, const char *method, con
 	return rc;
 }
 
-static void hex_of(const unsigned char *sum, unsigned n, char *hex)
-{
-	for (unsigned i = 0; i < n; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sum[i]);
-}
-
 /*
  * CompleteMultipartUpload is not idempotent: when an attempt completed the
  * upload but its answer was lost, the retry finds no upload and fails.
@@ -1269,9 +1270,12 @@ static bool mpu_landed(s3_client *c, const s3_op *op, const mpu *m, char *etag_o
 		free(bin);
 		return false;
 	}
-	for (size_t i = 0; i < m->nparts; i++)
-		for (int j = 0; j < 16 && strlen(m->etags[i]) == 32; j++)
+	for (size_t i = 0; i < m->nparts; i++) {
+		if (strlen(m->etags[i]) != 32)
+			continue; /* not an MD5: the multipart form cannot match */
+		for (int j = 0; j < 16; j++)
 			sscanf(m->etags[i] + 2 * j, "%2hhx", &bin[i * 16 + (size_t)j]);
+	}
 	digest(EVP_md5(), bin, m->nparts * 16, sum, &n);
 	hex_of(sum, n, want);
 	snprintf(want + 2 * n, sizeof(want) - 2 * n, "-%zu", m->nparts);
