@@ -97,9 +97,12 @@ while [ "$kills" -lt "$kills_wanted" ] || [ "$wave" -lt 3 ]; do
 		delay=$((RANDOM * 32768 + RANDOM))
 		delay=$((delay % ms))
 		# every other attempt kills the daemon instead (it never ends by
-		# itself: the ingest attempts in between let the wave finish)
+		# itself: the ingest attempts in between let the wave finish). Its
+		# automatic refit is off: a pass is then exactly an ingest run, which
+		# is what the clean index is built with
 		if [ $((attempt++ % 2)) = 1 ]; then
-			"${crash[@]}" RAGMAP_INGEST_POLL_S=1 "$bin" daemon >"$work/crash.log" 2>&1 &
+			"${crash[@]}" RAGMAP_INGEST_POLL_S=1 RAGMAP_INGEST_REFIT_GROWTH=0 "$bin" daemon \
+				>"$work/crash.log" 2>&1 &
 			daemon_attempts=$((daemon_attempts + 1))
 		else
 			"${crash[@]}" "$bin" ingest -q >"$work/crash.log" 2>&1 &
