@@ -206,3 +206,14 @@ uint64_t rag_rand64(void)
 	state ^= state << 17;
 	return state;
 }
+
+uint64_t rag_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}

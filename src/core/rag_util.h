@@ -54,4 +54,8 @@ void *rag_grow(void *array, size_t *cap, size_t need, size_t elem);
 /* Random 64-bit value from a per-thread xorshift state seeded by time. */
 uint64_t rag_rand64(void);
 
+/* 64-bit FNV-1a of n bytes, continuing from h (start with RAG_FNV_INIT). */
+#define RAG_FNV_INIT 0xcbf29ce484222325ULL
+uint64_t rag_fnv1a(uint64_t h, const void *p, size_t n);
+
 #endif

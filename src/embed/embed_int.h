@@ -16,12 +16,6 @@
 
 #include "embed.h"
 
-/* ------------------------------------------------------------ hashing */
-
-/* 64-bit FNV-1a of n bytes, continuing from h (start with EMBED_FNV_INIT). */
-#define EMBED_FNV_INIT 0xcbf29ce484222325ULL
-uint64_t embed_fnv1a(uint64_t h, const void *p, size_t n);
-
 /* Longest term (a stem) stored in a model. */
 #define EMBED_TERM_MAX (2 * EMBED_TOKEN_MAX)
 

@@ -48,7 +48,7 @@ static void wr_bytes(writer *w, const void *p, size_t n)
 {
 	if (w->rc || !n)
 		return;
-	w->h = embed_fnv1a(w->h, p, n);
+	w->h = rag_fnv1a(w->h, p, n);
 	if (w->b)
 		w->rc = rag_buf_append(w->b, p, n);
 }
@@ -100,7 +100,7 @@ static void serialise(const embed_model *m, writer *w)
 
 rag_rc embed_model_seal(embed_model *m, rag_error *err)
 {
-	writer w = {NULL, EMBED_FNV_INIT, RAG_OK};
+	writer w = {NULL, RAG_FNV_INIT, RAG_OK};
 
 	serialise(m, &w);
 	if (w.rc)
@@ -171,7 +171,7 @@ static rag_rc write_card(const embed_model *m, rag_buf *b)
 rag_rc embed_model_save(const embed_model *m, rag_buf *weights,
 			rag_buf *card_json, rag_error *err)
 {
-	writer w = {weights, EMBED_FNV_INIT, RAG_OK};
+	writer w = {weights, RAG_FNV_INIT, RAG_OK};
 	rag_rc rc = RAG_OK;
 
 	if (weights) {
@@ -328,7 +328,7 @@ static rag_rc read_arrays(reader *r, embed_model *m, rag_error *err)
 			r->len - r->pos < need ? "truncated" : "trailing bytes",
 			r->len - r->pos, need, m->nterms, m->dims);
 	/* checksum before the numbers: a flipped bit is reported as such */
-	want = embed_fnv1a(EMBED_FNV_INIT, r->p, r->len - 8);
+	want = rag_fnv1a(RAG_FNV_INIT, r->p, r->len - 8);
 	reader tail = {r->p, r->len, r->len - 8};
 	rd_le(&tail, 8, &got);
 	if (want != got)

@@ -7,18 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rag_util.h"
+
 #define MAP_MIN_CAP 64
-
-uint64_t embed_fnv1a(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 void embed_map_init(embed_map *mp, size_t max_keys)
 {
@@ -35,7 +26,7 @@ void embed_map_release(embed_map *mp)
 
 static uint32_t key_hash(const char *key, size_t len)
 {
-	uint64_t h = embed_fnv1a(EMBED_FNV_INIT, key, len);
+	uint64_t h = rag_fnv1a(RAG_FNV_INIT, key, len);
 
 	return (uint32_t)(h ^ (h >> 32));
 }

@@ -95,15 +95,6 @@ bool qretriever_parse(const char *s, qretriever *out)
 	return i >= 0;
 }
 
-static uint64_t fnv64(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
-
 /* ------------------------------------------------------------- loading */
 
 static void mkdir_quiet(const char *dir)
@@ -210,7 +201,7 @@ static rag_rc load_segments(qindex *q, const s3_op *op, rag_error *err)
 	for (size_t i = 0; i < q->nsegs; i++) {
 		qseg *s = &q->segs[i];
 		s->mf = &q->mf.segments[i];
-		s->key = fnv64(s->mf->id);
+		s->key = rag_fnv1a(RAG_FNV_INIT, s->mf->id, strlen(s->mf->id));
 		s->tombstones = tombstones_in(&q->mf, s->mf->first_chunk, s->mf->last_chunk);
 		for (int k = 0; k < MF_NOBJ; k++) {
 			if (!mode_loads(q->mode, k))

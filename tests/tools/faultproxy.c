@@ -147,15 +147,6 @@ static uint64_t splitmix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 /* How many times id was seen before (and count this time). Under P.lock. */
 static uint32_t seen_bump(seen_table *t, uint64_t id)
 {
@@ -782,23 +773,23 @@ static fault_kind decide(const http_req *r, bool *persistent, int64_t *delay_ms)
 {
 	const char *range = req_header(r, "Range");
 	char key[2048];
-	uint64_t id = 0xcbf29ce484222325ULL, x;
+	uint64_t id = RAG_FNV_INIT, x;
 	fault_kind f = FK_NONE;
 	double u, acc = 0;
 
-	id = fnv1a(id, r->method, strlen(r->method));
-	id = fnv1a(id, " ", 1);
+	id = rag_fnv1a(id, r->method, strlen(r->method));
+	id = rag_fnv1a(id, " ", 1);
 	for (const char *t = r->target, *hit; *t; t = hit + strlen(P.ignore)) {
 		hit = P.ignore[0] ? strstr(t, P.ignore) : NULL;
 		if (!hit) {
-			id = fnv1a(id, t, strlen(t));
+			id = rag_fnv1a(id, t, strlen(t));
 			break;
 		}
-		id = fnv1a(id, t, (size_t)(hit - t));
+		id = rag_fnv1a(id, t, (size_t)(hit - t));
 	}
 	if (range) {
-		id = fnv1a(id, " ", 1);
-		id = fnv1a(id, range, strlen(range));
+		id = rag_fnv1a(id, " ", 1);
+		id = rag_fnv1a(id, range, strlen(range));
 	}
 	object_key(r->target, key, sizeof(key));
 	pthread_mutex_lock(&P.lock);
