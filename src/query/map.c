@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "manifest.h"
+#include "qjson.h"
 #include "rag_util.h"
 
 #define MANIFEST_MAX (64u << 20)
@@ -139,11 +140,13 @@ rag_rc qmap_prepare(qmap *m, int64_t version, rag_error *err)
 	return rc;
 }
 
+/* The API's counter, plus the failed requests the page shows. */
 static json_t *counter_json(const s3_counter *c)
 {
-	return json_pack("{s:I, s:I, s:f, s:I, s:I}", "requests", (json_int_t)c->requests, "bytes",
-			 (json_int_t)(c->bytes_in + c->bytes_out), "ms", (double)c->ns / 1e6,
-			 "retries", (json_int_t)c->retries, "errors", (json_int_t)c->errors);
+	json_t *o = qjson_counter(c);
+
+	json_object_set_new(o, "errors", json_integer((json_int_t)c->errors));
+	return o;
 }
 
 static json_t *ingest_json(const qmap_ingest *ing)
@@ -181,14 +184,13 @@ static json_t *ingest_json(const qmap_ingest *ing)
 			 "model_key", ing->model_key);
 }
 
+/* The API's cache figures, plus evictions and the hit rate the page shows. */
 static json_t *cache_json(const lru_stats *ls)
 {
 	uint64_t n = ls->hits + ls->misses;
-	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "hits", (json_int_t)ls->hits,
-			      "misses", (json_int_t)ls->misses, "evictions",
-			      (json_int_t)ls->evictions, "entries", (json_int_t)ls->entries,
-			      "bytes", (json_int_t)ls->bytes, "max_bytes", (json_int_t)ls->max_bytes);
+	json_t *o = qjson_cache(ls);
 
+	json_object_set_new(o, "evictions", json_integer((json_int_t)ls->evictions));
 	json_object_set_new(o, "hit_rate", n ? json_real((double)ls->hits / (double)n) : json_null());
 	return o;
 }

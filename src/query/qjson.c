@@ -2,11 +2,18 @@
 
 #include <stdio.h>
 
-static json_t *counter_json(const s3_counter *c)
+json_t *qjson_counter(const s3_counter *c)
 {
 	return json_pack("{s:I, s:I, s:f, s:I}", "requests", (json_int_t)c->requests, "bytes",
 			 (json_int_t)(c->bytes_in + c->bytes_out), "ms", (double)c->ns / 1e6,
 			 "retries", (json_int_t)c->retries);
+}
+
+json_t *qjson_cache(const lru_stats *ls)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "bytes", (json_int_t)ls->bytes, "max_bytes",
+			 (json_int_t)ls->max_bytes, "entries", (json_int_t)ls->entries, "hits",
+			 (json_int_t)ls->hits, "misses", (json_int_t)ls->misses);
 }
 
 json_t *qjson_trace(const s3_trace *t)
@@ -17,8 +24,8 @@ json_t *qjson_trace(const s3_trace *t)
 	s3_trace_total(t, &tot);
 	for (int k = 0; k < S3_KIND_COUNT; k++)
 		if (t->kind[k].requests)
-			json_object_set_new(kinds, s3_kind_name((s3_kind)k), counter_json(&t->kind[k]));
-	o = counter_json(&tot);
+			json_object_set_new(kinds, s3_kind_name((s3_kind)k), qjson_counter(&t->kind[k]));
+	o = qjson_counter(&tot);
 	json_object_set_new(o, "by_kind", kinds);
 	return o;
 }

@@ -9,8 +9,14 @@
 
 #include "qindex.h"
 
+/* {"requests","bytes","ms","retries"} of one counter. New reference. */
+json_t *qjson_counter(const s3_counter *c);
+
 /* {"requests","bytes","ms","retries","by_kind":{kind:{...}}} */
 json_t *qjson_trace(const s3_trace *t);
+
+/* {"bytes","max_bytes","entries","hits","misses"} of a cache. */
+json_t *qjson_cache(const lru_stats *ls);
 
 /*
  * The whole answer to one query. New reference; NULL with err set when a

@@ -238,17 +238,11 @@ static enum MHD_Result handle_status(server *s, struct MHD_Connection *c)
 	j = qjson_status(&st);
 	if (s->caches.text) {
 		lru_get_stats(s->caches.text, &ls);
-		json_object_set_new(caches, "text", json_pack("{s:I, s:I, s:I, s:I, s:I}", "bytes",
-				    (json_int_t)ls.bytes, "max_bytes", (json_int_t)ls.max_bytes,
-				    "entries", (json_int_t)ls.entries, "hits", (json_int_t)ls.hits,
-				    "misses", (json_int_t)ls.misses));
+		json_object_set_new(caches, "text", qjson_cache(&ls));
 	}
 	if (s->caches.lists) {
 		lru_get_stats(s->caches.lists, &ls);
-		json_object_set_new(caches, "lists", json_pack("{s:I, s:I, s:I, s:I, s:I}", "bytes",
-				    (json_int_t)ls.bytes, "max_bytes", (json_int_t)ls.max_bytes,
-				    "entries", (json_int_t)ls.entries, "hits", (json_int_t)ls.hits,
-				    "misses", (json_int_t)ls.misses));
+		json_object_set_new(caches, "lists", qjson_cache(&ls));
 	}
 	json_object_set_new(j, "caches", caches);
 	return send_json(c, 200, j);
