@@ -14,79 +14,18 @@
 #include "rag_buf.h"
 #include "rag_util.h"
 
+#include "../tools/chunk_check.h"
+
 /* ------------------------------------------------------------- helpers */
 
-static bool is_cont(const char *text, size_t len, size_t i)
-{
-	return i < len && ((unsigned char)text[i] & 0xC0) == 0x80;
-}
-
-/* The block holding byte off, or NULL. */
-static const doc_block *block_at(const parsed_doc *d, size_t off)
-{
-	size_t lo = 0, hi = d->nblocks;
-
-	while (lo < hi) { /* blocks are sorted and disjoint */
-		size_t mid = lo + (hi - lo) / 2;
-		const doc_block *b = &d->blocks[mid];
-
-		if (off < b->off)
-			hi = mid;
-		else if (off >= b->off + b->len)
-			lo = mid + 1;
-		else
-			return b;
-	}
-	return NULL;
-}
-
-/* Invariants 1-3 of chunk.h. */
+/* The invariants of chunk.h (tests/tools/chunk_check.h). */
 static void check_chunks(const parsed_doc *d, const chunk_opts *o, const doc_chunk *c, size_t n)
 {
-	char *covered = calloc(d->len + 1, 1);
+	char msg[512];
+	const char *why = chunk_check(d, o, c, n, msg, sizeof(msg));
 
-	assert_non_null(covered);
-	for (size_t i = 0; i < n; i++) {
-		const doc_block *b;
-
-		assert_int_equal(c[i].ordinal, (int)i);
-		assert_true(c[i].len > 0);
-		assert_true(c[i].off + c[i].len <= d->len);
-		if (i > 0)
-			assert_true(c[i].off > c[i - 1].off);
-		assert_false(is_cont(d->text, d->len, c[i].off));
-		assert_false(is_cont(d->text, d->len, c[i].off + c[i].len));
-		assert_true(rag_utf8_valid(d->text + c[i].off, c[i].len));
-		assert_int_equal(c[i].ntokens, chunk_count_tokens(d->text + c[i].off, c[i].len));
-		if (c[i].ntokens > o->max_tokens)
-			fail_msg("chunk %zu has %d tokens > %d", i, c[i].ntokens, o->max_tokens);
-		b = block_at(d, c[i].off);
-		assert_non_null(b);
-		assert_non_null(c[i].heading_path);
-		assert_string_equal(c[i].heading_path, b->heading_path);
-		memset(covered + c[i].off, 1, c[i].len);
-	}
-	/* what no chunk covers is whitespace to the tokenizer (which also
-	 * knows U+00A0, U+2003, ...) */
-	for (size_t i = 0; i < d->nblocks; i++) {
-		size_t k = d->blocks[i].off, end = k + d->blocks[i].len;
-
-		while (k < end) {
-			size_t e = k;
-
-			if (covered[k]) {
-				k++;
-				continue;
-			}
-			while (e < end && !covered[e])
-				e++;
-			if (chunk_count_tokens(d->text + k, e - k) != 0)
-				fail_msg("bytes [%zu, %zu) of block %zu are in no chunk: \"%.*s\"", k, e,
-					 i, (int)(e - k), d->text + k);
-			k = e;
-		}
-	}
-	free(covered);
+	if (why)
+		fail_msg("%s", why);
 }
 
 static void parse_ok(const char *key, const char *s, size_t len, parsed_doc *d)
