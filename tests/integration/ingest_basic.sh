@@ -30,9 +30,8 @@ expect status-source-bytes "source +s3://rag/$src +$ndocs objects" "$work/out"
 
 # every object the manifest names is in the bucket listing
 manifest_keys >"$work/named" || bad "read LATEST and its manifest"
-"$bin" s3 ls -r "$root" >"$work/ls-index" && "$bin" s3 ls -r "$RAGMAP_MODEL_PREFIX" >"$work/ls-model" ||
-	bad "s3 ls"
-cat "$work/ls-index" "$work/ls-model" | sed -E 's/^ *[0-9]+ +[0-9a-f-]+ +//' | sort >"$work/listed"
+keys "$root" >"$work/ls-index" && keys "$RAGMAP_MODEL_PREFIX" >"$work/ls-model" || bad "s3 ls"
+sort "$work/ls-index" "$work/ls-model" >"$work/listed"
 # the manifest's figures for people: what is indexed and what the run did
 srcbytes=$(find "$top/corpus" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
 equal manifest-source-bytes "$(jq .stats.source_bytes "$work/manifest.json")" "$srcbytes"

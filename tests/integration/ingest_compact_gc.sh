@@ -53,7 +53,7 @@ expect status-after-delete-docs "^documents: 3 live, 0 tombstoned" "$work/out"
 manifest_keys >"$work/named" || bad "read LATEST"
 echo "${root}LATEST" >>"$work/named"
 sort -u "$work/named" -o "$work/named"
-"$bin" s3 ls -r "$root" | sed -E 's/^ *[0-9]+ +[0-9a-f-]+ +//' | sort >"$work/before"
+keys "$root" | sort >"$work/before"
 garbage=$(comm -13 "$work/named" "$work/before" | wc -l)
 [ "$garbage" -gt 10 ] && ok "garbage-accumulated ($garbage)" || bad "only $garbage garbage objects"
 check gc-with-grace 0 "$bin" gc
@@ -61,7 +61,7 @@ expect gc-with-grace-keeps "^deleted 0 unreferenced objects" "$work/out"
 sleep 1.2 # whole seconds: make every object older than a zero grace period
 RAGMAP_INDEX_GC_GRACE_S=0 check gc 0 "$bin" gc
 expect gc-deleted "^deleted $garbage unreferenced objects" "$work/out"
-"$bin" s3 ls -r "$root" | sed -E 's/^ *[0-9]+ +[0-9a-f-]+ +//' | sort >"$work/after"
+keys "$root" | sort >"$work/after"
 model_keys=$(grep -c "^$RAGMAP_MODEL_PREFIX" "$work/named")
 equal only-named-objects-left "$(comm -3 "$work/named" "$work/after" | grep -vc "^	*$RAGMAP_MODEL_PREFIX")" 0
 equal named-model-kept "$("$bin" s3 ls -r "$RAGMAP_MODEL_PREFIX" | grep -c weights.bin)" "$model_keys"

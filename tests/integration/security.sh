@@ -39,7 +39,7 @@ done
 # what the store kept (the local S3 server may rewrite some keys, and it
 # answers 404 to a key with "//", so no absolute-looking key after the
 # prefix): the test holds ragmap to those names
-"$bin" s3 ls "$src" -r 2>"$out/ls.err" | awk '{ $1 = $2 = ""; sub(/^  /, ""); print }' >"$work/stored"
+keys "$src" 2>"$out/ls.err" >"$work/stored"
 ntricky=$(grep -c escape- "$work/stored")
 [ "$ntricky" -ge 6 ] && ok "tricky-keys-stored ($ntricky)" || bad "tricky-keys-stored: only $ntricky"
 
@@ -130,7 +130,7 @@ stop sec
 # ---- look for the secrets everywhere: outputs, local files, stored objects
 cp "$work"/*.out "$work"/*.err "$out/" 2>/dev/null
 for p in "indexes/$idx/" "models-$ns/" "logs-$ns/"; do
-	"$bin" s3 ls "$p" -r 2>>"$out/ls-all.err" | awk '{ $1 = $2 = ""; sub(/^  /, ""); print }'
+	keys "$p" 2>>"$out/ls-all.err"
 done >"$work/objects"
 mkdir -p "$work/objs"
 n=0

@@ -62,6 +62,9 @@ equal() {
 	if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got \"$2\", want \"$3\""; fi
 }
 
+# keys PREFIX: the keys under PREFIX, one a line (`s3 ls -r` without size and ETag)
+keys() { "$bin" s3 ls -r "$1" | sed -E 's/^ *[0-9]+ +[0-9a-f-]+ +//'; }
+
 finish() {
 	if [ "$fails" = 0 ]; then echo "all passed"; else echo "$fails failed"; fi
 	[ "$fails" = 0 ]
