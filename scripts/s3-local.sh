@@ -1,59 +1,216 @@
 #!/usr/bin/env bash
-# Start or stop the pinned local S3 server on loopback.
+# Start or stop the local S3 server: a single-node Ceph (one monitor, one
+# OSD on memstore, the RADOS Gateway with the beast frontend) on loopback,
+# from Debian's packages (scripts/setup.sh installs them).
 #
-#   scripts/s3-local.sh start DIR [PORT] [BUCKET]   PORT 0 (default) = ephemeral
+#   scripts/s3-local.sh start DIR [PORT] [BUCKET]   PORT 0 (default) = a free one
 #   scripts/s3-local.sh stop DIR
+#   scripts/s3-local.sh key DIR KEY_ID SECRET       one more key pair for the user
 #
-# DIR holds the server's data, its pid (DIR/s3.pid), port (DIR/s3.port) and
-# log (DIR/s3.log). `start` prints the endpoint URL once the server answers.
+# Everything lives under DIR: ceph.conf, the monitor's store, the OSD, logs
+# (DIR/log), the PIDs of the daemons this script started (DIR/*.pid, the
+# only processes `stop` kills), the port (DIR/s3.port) and DIR/s3.env, the
+# endpoint and the S3 user's credentials as shell assignments:
+#
+#   . DIR/s3.env    # AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+#
+# `start` prints the endpoint URL once the gateway answers and BUCKET
+# exists. The credentials are RAGMAP_LOCAL_KEY_ID / RAGMAP_LOCAL_SECRET when
+# set, else fixed local ones: this store listens on loopback only.
+#
+# With S3_LOCAL_TLS_DIR set (holding cert.pem and key.pem), the gateway
+# serves https instead. The OSD keeps objects in RAM (memstore): a stopped
+# store's data is gone, which is what tests and the demo want.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
 cmd=${1:-}
 dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR [PORT] [BUCKET]" >&2; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+daemons="radosgw osd mon" # stop order: the gateway first, the monitor last
 
-case "$cmd" in
-start)
-	port=${3:-0}
-	bucket=${4:-rag}
-	scheme=http
-	[ -n "${S3_LOCAL_TLS_DIR:-}" ] && scheme=https
-	if [ -f "$dir/s3.pid" ] && kill -0 "$(cat "$dir/s3.pid")" 2>/dev/null; then
-		echo "${scheme:-http}://127.0.0.1:$(cat "$dir/s3.port")"
-		exit 0
-	fi
-	[ -x "$top/tools/s3/node_modules/.bin/s3rver" ] || { echo "s3-local: run scripts/setup.sh first" >&2; exit 1; }
-	rm -f "$dir/s3.port"
-	# s3rver makes continuation tokens with DES, which OpenSSL 3 keeps in its
-	# legacy provider: without it every paginated listing fails with a 500.
-	nohup node --openssl-legacy-provider "$top/tools/s3/serve.js" "$dir/data" "$port" "$bucket" "$dir/s3.port" \
-		>"$dir/s3.log" 2>&1 </dev/null &
-	echo $! >"$dir/s3.pid"
-	for _ in $(seq 1 200); do
-		if [ -s "$dir/s3.port" ]; then
-			echo "${scheme:-http}://127.0.0.1:$(cat "$dir/s3.port")"
-			exit 0
-		fi
-		kill -0 "$(cat "$dir/s3.pid")" 2>/dev/null || break
-		sleep 0.05
+key_id=${RAGMAP_LOCAL_KEY_ID:-ragmap-local}
+secret=${RAGMAP_LOCAL_SECRET:-ragmap-local-secret}
+
+running() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+
+die() {
+	echo "s3-local: $*" >&2
+	for f in "$dir"/log/*.log; do
+		[ -f "$f" ] || continue
+		echo "--- last lines of $f" >&2
+		tail -15 "$f" >&2
 	done
-	echo "s3-local: server did not start; log follows" >&2
-	cat "$dir/s3.log" >&2
+	stop_all
 	exit 1
-	;;
-stop)
-	if [ -f "$dir/s3.pid" ]; then
-		pid=$(cat "$dir/s3.pid")
+}
+
+stop_all() {
+	local d pid
+	for d in $daemons; do
+		[ -f "$dir/$d.pid" ] || continue
+		pid=$(cat "$dir/$d.pid")
 		kill "$pid" 2>/dev/null || true
 		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 		kill -9 "$pid" 2>/dev/null || true
-		rm -f "$dir/s3.pid" "$dir/s3.port"
+		rm -f "$dir/$d.pid"
+	done
+	rm -f "$dir/s3.port"
+}
+
+# A TCP port nothing listens on now (the daemon that takes it may still
+# lose a race; start fails then, naming the port).
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ceph CLI with a deadline: without a monitor it would wait for ever
+cephc() { timeout 30 ceph -c "$dir/ceph.conf" --connect-timeout 20 "$@"; }
+
+write_conf() {
+	local mon_port=$1 rgw_port=$2 frontend
+	if [ -n "${S3_LOCAL_TLS_DIR:-}" ]; then
+		frontend="beast ssl_endpoint=127.0.0.1:$rgw_port ssl_certificate=$S3_LOCAL_TLS_DIR/cert.pem ssl_private_key=$S3_LOCAL_TLS_DIR/key.pem tcp_nodelay=1"
+	else
+		frontend="beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1"
 	fi
-	;;
+	cat >"$dir/ceph.conf" <<EOF
+# written by scripts/s3-local.sh: a throw-away single-node store on loopback
+[global]
+fsid = $(cat /proc/sys/kernel/random/uuid)
+mon host = v1:127.0.0.1:$mon_port
+mon initial members = a
+ms bind msgr2 = false
+ms bind ipv6 = false
+# loopback only, no cephx; the monitor client then has to be told so
+auth cluster required = none
+auth service required = none
+auth client required = none
+ms mon client mode = crc
+keyring = $dir/keyring
+run dir = $dir/run
+admin socket = $dir/run/\$name.asok
+log file = $dir/log/\$name.log
+# one OSD: one copy, placement without host separation, few PGs
+osd pool default size = 1
+osd pool default min size = 1
+mon allow pool size one = true
+mon warn on pool no redundancy = false
+osd crush chooseleaf type = 0
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd pool default pg autoscale mode = off
+mon max pg per osd = 1000
+# proposals every 50 ms instead of 1 s: start-up in ~2 s instead of ~13 s
+paxos propose interval = 0.05
+# a nearly full /work must not stop the monitor mid-test
+mon data avail crit = 1
+mon data avail warn = 2
+
+[mon.a]
+mon data = $dir/mon
+
+[osd.0]
+osd data = $dir/osd
+osd objectstore = memstore
+memstore device bytes = 16 GiB
+
+[client.rgw.local]
+rgw frontends = $frontend
+rgw data = $dir/rgw
+# virtual-hosted addressing too: http://BUCKET.s3.localhost:PORT/KEY
+rgw dns name = s3.localhost
+rgw enable usage log = false
+rgw enable ops log = false
+EOF
+}
+
+start() {
+	local port=${1:-0} bucket=${2:-rag} scheme=http mon_port osd_uuid ep
+	[ -n "${S3_LOCAL_TLS_DIR:-}" ] && scheme=https
+	if running radosgw && [ -s "$dir/s3.port" ]; then
+		echo "$scheme://127.0.0.1:$(cat "$dir/s3.port")"
+		return 0
+	fi
+	command -v radosgw >/dev/null && command -v ceph-mon >/dev/null ||
+		{ echo "s3-local: Ceph is not installed: run scripts/setup.sh first" >&2; exit 1; }
+	stop_all
+	rm -rf "$dir/mon" "$dir/osd" "$dir/rgw" "$dir/run" "$dir/log" "$dir/s3.env" "$dir/monmap"
+	mkdir -p "$dir/mon" "$dir/osd" "$dir/rgw" "$dir/run" "$dir/log"
+	[ "$port" = 0 ] && port=$(free_port)
+	mon_port=$(free_port)
+	write_conf "$mon_port" "$port"
+	: >"$dir/keyring"
+
+	monmaptool --create --fsid "$(awk '/^fsid/ {print $3}' "$dir/ceph.conf")" \
+		--addv a "[v1:127.0.0.1:$mon_port]" "$dir/monmap" >/dev/null ||
+		die "monmaptool failed"
+	ceph-mon -c "$dir/ceph.conf" -i a --mkfs --monmap "$dir/monmap" >>"$dir/log/setup.log" 2>&1 ||
+		die "cannot create the monitor's store"
+	nohup ceph-mon -c "$dir/ceph.conf" -i a -f >>"$dir/log/mon.out" 2>&1 </dev/null &
+	echo $! >"$dir/mon.pid"
+
+	osd_uuid=$(cat /proc/sys/kernel/random/uuid)
+	[ "$(cephc osd new "$osd_uuid" 2>>"$dir/log/setup.log")" = 0 ] ||
+		die "the monitor (port $mon_port) did not register the OSD"
+	ceph-osd -c "$dir/ceph.conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$dir/log/setup.log" 2>&1 ||
+		die "cannot create the OSD"
+	nohup ceph-osd -c "$dir/ceph.conf" -i 0 -f >>"$dir/log/osd.out" 2>&1 </dev/null &
+	echo $! >"$dir/osd.pid"
+
+	timeout 60 radosgw-admin -c "$dir/ceph.conf" user create --uid=ragmap \
+		--display-name="ragmap local" --access-key="$key_id" --secret-key="$secret" \
+		>>"$dir/log/setup.log" 2>&1 || die "cannot create the S3 user"
+	nohup radosgw -c "$dir/ceph.conf" -n client.rgw.local -f >>"$dir/log/rgw.out" 2>&1 </dev/null &
+	echo $! >"$dir/radosgw.pid"
+
+	ep="$scheme://127.0.0.1:$port"
+	for _ in $(seq 1 300); do
+		running radosgw || die "radosgw exited (port $port)"
+		if curl -sk -o /dev/null "$ep/"; then break; fi
+		sleep 0.1
+	done
+	curl -sk -o /dev/null "$ep/" || die "radosgw does not answer at $ep"
+	make_bucket "$ep" "$bucket"
+	echo "$port" >"$dir/s3.port"
+	cat >"$dir/s3.env" <<EOF
+AWS_ENDPOINT_URL=$ep
+AWS_ACCESS_KEY_ID=$key_id
+AWS_SECRET_ACCESS_KEY=$secret
+export AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+EOF
+	echo "$ep"
+}
+
+# PUT /BUCKET, signed (curl's own SigV4 is right for a path without a query)
+make_bucket() {
+	local ep=$1 bucket=$2 code
+	code=$(curl -sk -o "$dir/log/bucket.out" -w '%{http_code}' -X PUT \
+		--aws-sigv4 "aws:amz:us-east-1:s3" --user "$key_id:$secret" \
+		-H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+		"$ep/$bucket")
+	case "$code" in
+	200 | 409) ;;
+	*) die "cannot create bucket \"$bucket\": HTTP $code $(cat "$dir/log/bucket.out")" ;;
+	esac
+}
+
+# A second key pair for the same S3 user (tests that need a secret of their
+# own, such as one to look for in every output).
+add_key() {
+	[ -n "${1:-}" ] && [ -n "${2:-}" ] || { echo "usage: $0 key DIR KEY_ID SECRET" >&2; exit 2; }
+	running mon || { echo "s3-local: no store runs in $dir" >&2; exit 1; }
+	timeout 60 radosgw-admin -c "$dir/ceph.conf" key create --uid=ragmap --key-type=s3 \
+		--access-key="$1" --secret-key="$2" >/dev/null 2>>"$dir/log/setup.log" ||
+		{ echo "s3-local: cannot add key \"$1\" (see $dir/log/setup.log)" >&2; exit 1; }
+}
+
+case "$cmd" in
+start) start "${3:-0}" "${4:-rag}" ;;
+key) add_key "${3:-}" "${4:-}" ;;
+stop) stop_all ;;
 *)
-	echo "usage: $0 start|stop DIR [PORT] [BUCKET]" >&2
+	echo "usage: $0 start|stop|key DIR ..." >&2
 	exit 2
 	;;
 esac

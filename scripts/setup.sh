@@ -2,7 +2,8 @@
 # One-shot, idempotent set-up for a fresh Debian 12 machine (run as root, or
 # with sudo available). Installs the Debian packages ragmap builds and tests
 # against, builds the FAISS C API library from Debian's own faiss source
-# package into the build tree, and installs the pinned local S3 server.
+# package into the build tree. The local S3 server (scripts/s3-local.sh) is
+# Debian's Ceph: a monitor, an OSD and the RADOS Gateway.
 #
 # Fast when everything is there already: each step checks before it works.
 set -euo pipefail
@@ -18,7 +19,8 @@ packages=(
 	libcurl4-openssl-dev libsqlite3-dev libopenblas-dev liblapack-dev
 	libfaiss-dev libxml2-dev libmicrohttpd-dev libpoppler-glib-dev
 	libutf8proc-dev libstemmer-dev libinih-dev libjansson-dev libssl-dev
-	libcmocka-dev nodejs curl valgrind groff ghostscript openssl jq sqlite3 time
+	libcmocka-dev curl valgrind groff ghostscript openssl jq sqlite3 time python3
+	ceph-mon ceph-osd ceph-common radosgw
 	gnuplot-nox chromium fonts-dejavu-core
 	clang libclang-rt-14-dev
 )
@@ -28,10 +30,6 @@ for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing+=("$p")
 done
-# nodejs may come from another repository than Debian's; the binary is what counts.
-if command -v node >/dev/null && command -v npm >/dev/null; then
-	missing=("${missing[@]/nodejs/}")
-fi
 need=()
 for p in "${missing[@]}"; do [ -n "$p" ] && need+=("$p"); done
 if [ ${#need[@]} -gt 0 ]; then
@@ -39,7 +37,6 @@ if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	$sudo_cmd apt-get update -qq
 	$sudo_cmd apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-	command -v npm >/dev/null || $sudo_cmd apt-get install -y -qq npm >/dev/null
 fi
 
 # --- FAISS C API: Debian ships the headers and libfaiss, but not libfaiss_c.
@@ -74,9 +71,4 @@ if [ ! -f "$faiss_dir/libfaiss_c.a" ]; then
 	rm -rf "$faiss_dir/src/tree" "$faiss_dir/obj"
 fi
 
-# --- local S3 server, pinned by tools/s3/package-lock.json
-if [ ! -x "$top/tools/s3/node_modules/.bin/s3rver" ]; then
-	echo "setup: installing s3rver (npm ci)"
-	(cd "$top/tools/s3" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
 echo "setup: ok"

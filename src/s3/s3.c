@@ -41,6 +41,8 @@ struct s3_client {
 	char *ca_file;      /* NULL: the system's CA store */
 	char sigv4[128];
 	bool path_style;
+	bool drop_expect;   /* send "Expect:" to skip 100-continue (see below) */
+	atomic_bool bucket_seen; /* a request to the bucket succeeded once */
 	unsigned max_retries, base_ms, max_ms;
 	long connect_timeout_ms, low_speed_time_s;
 	int concurrency;
@@ -116,6 +118,20 @@ static rag_rc split_endpoint(s3_client *c, const char *endpoint, rag_error *err)
 	return RAG_OK;
 }
 
+/*
+ * Whether an empty "Expect:" (which tells libcurl not to send its own
+ * "Expect: 100-continue") is safe to add. Before curl 8.3.0 the SigV4
+ * signer lists a header removed that way in SignedHeaders although it is
+ * never sent, so every server that checks signatures refuses the request
+ * (curl issue #11664). Older curl then keeps its default: 100-continue
+ * only for bodies over 1 MiB, where one round trip is small next to the
+ * transfer and lets the server refuse before the body is sent.
+ */
+bool s3_can_drop_expect(void)
+{
+	return curl_version_info(CURLVERSION_NOW)->version_num >= 0x080300;
+}
+
 s3_client *s3_client_new(const rag_config *cfg, rag_log *log, rag_error *err)
 {
 	s3_client *c = calloc(1, sizeof(*c));
@@ -144,6 +160,7 @@ s3_client *s3_client_new(const rag_config *cfg, rag_log *log, rag_error *err)
 		goto fail;
 	}
 	snprintf(c->sigv4, sizeof(c->sigv4), "aws:amz:%s:s3", cfg->s3.region);
+	c->drop_expect = s3_can_drop_expect();
 	c->path_style = cfg->s3.path_style;
 	c->max_retries = (unsigned)cfg->s3.max_retries;
 	c->base_ms = (unsigned)cfg->s3.retry_base_ms;
@@ -373,7 +390,8 @@ rag_rc s3_error_code_rc(const char *code, long status)
 		rag_rc rc;
 	} map[] = {
 		{"NoSuchKey", RAG_ENOTFOUND},
-		{"NoSuchBucket", RAG_ENOTFOUND},
+		/* not ENOTFOUND: callers take that for "the key is absent" */
+		{"NoSuchBucket", RAG_ESTORAGE},
 		{"NoSuchUpload", RAG_ENOTFOUND},
 		{"AccessDenied", RAG_EACCESS},
 		{"InvalidAccessKeyId", RAG_EAUTH},
@@ -425,7 +443,8 @@ typedef struct s3_request {
 	bool md5;           /* send Content-MD5 */
 	const char *content_type;
 	bool range;
-	uint64_t off, len;
+	uint64_t off, len;  /* len 0 with range: from off to the end */
+	const char *if_match; /* unquoted ETag the object must still have; may be NULL */
 	rag_buf *out;       /* 2xx body; NULL: into the response's small buffer */
 	int fd;             /* >= 0: 2xx body into this file instead */
 } s3_request;
@@ -449,6 +468,8 @@ typedef struct xfer {
 	const char *rd;     /* upload cursor */
 	size_t rd_left;
 	uint64_t got;       /* body bytes received this attempt */
+	uint64_t streamed;  /* body bytes written to a stream fd, all attempts */
+	uint64_t resume_at; /* > 0: this attempt resumes a stream from there */
 	rag_rc sink_rc;     /* why the write callback refused */
 } xfer;
 
@@ -463,6 +484,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *user)
 	x->got += len;
 	if (status >= 200 && status < 300 && x->rq->fd >= 0) {
 		size_t done = 0;
+		/* a resumed stream takes only the exact continuation: never a
+		 * whole object (a server that ignored the range) after a part */
+		if (x->resume_at && (status != 206 || x->rs->range_start != (int64_t)x->resume_at)) {
+			x->sink_rc = RAG_ECORRUPT;
+			return 0;
+		}
 		while (done < len) {
 			ssize_t w = write(x->rq->fd, p + done, len - done);
 			if (w < 0 && errno == EINTR)
@@ -472,6 +499,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *user)
 				return 0;
 			}
 			done += (size_t)w;
+			x->streamed += (uint64_t)w;
 		}
 		return len;
 	}
@@ -621,7 +649,7 @@ static rag_rc build_url(s3_client *c, const s3_request *rq, rag_buf *url)
 }
 
 /* Headers for one request; caller frees with curl_slist_free_all(). */
-static struct curl_slist *build_headers(const s3_request *rq)
+static struct curl_slist *build_headers(const s3_client *c, const s3_request *rq)
 {
 	struct curl_slist *hs = NULL, *t;
 	char line[256], hash[80];
@@ -647,15 +675,23 @@ static struct curl_slist *build_headers(const s3_request *rq)
 		if ((t = curl_slist_append(hs, line)))
 			hs = t;
 	}
-	if (rq->range) {
+	if (rq->range && rq->len) {
 		snprintf(line, sizeof(line), "Range: bytes=%llu-%llu",
 			 (unsigned long long)rq->off,
 			 (unsigned long long)(rq->off + rq->len - 1));
 		if ((t = curl_slist_append(hs, line)))
 			hs = t;
+	} else if (rq->range) {
+		snprintf(line, sizeof(line), "Range: bytes=%llu-", (unsigned long long)rq->off);
+		if ((t = curl_slist_append(hs, line)))
+			hs = t;
 	}
-	/* no 100-continue round trip before every upload */
-	if ((t = curl_slist_append(hs, "Expect:")))
+	if (rq->if_match) {
+		snprintf(line, sizeof(line), "If-Match: \"%s\"", rq->if_match);
+		if ((t = curl_slist_append(hs, line)))
+			hs = t;
+	}
+	if (c->drop_expect && (t = curl_slist_append(hs, "Expect:")))
 		hs = t;
 	return hs;
 }
@@ -709,12 +745,11 @@ static void setup_handle(s3_client *c, xfer *x, const char *url, struct curl_sli
 	}
 }
 
-/* Reset the body sinks before an attempt (a retry starts over). */
 /*
  * Reset the body sinks before an attempt: a retry starts over. A regular
  * file goes back to where the first attempt started writing (so output
- * appended to an existing file keeps what was there); a stream cannot be
- * rewound, so only a retry before any byte reached it is possible.
+ * appended to an existing file keeps what was there). A stream cannot be
+ * rewound: s3_perform resumes it instead (see there).
  */
 static rag_rc reset_sinks(const s3_request *rq, s3_response *rs, size_t out_start,
 			  off_t fd_start, uint64_t written)
@@ -725,13 +760,29 @@ static rag_rc reset_sinks(const s3_request *rq, s3_response *rs, size_t out_star
 		if (rq->out->data)
 			rq->out->data[out_start] = '\0';
 	}
-	if (rq->fd >= 0 && written) {
-		if (fd_start < 0)
-			return RAG_EIO;
+	if (rq->fd >= 0 && written && fd_start >= 0) {
 		if (ftruncate(rq->fd, fd_start) != 0 || lseek(rq->fd, fd_start, SEEK_SET) != fd_start)
 			return RAG_EIO;
 	}
 	return RAG_OK;
+}
+
+/*
+ * The headers of the next attempt of a whole GET into a stream that
+ * already received `from` bytes: the rest of the object, only if it still
+ * has the ETag of the part sent (so the stream never gets two versions
+ * spliced together; a changed object ends in 412, RAG_ECONFLICT).
+ */
+static struct curl_slist *resume_headers(const s3_client *c, const s3_request *rq,
+					 uint64_t from, const char *etag)
+{
+	s3_request rest = *rq;
+
+	rest.range = true;
+	rest.off = from;
+	rest.len = 0;
+	rest.if_match = etag;
+	return build_headers(c, &rest);
 }
 
 /* The name an error message uses for the target: "bucket/key" or "bucket". */
@@ -776,8 +827,8 @@ static rag_rc http_error(s3_client *c, const s3_request *rq, s3_response *rs, ra
 				     "configured key (%s %s)", rq->method, target);
 	if (strcmp(code, "SignatureDoesNotMatch") == 0)
 		return rag_error_set(err, rc,
-				     "signature does not match: check the secret key and the "
-				     "region (%s %s)", rq->method, target);
+				     "signature does not match: the server refused the request's "
+				     "signature; check the secret key (%s %s)", rq->method, target);
 	return rag_error_set(err, rc, "%s %s: HTTP %ld%s%s%s%s", rq->method, target,
 			     rs->status, *code ? " " : "", code, *x.message ? ": " : "",
 			     x.message);
@@ -796,7 +847,7 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 	off_t fd_start = -1;
 	rag_buf url;
 	struct curl_slist *hs = NULL;
-	char target[600];
+	char target[600], pinned[80] = "";
 	xfer x = {.c = c, .rq = rq, .rs = rs};
 	rag_rc rc = RAG_OK;
 
@@ -813,7 +864,7 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 		rc = rag_error_set(err, RAG_EINVAL, "%s %s: key too long", rq->method, target);
 		goto out;
 	}
-	if (!(hs = build_headers(rq)) || !(x.h = handle_borrow(c))) {
+	if (!(hs = build_headers(c, rq)) || !(x.h = handle_borrow(c))) {
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -843,6 +894,23 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 					   rq->method, target);
 			break;
 		}
+		if (rq->fd >= 0 && fd_start < 0 && x.streamed > 0) {
+			struct curl_slist *rh;
+			if (!*pinned) {
+				rc = rag_error_set(err, RAG_EIO, "%s %s: cannot resume the output "
+						   "after %llu bytes: the server sent no ETag",
+						   rq->method, target,
+						   (unsigned long long)x.streamed);
+				break;
+			}
+			if (!(rh = resume_headers(c, rq, x.streamed, pinned))) {
+				rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+				break;
+			}
+			curl_slist_free_all(hs);
+			hs = rh;
+			x.resume_at = x.streamed;
+		}
 		rs->status = 0;
 		rs->etag[0] = '\0';
 		rs->content_length = rs->range_start = rs->total_size = -1;
@@ -869,10 +937,27 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 		curl_easy_setopt(x.h, CURLOPT_ERRORBUFFER, NULL);
 		delta.bytes_in += x.got;
 		delta.bytes_out += (uint64_t)up;
+		if (x.streamed && !*pinned)
+			rag_strlcpy(pinned, rs->etag, sizeof(pinned));
 		RAG_TRACE(c->log, RAG_TRACE_S3, "s3", "%s %s -> %ld (%s) %llu B in",
 			  rq->method, target, rs->status, curl_easy_strerror(cc),
 			  (unsigned long long)x.got);
 
+		if (cc == CURLE_WRITE_ERROR && x.sink_rc == RAG_ECORRUPT && x.resume_at) {
+			rc = rag_error_set(err, RAG_ECORRUPT, "%s %s: the server did not resume "
+					   "at byte %llu (HTTP %ld); the output holds the first "
+					   "%llu bytes", rq->method, target,
+					   (unsigned long long)x.resume_at, rs->status,
+					   (unsigned long long)x.streamed);
+			break;
+		}
+		if (cc == CURLE_OK && rs->status == 412 && x.resume_at) {
+			rc = rag_error_set(err, RAG_ECONFLICT, "%s %s: the object changed during "
+					   "the transfer; the output holds the first %llu bytes "
+					   "of the version with ETag %s", rq->method, target,
+					   (unsigned long long)x.streamed, pinned);
+			break;
+		}
 		if (cc == CURLE_WRITE_ERROR && x.sink_rc) {
 			rc = x.sink_rc == RAG_ETOOBIG
 				     ? rag_error_set(err, RAG_ETOOBIG,
@@ -885,6 +970,8 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 		}
 		if (cc == CURLE_OK && rs->status >= 200 && rs->status < 300) {
 			bool has_body = strcmp(rq->method, "HEAD") != 0;
+
+			atomic_store(&c->bucket_seen, true);
 			if (!has_body || rs->content_length < 0 ||
 			    (uint64_t)rs->content_length == x.got) {
 				rc = RAG_OK;
@@ -1097,6 +1184,32 @@ rag_rc s3_get_file(s3_client *c, const s3_op *op, const char *key,
 	return rc;
 }
 
+/*
+ * A HEAD's error answer has no body, so a 403 cannot say whether the
+ * signature or the permission failed, nor a 404 whether the key or the
+ * bucket is missing. Ask the same question as a GET of one byte, whose
+ * error body says which (one more counted request, only on these errors;
+ * for a 404 only while no request to the bucket has succeeded yet).
+ */
+static rag_rc explain_head_error(s3_client *c, const s3_op *op, const char *key,
+				 const s3_response *head, rag_rc rc, rag_error *err)
+{
+	rag_rc same = head->status == 404 ? RAG_ENOTFOUND : RAG_EACCESS;
+	rag_buf one;
+	rag_error probe = {0};
+	rag_rc prc;
+
+	if (head->status != 403 && (head->status != 404 || atomic_load(&c->bucket_seen)))
+		return rc;
+	rag_buf_init(&one, 16);
+	prc = s3_get_range(c, op, key, 0, 1, &one, &probe);
+	rag_buf_release(&one);
+	/* another cause than the HEAD's guess (the signature, the bucket) */
+	if (prc == RAG_EAUTH || prc == RAG_ESTORAGE || (prc && prc != same && prc != RAG_ECORRUPT))
+		return rag_error_set(err, prc, "%s", probe.msg);
+	return rc;
+}
+
 rag_rc s3_head(s3_client *c, const s3_op *op, const char *key, s3_object *info,
 	       rag_error *err)
 {
@@ -1106,6 +1219,8 @@ rag_rc s3_head(s3_client *c, const s3_op *op, const char *key, s3_object *info,
 
 	if (!rc)
 		fill_info(&rs, info);
+	else if (rs.small.len == 0)
+		rc = explain_head_error(c, op, key, &rs, rc, err);
 	response_release(&rs);
 	return rc;
 }
@@ -1362,6 +1477,12 @@ static rag_rc put_multipart(s3_client *c, const s3_op *op, const char *key, cons
 				p += *p == '"' ? 1 : 6;
 			size_t n = strcspn(p, "\"&<");
 			rag_strlcpy(etag_out, p, n + 1 < 80 ? n + 1 : 80);
+		}
+		/* Ceph RGW 16 answers an empty <ETag></ETag>: ask the object */
+		if (!etag_out[0]) {
+			s3_object info;
+			if (s3_head(c, op, key, &info, &ignore) == RAG_OK)
+				rag_strlcpy(etag_out, info.etag, 80);
 		}
 	}
 	goto out;

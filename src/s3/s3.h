@@ -11,6 +11,10 @@
  *     times. Other 4xx answers are final.
  *  3. A GET succeeds only when the body received is exactly Content-Length
  *     bytes; a single-part PUT always sends Content-MD5.
+ *  4. Requests are signed with libcurl's SigV4. No header is both removed
+ *     and signed: libcurl before 8.3.0 signs a header it was told to drop
+ *     ("Expect:"), which real stores refuse, so there curl keeps its own
+ *     100-continue for bodies over 1 MiB.
  *
  * Thread safety: an s3_client may be used from many threads at once; each
  * call borrows a curl handle from a pool, and connections are shared.
@@ -132,8 +136,12 @@ rag_rc s3_get_file(s3_client *c, const s3_op *op, const char *key,
 
 /*
  * GET into an open descriptor (a pipe, stdout, /dev/null, a file), streamed:
- * nothing is held in memory. A retry rewinds a regular file; on anything
- * else a retry after bytes were written fails with RAG_EIO.
+ * nothing is held in memory. A retry rewinds a regular file. Anything else
+ * is resumed: the retry asks for the rest of the object from the last byte
+ * written, pinned to the ETag of what was sent (If-Match), so the
+ * descriptor receives exactly one version of the object. If the object
+ * changed meanwhile: RAG_ECONFLICT, and the descriptor holds a prefix of
+ * the first version (the error says how many bytes).
  */
 rag_rc s3_get_fd(s3_client *c, const s3_op *op, const char *key, int fd,
 		 s3_object *info, rag_error *err);
@@ -197,6 +205,14 @@ rag_rc s3_uri_encode(const char *s, bool keep_slash, rag_buf *out);
 /* The backoff before retry number attempt (1-based), in ms, full jitter. */
 unsigned s3_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms,
 		       uint64_t random);
+
+/*
+ * Whether this libcurl signs an "Expect:" header (which suppresses its own
+ * 100-continue) correctly, i.e. leaves it out of SignedHeaders: 8.3.0 and
+ * later. Anything that sends signed requests through libcurl, the curl
+ * baseline of `ragmap bench s3` included, asks here.
+ */
+bool s3_can_drop_expect(void);
 
 /* Whether an HTTP status / curl code deserves a retry. */
 bool s3_status_retryable(long status);

@@ -3,11 +3,13 @@
 # and no secret in any output. Runs against the ctest "s3" fixture.
 set -uo pipefail
 bin=${RAGMAP_BIN:?}
-port=$(cat "${RAGMAP_TEST_S3_DIR:?}/s3.port")
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port
-# s3rver knows one key id (S3RVER) and does not check signatures, so the
-# secret can be any marker we then look for in the output.
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=cli-secret-value-xyz
+. "${RAGMAP_TEST_S3_DIR:?}/s3.env"
+port=$(cat "$RAGMAP_TEST_S3_DIR/s3.port")
+# a key pair of this test's own, so the secret is a marker to look for in
+# every output
+export AWS_ACCESS_KEY_ID=cli-$$-$RANDOM AWS_SECRET_ACCESS_KEY=cli-secret-value-xyz-$$
+"${RAGMAP_SOURCE_DIR:?}/scripts/s3-local.sh" key "$RAGMAP_TEST_S3_DIR" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" ||
+	{ echo "FAIL cannot add a key to the store"; exit 1; }
 unset RAGMAP_CONFIG
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -3,11 +3,10 @@
 # reloads the configuration; SIGTERM finishes the batch, commits, exits 0.
 set -uo pipefail
 bin=${RAGMAP_BIN:?}
-port=$(cat "${RAGMAP_TEST_S3_DIR:?}/s3.port")
+. "${RAGMAP_TEST_S3_DIR:?}/s3.env"
 work=$(mktemp -d)
 dpid=
 trap '[ -n "$dpid" ] && kill -9 $dpid 2>/dev/null; rm -rf "$work"' EXIT
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 tag="daemon-$$-$RANDOM"
 export RAGMAP_SOURCE_PREFIX=$tag/ RAGMAP_INDEX_NAME=$tag RAGMAP_LOCAL_DIR=$work/local
 export RAGMAP_INGEST_POLL_S=1 RAGMAP_INGEST_REFIT_GROWTH=0

@@ -6,10 +6,9 @@
 set -uo pipefail
 bin=${RAGMAP_BIN:?}
 data=${RAGMAP_SOURCE_DIR:?}/tests/data/eval
-port=$(cat "${RAGMAP_TEST_S3_DIR:?}/s3.port")
+. "${RAGMAP_TEST_S3_DIR:?}/s3.env"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
 tag="evalsmall-$$-$RANDOM"
 export RAGMAP_SOURCE_PREFIX=$tag/ RAGMAP_INDEX_NAME=$tag RAGMAP_LOCAL_DIR=$work/local RAGMAP_MODEL_DIMS=8
 unset RAGMAP_CONFIG

@@ -12,7 +12,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/key.pem" -out "$work/ce
 	{ echo "FAIL cannot make a certificate"; exit 1; }
 ep=$(S3_LOCAL_TLS_DIR=$work "$src/scripts/s3-local.sh" start "$work/s3" 0) || { echo "FAIL server"; exit 1; }
 case "$ep" in https://*) echo "ok   server at $ep" ;; *) echo "FAIL not https: $ep"; exit 1 ;; esac
-export AWS_ENDPOINT_URL=$ep AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+. "$work/s3/s3.env"
 unset RAGMAP_CONFIG
 fails=0
 printf 'over tls\n' >"$work/f.txt"

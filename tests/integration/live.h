@@ -13,29 +13,46 @@
 #include "rag_config.h"
 #include "rag_util.h"
 
-/* Fill cfg with defaults pointed at the test server; false if none runs. */
+/*
+ * Fill cfg with defaults pointed at the test server, from the NAME=VALUE
+ * lines of its s3.env (endpoint and credentials). false if none runs.
+ */
 static inline bool live_config(rag_config *cfg)
 {
+	static const struct { const char *var, *key; } vars[] = {
+		{"AWS_ENDPOINT_URL=", "endpoint"},
+		{"AWS_ACCESS_KEY_ID=", "access_key_id"},
+		{"AWS_SECRET_ACCESS_KEY=", "secret_access_key"},
+	};
 	const char *dir = getenv("RAGMAP_TEST_S3_DIR");
-	char path[1024], port[32] = "", endpoint[64];
+	char path[1024], line[1024];
 	rag_error err = {0};
+	int found = 0;
 	FILE *f;
 
 	if (!dir)
 		return false;
-	snprintf(path, sizeof(path), "%s/s3.port", dir);
+	snprintf(path, sizeof(path), "%s/s3.env", dir);
 	if (!(f = fopen(path, "r")))
 		return false;
-	if (!fgets(port, sizeof(port), f))
-		port[0] = '\0';
-	fclose(f);
-	port[strcspn(port, "\r\n")] = '\0';
-	snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%s", port);
-	if (rag_config_init(cfg))
+	if (rag_config_init(cfg)) {
+		fclose(f);
 		return false;
-	rag_config_set(cfg, "s3", "endpoint", endpoint, &err);
-	rag_config_set(cfg, "s3", "access_key_id", "S3RVER", &err);
-	rag_config_set(cfg, "s3", "secret_access_key", "S3RVER", &err);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			size_t n = strlen(vars[i].var);
+			if (strncmp(line, vars[i].var, n) == 0 &&
+			    rag_config_set(cfg, "s3", vars[i].key, line + n, &err) == RAG_OK)
+				found++;
+		}
+	}
+	fclose(f);
+	if (found != 3) {
+		rag_config_release(cfg);
+		return false;
+	}
 	return true;
 }
 

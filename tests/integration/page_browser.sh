@@ -5,21 +5,20 @@
 # the same numbers /metrics gives. Memory mode draws no query-path edge to
 # storage. A screenshot is saved as page.png next to the ragmap binary.
 #
-# Runs against the ctest "s3" fixture in a private namespace. Skips (exit 0
-# with "SKIP: ...") only when no chromium is installed.
+# Runs against the ctest "s3" fixture in a private namespace. Fails when no
+# chromium is installed: scripts/setup.sh installs it, so a missing browser
+# is a broken set-up, not a pass.
 set -uo pipefail
 bin=${RAGMAP_BIN:?}
 top=${RAGMAP_SOURCE_DIR:?}
 builddir=$(cd "$(dirname "$bin")" && pwd)
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
-	echo "SKIP: chromium is not installed (scripts/setup.sh installs Debian's chromium)"
-	exit 0
+	echo "FAIL chromium is not installed (scripts/setup.sh installs Debian's chromium)"
+	exit 1
 fi
 command -v jq >/dev/null || { echo "FAIL jq is required (scripts/setup.sh installs it)"; exit 1; }
-s3port=$(cat "${RAGMAP_TEST_S3_DIR:?}/s3.port")
-export AWS_ENDPOINT_URL=http://127.0.0.1:$s3port
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+. "${RAGMAP_TEST_S3_DIR:?}/s3.env"
 unset RAGMAP_CONFIG RAGMAP_QUERY_TOKEN
 work=$(mktemp -d)
 ns="page-$$-$RANDOM"
@@ -52,24 +51,38 @@ serve() {
 	return 1
 }
 
-# chrome ARGS...: headless Chromium with a fresh profile; the page's own
-# timers and fetches run in virtual time before it dumps or shoots.
+# chrome OUT ARGS... URL: headless Chromium with a fresh profile, stdout in
+# OUT; the page's own timers and fetches run in virtual time before it dumps
+# or shoots. A nonzero exit or a timeout is a failure (counted here): every
+# run here is expected to exit 0.
 chrome() {
+	local out=$1 rc
+	shift
 	rm -rf "$work/profile"
 	mkdir -p "$work/profile"
-	timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+	timeout -k 10 120 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
 		--disable-background-networking --disable-component-update --disable-sync \
 		--disable-dev-shm-usage --hide-scrollbars --user-data-dir="$work/profile" \
-		--window-size=1280,1600 --virtual-time-budget=8000 "$@" 2>"$work/chromium.err"
+		--window-size=1280,1600 --virtual-time-budget=8000 "$@" >"$out" 2>"$work/chromium.err"
+	rc=$?
+	[ $rc = 0 ] && return 0
+	# timeout(1) exits 124 after TERM, 137 when it had to KILL
+	if [ $rc = 124 ] || [ $rc = 137 ]; then
+		bad "chromium on ${*: -1}: timed out after 120 s"
+	else
+		bad "chromium on ${*: -1}: exit $rc"
+	fi
+	tail -20 "$work/chromium.err"
+	return 1
 }
 
-# browse OUT URL: the DOM after the page ran, in OUT.
+# browse OUT URL: the DOM after the page ran, in OUT. A failure is counted;
+# the checks of OUT that follow then fail too.
 browse() {
 	local out=$1 url=$2
-	chrome --dump-dom "$url" >"$out"
-	local rc=$?
-	if [ $rc != 0 ] || ! grep -q '</html>' "$out"; then
-		bad "chromium on $url: exit $rc"; tail -20 "$work/chromium.err"
+	chrome "$out" --dump-dom "$url" || return 1
+	if ! grep -q '</html>' "$out"; then
+		bad "chromium on $url: no </html> in the dumped DOM"; tail -20 "$work/chromium.err"
 		return 1
 	fi
 }
@@ -94,9 +107,10 @@ equal "map-needs-token" "$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/map")
 
 # screenshot (it runs a query too), then the DOM of a second visit
 rm -f "$builddir/page.png"
-chrome --screenshot="$builddir/page.png" "$url/#token=$RAGMAP_QUERY_TOKEN&q=checkpoint&autorun=1" >/dev/null
-[ -s "$builddir/page.png" ] && ok "screenshot $builddir/page.png" || { bad "no screenshot"; tail "$work/chromium.err"; }
-browse "$work/dom.html" "$url/#token=$RAGMAP_QUERY_TOKEN&q=checkpoint&autorun=1&k=5" || true
+if chrome /dev/null --screenshot="$builddir/page.png" "$url/#token=$RAGMAP_QUERY_TOKEN&q=checkpoint&autorun=1"; then
+	[ -s "$builddir/page.png" ] && ok "screenshot $builddir/page.png" || { bad "no screenshot"; tail "$work/chromium.err"; }
+fi
+browse "$work/dom.html" "$url/#token=$RAGMAP_QUERY_TOKEN&q=checkpoint&autorun=1&k=5"
 curl -s -H "Authorization: Bearer $RAGMAP_QUERY_TOKEN" "$url/metrics" >"$work/metrics"
 dom=$work/dom.html
 
@@ -141,14 +155,14 @@ grep -q 'id="e-lists"[^>]*display="none"' "$dom" && ok "no-list-edge-in-cached" 
 grep -q 'id="e-none"[^>]*display="none"' "$dom" && ok "storage-note-hidden" || bad "storage-note-hidden"
 
 # a wrong token: the page says what to do instead of showing stale figures
-browse "$work/wrong.html" "$url/#token=wrong" || true
+browse "$work/wrong.html" "$url/#token=wrong"
 grep -q 'bearer token' "$work/wrong.html" && ok "wrong-token-banner" || bad "wrong-token-banner"
 kill "${pids[-1]}"
 unset RAGMAP_QUERY_TOKEN
 
 # --- memory mode: no query-path edge to storage, 0 storage requests per query
 serve memory || exit 1
-browse "$work/mem.html" "$url/#q=checkpoint&autorun=1" || true
+browse "$work/mem.html" "$url/#q=checkpoint&autorun=1"
 equal "memory-mode" "$(text "$work/mem.html" mode)" memory
 grep -q 'id="e-none"[^>]*display="inline"' "$work/mem.html" && ok "memory-no-storage-note" || bad "memory-no-storage-note"
 grep -q 'id="e-text"[^>]*display="none"' "$work/mem.html" && ok "memory-no-text-edge" || bad "memory-no-text-edge"
@@ -157,7 +171,7 @@ equal "memory-trace-empty" "$(text "$work/mem.html" tr-total)" "none: 0 requests
 
 # --- object mode: both edges
 serve object || exit 1
-browse "$work/obj.html" "$url/#q=checkpoint&autorun=1" || true
+browse "$work/obj.html" "$url/#q=checkpoint&autorun=1"
 grep -q 'id="e-lists"[^>]*display="inline"' "$work/obj.html" && ok "object-list-edge" || bad "object-list-edge"
 grep -q 'id="e-text"[^>]*display="inline"' "$work/obj.html" && ok "object-text-edge" || bad "object-text-edge"
 

@@ -1,7 +1,7 @@
 # Sourced (through ingest-common.sh or query-common.sh) by the shell tests:
 # the ctest "s3" fixture's endpoint, a private namespace per test (source
 # prefix, index name, model and query-log prefixes, local directory: the
-# fixture's s3rver has one bucket, "rag"), and the check/expect helpers.
+# fixture's store has one bucket, "rag"), and the check/expect helpers.
 #
 # After sourcing: $bin, $top, $work (removed at exit unless RAGMAP_TEST_KEEP
 # is set), $ns, $src, $idx, $root, $fails; `cleanup` runs at exit (a test
@@ -9,9 +9,8 @@
 set -uo pipefail
 bin=${RAGMAP_BIN:?}
 top=${RAGMAP_SOURCE_DIR:?}
-s3port=$(cat "${RAGMAP_TEST_S3_DIR:?}/s3.port")
-export AWS_ENDPOINT_URL=http://127.0.0.1:$s3port
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+# endpoint and credentials of the fixture's store (scripts/s3-local.sh)
+. "${RAGMAP_TEST_S3_DIR:?}/s3.env"
 unset RAGMAP_CONFIG RAGMAP_QUERY_TOKEN RAGMAP_TEST_PAUSE_AFTER_LIST_MS
 work=$(mktemp -d)
 fails=0
@@ -49,12 +48,24 @@ check() {
 	fi
 }
 
-# expect NAME PATTERN FILE / expect_not NAME PATTERN FILE (grep -E)
+# expect NAME PATTERN FILE / expect_not NAME PATTERN FILE (grep -E). A
+# missing or unreadable FILE (grep exit 2) fails either: expect_not must not
+# pass on a file that was never written.
 expect() {
-	if grep -Eq -- "$2" "$3"; then ok "$1"; else bad "$1: no /$2/ in $3"; sed 's/^/     | /' "$3" | tail -30; fi
+	grep -Eq -- "$2" "$3"
+	case $? in
+	0) ok "$1" ;;
+	1) bad "$1: no /$2/ in $3"; sed 's/^/     | /' "$3" | tail -30 ;;
+	*) bad "$1: cannot search $3 (missing or unreadable)" ;;
+	esac
 }
 expect_not() {
-	if grep -Eq -- "$2" "$3"; then bad "$1: /$2/ found in $3"; grep -E -- "$2" "$3" | sed 's/^/     | /' | head; else ok "$1"; fi
+	grep -Eq -- "$2" "$3"
+	case $? in
+	0) bad "$1: /$2/ found in $3"; grep -E -- "$2" "$3" | sed 's/^/     | /' | head ;;
+	1) ok "$1" ;;
+	*) bad "$1: cannot search $3 (missing or unreadable)" ;;
+	esac
 }
 
 # equal NAME GOT WANT
