@@ -18,8 +18,8 @@ if [ ! -x "$ragmap" ]; then
 fi
 work=$(mktemp -d /tmp/ragmap-eval-XXXXXX)
 trap '"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1; rm -rf "$work"' EXIT
-export AWS_ENDPOINT_URL=$("$top/scripts/s3-local.sh" start "$work/s3" 0)
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+"$top/scripts/s3-local.sh" start "$work/s3" 0 >/dev/null
+. "$work/s3/s3.env"
 export RAGMAP_LOCAL_DIR=$work/local RAGMAP_SOURCE_PREFIX=eval/$name/ RAGMAP_INDEX_NAME=$name
 unset RAGMAP_CONFIG
 

@@ -29,12 +29,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-endpoint=$("$top/scripts/s3-local.sh" start "$work/s3" 0)
-export AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+"$top/scripts/s3-local.sh" start "$work/s3" 0 >/dev/null
+. "$work/s3/s3.env"
+endpoint=$AWS_ENDPOINT_URL
 export RAGMAP_LOCAL_DIR=$work/local RAGMAP_LOG=warn
 unset RAGMAP_CONFIG
 cd "$work" # built-in defaults, not a config/ragmap.conf of the caller's directory
-echo "bench: ragmap $("$bin" --version | cut -d' ' -f2), s3rver at $endpoint, $(nproc) CPUs, work dir $work" >&2
+echo "bench: ragmap $("$bin" --version | cut -d' ' -f2), Ceph RGW at $endpoint, $(nproc) CPUs, work dir $work" >&2
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: generating $docs documents (mean $mean bytes)..." >&2
@@ -102,7 +103,7 @@ RAGMAP_INDEX_NAME=gen "$bin" bench embed --count 50000 >"$work/embed"
 
 {
 	echo
-	echo "## ragmap ingest benchmark ($(nproc) CPUs, s3rver on loopback, $(date -u +%Y-%m-%d); load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
+	echo "## ragmap ingest benchmark ($(nproc) CPUs, single-node Ceph RGW on loopback, $(date -u +%Y-%m-%d); load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
 	echo
 	echo "| corpus             |   docs |      MB |  chunks |  wall s |  CPU s |  docs/s |   MB/s | chunks/s | raw GET MB/s            | e2e/raw | req/doc |  peak RSS |"
 	echo "|--------------------|--------|---------|---------|---------|--------|---------|--------|----------|-------------------------|---------|---------|-----------|"

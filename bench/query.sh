@@ -45,16 +45,15 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"
 
-export AWS_ENDPOINT_URL
-AWS_ENDPOINT_URL=$("$top/scripts/s3-local.sh" start "$work/s3" 0)
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+"$top/scripts/s3-local.sh" start "$work/s3" 0 >/dev/null
+. "$work/s3/s3.env"
 unset RAGMAP_CONFIG RAGMAP_QUERY_TOKEN
 export RAGMAP_LOCAL_DIR=$work/local RAGMAP_SOURCE_PREFIX=bench-src/ RAGMAP_QUERY_RELOAD_S=0 \
 	RAGMAP_QUERY_LOG_PREFIX=bench-logs/ RAGMAP_QUERY_TIMEOUT_MS=600000
 : >"$work/results.jsonl"
 
 echo "# ragmap query benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GB", $2 / 1048576}' /proc/meminfo) RAM"
-echo "# ragmap $("$bin" --version | awk '{print $2}') ($(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')), S3: local s3rver at $AWS_ENDPOINT_URL"
+echo "# ragmap $("$bin" --version | awk '{print $2}') ($(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')), S3: single-node Ceph RGW on loopback at $AWS_ENDPOINT_URL"
 echo
 
 # metric FILE SAMPLE: one value of a /metrics dump (0 if absent)

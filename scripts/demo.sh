@@ -49,14 +49,13 @@ stop_page
 "$top/scripts/s3-local.sh" stop "$demo/s3"
 rm -rf "$demo/s3" "$demo/local" "$demo/results"
 mkdir -p "$demo/results"
-export AWS_ENDPOINT_URL=$("$top/scripts/s3-local.sh" start "$demo/s3" "${RAGMAP_DEMO_PORT:-4570}")
-# the local server knows one key id, S3RVER; real deployments set their own
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-S3RVER}
-export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-S3RVER}
+"$top/scripts/s3-local.sh" start "$demo/s3" "${RAGMAP_DEMO_PORT:-4570}" >/dev/null
+# the local store's endpoint and S3 user (a real deployment sets its own)
+. "$demo/s3/s3.env"
 export RAGMAP_LOCAL_DIR=$demo/local
 unset RAGMAP_QUERY_TOKEN
 
-echo "== local S3 server at $AWS_ENDPOINT_URL (data in $demo/s3)"
+echo "== local S3 server: Ceph RGW at $AWS_ENDPOINT_URL (logs in $demo/s3/log)"
 echo "== uploading corpus/ to s3://rag/source/"
 "$ragmap" s3 put corpus source/
 echo

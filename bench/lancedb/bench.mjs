@@ -7,7 +7,7 @@
 // LISTS.BIN / LISTS.IDX: a ragmap IVF segment's lists (every vector with its
 // chunk id; see src/index/segment.h). QUERIES.RMQX: `ragmap bench search
 // --export` (query vectors and their exact top 10). Needs AWS_ENDPOINT_URL
-// (the local s3rver). The table goes under s3://rag/lancedb-bench/ through a
+// and the credentials (the local Ceph RGW's). The table goes under s3://rag/lancedb-bench/ through a
 // counting HTTP proxy in this process, so storage requests per query are
 // counted the way ragmap counts its own: every request the query makes.
 //
@@ -40,7 +40,8 @@ const proxy = http.createServer((req, res) => {
 });
 await new Promise((r) => proxy.listen(0, "127.0.0.1", r));
 const endpoint = `http://127.0.0.1:${proxy.address().port}`;
-const storageOptions = { aws_access_key_id: "S3RVER", aws_secret_access_key: "S3RVER",
+const storageOptions = { aws_access_key_id: process.env.AWS_ACCESS_KEY_ID,
+                         aws_secret_access_key: process.env.AWS_SECRET_ACCESS_KEY,
                          aws_endpoint: endpoint, aws_region: "us-east-1", allow_http: "true" };
 const uri = "s3://rag/lancedb-bench";
 

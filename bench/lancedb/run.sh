@@ -17,10 +17,10 @@ bin=${RAGMAP_BIN:-$top/build/ragmap}
 dir=${1:?usage: run.sh BENCH_DIR [NQUERIES]}
 nq=${2:-200}
 [ -d "$here/node_modules/@lancedb" ] || (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
-export AWS_ENDPOINT_URL
-AWS_ENDPOINT_URL=$("$top/scripts/s3-local.sh" start "$dir/s3" 0)
+"$top/scripts/s3-local.sh" start "$dir/s3" 0 >/dev/null
 trap '"$top/scripts/s3-local.sh" stop "$dir/s3" >/dev/null 2>&1 || true' EXIT
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER RAGMAP_LOCAL_DIR=$dir/local \
+. "$dir/s3/s3.env"
+export RAGMAP_LOCAL_DIR=$dir/local \
 	RAGMAP_INDEX_NAME=bench-large RAGMAP_QUERY_RELOAD_S=0
 unset RAGMAP_CONFIG RAGMAP_QUERY_TOKEN
 mkey=$("$bin" s3 get indexes/bench-large/LATEST - | jq -r .manifest)

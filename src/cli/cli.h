@@ -8,6 +8,7 @@
 #define CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "rag_config.h"
 #include "rag_err.h"
@@ -19,6 +20,9 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 typedef struct cli_env {
 	const char *config_path; /* --config, or NULL */
 	rag_log log;
+	bool quiet;     /* --quiet: no notices, no info lines (cli_set_quiet()) */
+	bool no_s3;     /* the command makes no S3 request: no endpoint notice */
+	bool noted;     /* the endpoint notice was printed (once per process) */
 } cli_env;
 
 typedef struct cli_command {
@@ -36,8 +40,25 @@ int cli_fail(const rag_error *err);
 /* The exit code for a rag_rc: 2 for configuration and usage, else 1. */
 int cli_exit_code(rag_rc rc);
 
-/* Load the configuration for env; on error prints it and returns false. */
+/*
+ * Load the configuration for env and check what the core cannot check
+ * itself (query.mode against the query module's names), so every command
+ * rejects a bad value the same way. On error prints it and returns false
+ * (the exit code is then CLI_USAGE); on success the caller owns *cfg.
+ *
+ * When s3.endpoint is the built-in default, prints one notice saying so on
+ * stderr ("ragmap: note: endpoint ... is the built-in default (no config
+ * file, ...)"), once per process, unless env->quiet, env->no_s3 or
+ * RAGMAP_LOG=error.
+ */
 bool cli_load_config(cli_env *env, rag_config *cfg);
+
+/* --quiet: no notices, and the log only says warnings and errors. */
+void cli_set_quiet(cli_env *env);
+
+/* The backing modes' names for messages, "memory, pointer, cached, object",
+ * from the query module's own table (qmode_name()). */
+const char *cli_mode_list(char *buf, size_t len);
 
 /*
  * Load the configuration and make an S3 client for it: what most commands

@@ -26,9 +26,12 @@ extern char **environ;
 
 static const char bench_usage[] =
 	"usage: ragmap bench s3 [--large SIZE] [--small-count N] [--levels 1,4,16]\n"
+	"                       [--rounds R]\n"
 	"  Measures GET/PUT throughput of SIZE objects (default 64MiB) and ops/s of\n"
 	"  4 KiB objects at each concurrency level, against the curl command line.\n"
-	"  Objects go under bench/ in the configured bucket and are deleted after.\n"
+	"  Each row alternates ragmap and curl R times (default 5) and reports the\n"
+	"  median of each side. Objects go under bench/ in the configured bucket\n"
+	"  and are deleted after.\n"
 	"       ragmap bench get PREFIX | embed           (ingestion baselines; see --help)\n"
 	"       ragmap bench load|make-index|search ...  (the query path; see --help of each)\n";
 
@@ -40,6 +43,7 @@ typedef struct bench {
 	char prefix[128];
 	const char *file;     /* the payload as a local file, for curl -T */
 	int devnull;
+	int rounds;           /* alternations per row; medians are reported */
 	rag_rc rc;
 	rag_error err;
 } bench;
@@ -215,7 +219,25 @@ static void cleanup_prefix(bench *b)
 	s3_list_release(&l);
 }
 
-/* One row: PUT then GET of n objects of b->size bytes, ours and curl's. */
+#define ROUNDS_MAX 15
+
+/* The median of n values (n <= ROUNDS_MAX); v is sorted in place. */
+static double median(double *v, int n)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * One row: PUT then GET of n objects of b->size bytes, ours and curl's,
+ * alternating b->rounds times: on two cores shared with the store one
+ * batch of each says little (single runs varied from 0.87 to 1.23).
+ */
 static int bench_row(bench *b, int conc, size_t n, bool large)
 {
 	static const char *const ops[] = {"PUT", "GET"};
@@ -224,19 +246,23 @@ static int bench_row(bench *b, int conc, size_t n, bool large)
 
 	rag_fmt_bytes(b->size, size_s, sizeof(size_s));
 	for (int op = 0; op < 2; op++) {
-		double ours, theirs;
+		double ours_v[ROUNDS_MAX], theirs_v[ROUNDS_MAX], ours, theirs;
 		double scale = large ? (double)b->size * (double)n / 1e6 : (double)n;
 
-		ours = run_ours(b, op == 0 ? put_task : get_task, n, conc);
-		if (b->rc) {
-			cli_error("bench: %s", b->err.msg);
-			return CLI_FAIL;
+		for (int r = 0; r < b->rounds; r++) {
+			ours_v[r] = run_ours(b, op == 0 ? put_task : get_task, n, conc);
+			if (b->rc) {
+				cli_error("bench: %s", b->err.msg);
+				return CLI_FAIL;
+			}
+			theirs_v[r] = run_curl(b, op == 0, n, conc, &err);
+			if (theirs_v[r] < 0) {
+				cli_fail(&err);
+				return CLI_FAIL;
+			}
 		}
-		theirs = run_curl(b, op == 0, n, conc, &err);
-		if (theirs < 0) {
-			cli_fail(&err);
-			return CLI_FAIL;
-		}
+		ours = median(ours_v, b->rounds);
+		theirs = median(theirs_v, b->rounds);
 		printf("| %-3s | %9s | %4d | %5zu | %10.1f %-5s | %10.1f %-5s | %5.2f |\n", ops[op],
 		       size_s, conc, n, scale / ours, large ? "MB/s" : "ops/s", scale / theirs,
 		       large ? "MB/s" : "ops/s", theirs / ours);
@@ -251,12 +277,13 @@ static int bench_s3(cli_env *env, int argc, char **argv)
 		{"large", required_argument, NULL, 'l'},
 		{"small-count", required_argument, NULL, 'n'},
 		{"levels", required_argument, NULL, 'c'},
+		{"rounds", required_argument, NULL, 'r'},
 		{"config", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	uint64_t large = 64u << 20;
-	int64_t small_count = 500;
+	int64_t small_count = 500, rounds = 5;
 	int levels[8] = {1, 4, 16}, nlevels = 3, opt, rc = CLI_OK;
 	rag_config cfg;
 	rag_error err = {0};
@@ -278,6 +305,12 @@ static int bench_s3(cli_env *env, int argc, char **argv)
 				return CLI_USAGE;
 			}
 			break;
+		case 'r':
+			if (!rag_parse_i64(optarg, &rounds) || rounds < 1 || rounds > ROUNDS_MAX) {
+				cli_error("bench s3: bad --rounds \"%s\" (1 to %d)", optarg, ROUNDS_MAX);
+				return CLI_USAGE;
+			}
+			break;
 		case 'c':
 			if ((nlevels = parse_levels(optarg, levels, 8)) <= 0) {
 				cli_error("bench s3: bad --levels \"%s\"", optarg);
@@ -292,6 +325,7 @@ static int bench_s3(cli_env *env, int argc, char **argv)
 	if ((rc = cli_open_s3(env, &cfg, &b.c)))
 		return rc;
 	b.cfg = &cfg;
+	b.rounds = (int)rounds;
 	/* incompressible payload: nothing on the path can cheat */
 	if (!(data = malloc(large))) {
 		cli_error("bench s3: out of memory");
@@ -328,7 +362,8 @@ static int bench_s3(cli_env *env, int argc, char **argv)
 			cleanup_prefix(&b);
 		}
 	}
-	printf("\nratio = curl time / ragmap time (above 1: ragmap faster)\n");
+	printf("\nmedians of %d rounds; ratio = curl time / ragmap time (above 1: ragmap "
+	       "faster)\n", b.rounds);
 	unlink(path);
 out:
 	if (b.devnull > 0)

@@ -179,7 +179,8 @@ static bool parse_common(cli_env *env, int argc, char **argv, const char *usage,
 static const char ingest_usage[] =
 	"usage: ragmap ingest [--config FILE] [--quiet]\n"
 	"  One pass: list the source prefix, process new and changed objects,\n"
-	"  tombstone deleted ones, commit a new index version, exit.\n";
+	"  tombstone deleted ones, commit a new index version, exit.\n"
+	"  --quiet: print nothing on success (warnings and errors still go to stderr).\n";
 
 int cmd_ingest(cli_env *env, int argc, char **argv)
 {
@@ -192,6 +193,10 @@ int cmd_ingest(cli_env *env, int argc, char **argv)
 
 	if (!parse_common(env, argc, argv, ingest_usage, &quiet))
 		return CLI_USAGE;
+	/* --quiet: nothing on success -- no progress, no summary, no info lines
+	 * (warnings and errors still go to stderr) */
+	if (quiet)
+		cli_set_quiet(env);
 	if ((rc = session_open(env, &s)))
 		return rc;
 	signal(SIGINT, on_stop);

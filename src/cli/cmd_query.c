@@ -200,6 +200,7 @@ int cmd_query(cli_env *env, int argc, char **argv)
 	qmode mode;
 	qretriever ret;
 	json_t *res = NULL;
+	char modes[128];
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "k:m:jh", opts, NULL)) != -1) {
@@ -228,12 +229,15 @@ int cmd_query(cli_env *env, int argc, char **argv)
 		cli_error("query: unknown retriever \"%s\" (dense, bm25, hybrid)", ret_s);
 		return CLI_USAGE;
 	}
+	env->no_s3 = server != NULL; /* the server has its own endpoint */
 	if (!cli_load_config(env, &cfg))
 		return CLI_USAGE;
+	/* query.mode was checked at load; --mode is checked here */
 	if (!mode_s)
 		mode_s = cfg.query.mode;
 	if (!qmode_parse(mode_s, &mode)) {
-		cli_error("query: unknown mode \"%s\" (memory, pointer, cached, object)", mode_s);
+		cli_error("query: unknown mode \"%s\" (%s)", mode_s,
+			  cli_mode_list(modes, sizeof(modes)));
 		rag_config_release(&cfg);
 		return CLI_USAGE;
 	}

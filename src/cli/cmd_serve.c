@@ -15,10 +15,16 @@
 static const char serve_usage[] =
 	"usage: ragmap serve [--mode memory|pointer|cached|object] [--listen HOST:PORT]\n"
 	"                    [--config FILE]\n"
-	"  Load the latest index version in the given backing mode and answer\n"
-	"  POST /v1/query, GET /v1/status, /healthz and /metrics. Default\n"
-	"  127.0.0.1:8080 (query.listen), mode memory (query.mode). Port 0 picks a\n"
-	"  free port; the chosen address is printed on stdout.\n";
+	"  Load the latest index version in the given backing mode and serve:\n"
+	"    GET  /            the live storage map page (open it in a browser)\n"
+	"    POST /v1/query    {\"q\": \"...\", \"k\": 5, \"retriever\": \"dense\"}\n"
+	"    GET  /v1/status   mode, version, counts, resident bytes, load cost\n"
+	"    GET  /v1/map      the live map's figures (what the page shows)\n"
+	"    GET  /metrics     Prometheus text\n"
+	"    GET  /healthz     \"ok\" once an index is loaded\n"
+	"  With query.token set, /v1/* and /metrics need \"Authorization: Bearer\".\n"
+	"  Default 127.0.0.1:8080 (query.listen), mode memory (query.mode). Port 0\n"
+	"  picks a free port; the chosen address is printed on stdout.\n";
 
 static volatile sig_atomic_t serve_stop;
 
@@ -40,6 +46,7 @@ int cmd_serve(cli_env *env, int argc, char **argv)
 	rag_error err = {0};
 	server *srv;
 	qmode mode;
+	char modes[128];
 	int opt;
 
 	optind = 1;
@@ -58,9 +65,10 @@ int cmd_serve(cli_env *env, int argc, char **argv)
 	}
 	if (!cli_load_config(env, &cfg))
 		return CLI_USAGE;
+	/* query.mode was checked at load; --mode is checked here */
 	if (!qmode_parse(mode_s ? mode_s : cfg.query.mode, &mode)) {
-		cli_error("serve: unknown mode \"%s\" (memory, pointer, cached, object)",
-			  mode_s ? mode_s : cfg.query.mode);
+		cli_error("serve: unknown mode \"%s\" (%s)", mode_s ? mode_s : cfg.query.mode,
+			  cli_mode_list(modes, sizeof(modes)));
 		rag_config_release(&cfg);
 		return CLI_USAGE;
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "qindex.h"
 #include "rag_util.h"
 #include "s3.h"
 
@@ -23,7 +24,7 @@ static const cli_command commands[] = {
 	{"gc", cmd_gc, "delete index objects that no manifest references"},
 	{"verify", cmd_verify, "check the committed index version; --digest for crash tests"},
 	{"s3", cmd_s3, "list, get, put, remove and stat objects (an aws s3-like tool)"},
-	{"bench", cmd_bench, "measure the S3 client (and later ingest and query) against baselines"},
+	{"bench", cmd_bench, "benchmark S3 vs curl, ingest (get, embed), query (load, make-index, search)"},
 	{"config", cmd_config, "show the effective configuration or an example file"},
 };
 
@@ -35,7 +36,8 @@ static void usage(FILE *out)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nRun 'ragmap <command> --help' for a command's options.\n"
 		     "Configuration: --config FILE, $RAGMAP_CONFIG or config/ragmap.conf;\n"
-		     "RAGMAP_<SECTION>_<KEY> and the AWS_* variables override it.\n");
+		     "RAGMAP_<SECTION>_<KEY> and the AWS_* variables override it (an unknown\n"
+		     "RAGMAP_<SECTION>_... variable is an error, as an unknown key is).\n");
 }
 
 void cli_error(const char *fmt, ...)
@@ -62,14 +64,63 @@ int cli_fail(const rag_error *err)
 	return cli_exit_code(err->rc);
 }
 
+const char *cli_mode_list(char *buf, size_t len)
+{
+	size_t n = 0;
+
+	if (!len)
+		return buf;
+	buf[0] = '\0';
+	for (int m = QMODE_MEMORY; m <= QMODE_OBJECT && n < len; m++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", m == QMODE_MEMORY ? "" : ", ",
+				      qmode_name((qmode)m));
+	return buf;
+}
+
+static bool mode_ok(const char *s)
+{
+	qmode m;
+
+	return qmode_parse(s, &m);
+}
+
+void cli_set_quiet(cli_env *env)
+{
+	env->quiet = true;
+	if (env->log.level > RAG_LOG_WARN)
+		env->log.level = RAG_LOG_WARN;
+}
+
+/* Say once that the endpoint was set nowhere: a refused connection to it
+ * is then no mystery. */
+static void note_default_endpoint(cli_env *env, const rag_config *cfg)
+{
+	char what[512];
+
+	if (env->noted || env->quiet || env->no_s3 || !rag_log_on(&env->log, RAG_LOG_WARN) ||
+	    rag_config_origin_of(cfg, "s3", "endpoint", what, sizeof(what)) != RAG_CFG_DEFAULT)
+		return;
+	fprintf(stderr, "ragmap: note: endpoint %s is %s\n", cfg->s3.endpoint, what);
+	env->noted = true;
+}
+
 bool cli_load_config(cli_env *env, rag_config *cfg)
 {
 	rag_error err = {0};
+	char modes[128];
 
-	if (rag_config_load(cfg, env->config_path, &err) == RAG_OK)
-		return true;
-	cli_fail(&err);
-	return false;
+	if (rag_config_load(cfg, env->config_path, &err)) {
+		cli_fail(&err);
+		return false;
+	}
+	if (rag_config_check(cfg, "query", "mode", mode_ok,
+			     cli_mode_list(modes, sizeof(modes)), &err)) {
+		rag_config_release(cfg);
+		cli_fail(&err);
+		return false;
+	}
+	note_default_endpoint(env, cfg);
+	return true;
 }
 
 int cli_open_s3(cli_env *env, rag_config *cfg, s3_client **out)

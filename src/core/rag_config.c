@@ -6,12 +6,14 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "rag_util.h"
 
-/* T_NAME: a string that becomes one path segment on local disk */
-typedef enum { T_STR, T_NAME, T_SECRET, T_INT, T_SIZE, T_BOOL, T_REAL } cfg_type;
+/* T_NAME: a string that becomes one path segment on local disk;
+ * T_CHOICE: a string that must be one of the row's choices */
+typedef enum { T_STR, T_NAME, T_SECRET, T_CHOICE, T_INT, T_SIZE, T_BOOL, T_REAL } cfg_type;
 
 typedef struct cfg_item {
 	const char *section;
@@ -21,10 +23,17 @@ typedef struct cfg_item {
 	const char *def;
 	int64_t min, max; /* bounds for T_INT and T_SIZE */
 	const char *help;
+	const char *const *choices; /* T_CHOICE: the valid values, NULL-terminated */
 } cfg_item;
+
+/* The type holds a char * the config owns. */
+#define IS_STRING(t) ((t) == T_STR || (t) == T_NAME || (t) == T_SECRET || (t) == T_CHOICE)
 
 #define OFF(f) offsetof(rag_config, f)
 #define MiB (1024 * 1024)
+
+/* query.hybrid_method; src/query/qindex.c fuses with rrf or, else, zscore */
+static const char *const hybrid_methods[] = {"zscore", "rrf", NULL};
 
 static const cfg_item items[] = {
 	{"s3", "endpoint", T_STR, OFF(s3.endpoint), "http://127.0.0.1:4570", 0, 0,
@@ -117,11 +126,15 @@ static const cfg_item items[] = {
 	 "hybrid retriever: k of reciprocal rank fusion, score = sum 1/(k + rank)"},
 	{"query", "hybrid_depth", T_INT, OFF(query.hybrid_depth), "100", 1, 1000,
 	 "hybrid retriever: candidates taken from each of dense and bm25"},
-	{"query", "hybrid_method", T_STR, OFF(query.hybrid_method), "zscore", 0, 0,
-	 "hybrid fusion: zscore (weighted sum of per-query standardised scores) or rrf"},
+	{"query", "hybrid_method", T_CHOICE, OFF(query.hybrid_method), "zscore", 0, 0,
+	 "hybrid fusion: zscore (weighted sum of per-query standardised scores) or rrf",
+	 hybrid_methods},
 	{"query", "hybrid_weight", T_REAL, OFF(query.hybrid_weight), "0.5", 0, 1,
 	 "zscore fusion: weight of the dense score (bm25 gets 1 - weight)"},
 };
+
+_Static_assert(RAG_ARRAY_LEN(items) <= RAG_CONFIG_MAX_KEYS,
+	       "raise RAG_CONFIG_MAX_KEYS in rag_config.h");
 
 /* The standard AWS variables and the keys they set. */
 static const struct {
@@ -138,6 +151,16 @@ static const cfg_item *find_item(const char *section, const char *key)
 	for (size_t i = 0; i < RAG_ARRAY_LEN(items); i++)
 		if (strcmp(items[i].section, section) == 0 && strcmp(items[i].key, key) == 0)
 			return &items[i];
+	return NULL;
+}
+
+/* The standard AWS variable that sets it, or NULL. */
+static const char *aws_env_of(const cfg_item *it)
+{
+	for (size_t i = 0; i < RAG_ARRAY_LEN(aws_env); i++)
+		if (strcmp(aws_env[i].section, it->section) == 0 &&
+		    strcmp(aws_env[i].key, it->key) == 0)
+			return aws_env[i].env;
 	return NULL;
 }
 
@@ -177,6 +200,20 @@ static rag_rc set_item(rag_config *cfg, const cfg_item *it, const char *value,
 	char *s;
 
 	switch (it->type) {
+	case T_CHOICE: {
+		size_t n = 0;
+		char list[256];
+
+		for (size_t k = 0; it->choices[k]; k++)
+			if (strcmp(value, it->choices[k]) == 0)
+				goto string;
+		list[0] = '\0';
+		for (size_t k = 0; it->choices[k] && n < sizeof(list); k++)
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%s", k ? ", " : "",
+					      it->choices[k]);
+		return rag_error_set(err, RAG_ECONFIG, "%s.%s: \"%s\" is not one of %s",
+				     it->section, it->key, value, list);
+	}
 	case T_NAME:
 		if (!name_ok(value))
 			return rag_error_set(err, RAG_ECONFIG,
@@ -185,6 +222,7 @@ static rag_rc set_item(rag_config *cfg, const cfg_item *it, const char *value,
 		/* fall through */
 	case T_STR:
 	case T_SECRET:
+	string:
 		if (!(s = rag_strdup(value)))
 			return rag_error_set(err, RAG_ENOMEM, "out of memory");
 		free(*(char **)base);
@@ -229,8 +267,19 @@ static rag_rc set_item(rag_config *cfg, const cfg_item *it, const char *value,
 	return rag_error_set(err, RAG_EINTERNAL, "bad config type");
 }
 
-rag_rc rag_config_set(rag_config *cfg, const char *section, const char *key,
-		      const char *value, rag_error *err)
+/* set_item, then remember where the value came from */
+static rag_rc set_from(rag_config *cfg, const cfg_item *it, const char *value,
+		       rag_config_origin origin, rag_error *err)
+{
+	rag_rc rc = set_item(cfg, it, value, err);
+
+	if (rc == RAG_OK)
+		cfg->origin[it - items] = (unsigned char)origin;
+	return rc;
+}
+
+static rag_rc config_set(rag_config *cfg, const char *section, const char *key,
+			 const char *value, rag_config_origin origin, rag_error *err)
 {
 	const cfg_item *it = find_item(section, key);
 
@@ -241,7 +290,13 @@ rag_rc rag_config_set(rag_config *cfg, const char *section, const char *key,
 		return rag_error_set(err, RAG_ECONFIG, "unknown key \"%s\" in section [%s]",
 				     key, section);
 	}
-	return set_item(cfg, it, value, err);
+	return set_from(cfg, it, value, origin, err);
+}
+
+rag_rc rag_config_set(rag_config *cfg, const char *section, const char *key,
+		      const char *value, rag_error *err)
+{
+	return config_set(cfg, section, key, value, RAG_CFG_SET, err);
 }
 
 rag_rc rag_config_init(rag_config *cfg)
@@ -260,7 +315,7 @@ rag_rc rag_config_init(rag_config *cfg)
 void rag_config_release(rag_config *cfg)
 {
 	for (size_t i = 0; i < RAG_ARRAY_LEN(items); i++)
-		if (items[i].type == T_STR || items[i].type == T_NAME || items[i].type == T_SECRET) {
+		if (IS_STRING(items[i].type)) {
 			char **p = (char **)((char *)cfg + items[i].offset);
 			free(*p);
 			*p = NULL;
@@ -281,7 +336,7 @@ static int on_ini_entry(void *user, const char *section, const char *name,
 	ini_state *st = user;
 	rag_error e;
 
-	if (rag_config_set(st->cfg, section, name, value, &e) == RAG_OK)
+	if (config_set(st->cfg, section, name, value, RAG_CFG_FILE, &e) == RAG_OK)
 		return 1;
 	if (!st->failed) {
 		st->first = e;
@@ -315,15 +370,105 @@ static void env_name(const cfg_item *it, char *buf, size_t len)
 		*p = (char)toupper((unsigned char)*p);
 }
 
+/*
+ * The RAGMAP_ variables that are not settings although they start like one,
+ * RAGMAP_<SECTION>_..., and so would be rejected by check_env_names(). The
+ * one place to add such a name; better, a new variable starts with no
+ * section name (RAGMAP_TEST_..., RAGMAP_BENCH_...) and needs no entry.
+ * The program's own non-setting variables are here too, so that a section
+ * named like them ([log], [trace]) could never make them an error.
+ */
+static const char *const env_not_settings[] = {
+	"RAGMAP_CONFIG",       /* the configuration file (rag_config_load) */
+	"RAGMAP_LOG",          /* log level (rag_log.c) */
+	"RAGMAP_TRACE",        /* trace areas (rag_log.c) */
+	"RAGMAP_SOURCE_DIR",   /* tests: the source tree (tests/CMakeLists.txt) */
+	"RAGMAP_LOCAL_KEY_ID", /* scripts/s3-local.sh: the local store's user */
+	"RAGMAP_LOCAL_SECRET", /* scripts/s3-local.sh: its secret */
+};
+
+static bool env_exempt(const char *name, size_t n)
+{
+	for (size_t i = 0; i < RAG_ARRAY_LEN(env_not_settings); i++)
+		if (strlen(env_not_settings[i]) == n && strncmp(env_not_settings[i], name, n) == 0)
+			return true;
+	return false;
+}
+
+/* The row whose variable is name[0..n), compared case-insensitively when fold. */
+static const cfg_item *item_of_env(const char *name, size_t n, bool fold)
+{
+	char want[128];
+
+	for (size_t i = 0; i < RAG_ARRAY_LEN(items); i++) {
+		env_name(&items[i], want, sizeof(want));
+		if (strlen(want) == n &&
+		    (fold ? strncasecmp(want, name, n) : strncmp(want, name, n)) == 0)
+			return &items[i];
+	}
+	return NULL;
+}
+
+/*
+ * Every RAGMAP_<SECTION>_... variable, SECTION a known section, must be a
+ * setting's variable or listed in env_not_settings[]: a typo in the
+ * environment is an error, as an unknown key in the file is. Variables that
+ * start with no section name are not ours to judge and are left alone.
+ */
+static rag_rc check_env_names(rag_error *err)
+{
+	char prefix[64], want[128], key[64];
+
+	for (char **e = environ; e && *e; e++) {
+		const char *name = *e, *eq = strchr(name, '=');
+		size_t n = eq ? (size_t)(eq - name) : strlen(name);
+		const cfg_item *it;
+		const char *section = NULL;
+
+		if (strncmp(name, "RAGMAP_", 7) != 0 || item_of_env(name, n, false) ||
+		    env_exempt(name, n))
+			continue;
+		for (size_t i = 0; i < RAG_ARRAY_LEN(items) && !section; i++) {
+			size_t pn;
+			snprintf(prefix, sizeof(prefix), "RAGMAP_%s_", items[i].section);
+			for (char *p = prefix; *p; p++)
+				*p = (char)toupper((unsigned char)*p);
+			pn = strlen(prefix);
+			if (n > pn && strncmp(name, prefix, pn) == 0)
+				section = items[i].section;
+		}
+		if (!section)
+			continue;
+		if ((it = item_of_env(name, n, true))) {
+			env_name(it, want, sizeof(want));
+			return rag_error_set(err, RAG_ECONFIG,
+					     "environment variable %.*s: not a setting "
+					     "(the name is upper case: %s)", (int)n, name, want);
+		}
+		/* the key as it would be in the file, for the same message */
+		snprintf(key, sizeof(key), "%.*s", (int)(n - strlen(section) - 8),
+			 name + strlen(section) + 8);
+		for (char *p = key; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+		return rag_error_set(err, RAG_ECONFIG,
+				     "environment variable %.*s: unknown key \"%s\" in section [%s]",
+				     (int)n, name, key, section);
+	}
+	return RAG_OK;
+}
+
 rag_rc rag_config_apply_env(rag_config *cfg, rag_error *err)
 {
 	char name[128];
 	const char *v;
+	rag_rc rc;
 
+	if ((rc = check_env_names(err)))
+		return rc;
 	for (size_t i = 0; i < RAG_ARRAY_LEN(aws_env); i++) {
 		if (!(v = getenv(aws_env[i].env)) || !*v)
 			continue;
-		if (rag_config_set(cfg, aws_env[i].section, aws_env[i].key, v, err)) {
+		if (config_set(cfg, aws_env[i].section, aws_env[i].key, v, RAG_CFG_AWS_ENV, err)) {
 			rag_error_prefix(err, "environment variable %s", aws_env[i].env);
 			return err ? err->rc : RAG_ECONFIG;
 		}
@@ -332,7 +477,7 @@ rag_rc rag_config_apply_env(rag_config *cfg, rag_error *err)
 		env_name(&items[i], name, sizeof(name));
 		if (!(v = getenv(name)))
 			continue;
-		if (set_item(cfg, &items[i], v, err)) {
+		if (set_from(cfg, &items[i], v, RAG_CFG_ENV, err)) {
 			rag_error_prefix(err, "environment variable %s", name);
 			return err ? err->rc : RAG_ECONFIG;
 		}
@@ -368,6 +513,7 @@ static void print_value(const rag_config *cfg, const cfg_item *it, FILE *out)
 	switch (it->type) {
 	case T_STR:
 	case T_NAME:
+	case T_CHOICE:
 		fprintf(out, "%s", *(char *const *)base ? *(char *const *)base : "");
 		break;
 	case T_SECRET:
@@ -387,6 +533,65 @@ static void print_value(const rag_config *cfg, const cfg_item *it, FILE *out)
 		fprintf(out, "%g", *(const double *)base);
 		break;
 	}
+}
+
+rag_config_origin rag_config_origin_of(const rag_config *cfg, const char *section,
+				       const char *key, char *what, size_t len)
+{
+	const cfg_item *it = find_item(section, key);
+	rag_config_origin src = it ? (rag_config_origin)cfg->origin[it - items] : RAG_CFG_DEFAULT;
+	const char *aws = it ? aws_env_of(it) : NULL;
+	char name[128];
+
+	if (!what || !len)
+		return src;
+	if (!it) {
+		snprintf(what, len, "an unknown setting");
+		return src;
+	}
+	env_name(it, name, sizeof(name));
+	switch (src) {
+	case RAG_CFG_DEFAULT:
+		if (cfg->path)
+			snprintf(what, len, "the built-in default (no %s.%s in %s, %s%s%sno %s)",
+				 section, key, cfg->path, aws ? "no " : "", aws ? aws : "",
+				 aws ? ", " : "", name);
+		else
+			snprintf(what, len, "the built-in default (no config file, %s%s%sno %s)",
+				 aws ? "no " : "", aws ? aws : "", aws ? ", " : "", name);
+		break;
+	case RAG_CFG_FILE:
+		snprintf(what, len, "%s", cfg->path ? cfg->path : "the configuration file");
+		break;
+	case RAG_CFG_AWS_ENV:
+		snprintf(what, len, "environment variable %s", aws ? aws : "AWS_*");
+		break;
+	case RAG_CFG_ENV:
+		snprintf(what, len, "environment variable %s", name);
+		break;
+	case RAG_CFG_SET:
+		snprintf(what, len, "the program");
+		break;
+	}
+	return src;
+}
+
+rag_rc rag_config_check(const rag_config *cfg, const char *section, const char *key,
+			bool (*valid)(const char *value), const char *expected, rag_error *err)
+{
+	const cfg_item *it = find_item(section, key);
+	const char *v;
+	char from[512];
+
+	if (!it || !IS_STRING(it->type) || it->type == T_SECRET)
+		return rag_error_set(err, RAG_EINVAL, "%s.%s: not a checkable setting",
+				     section, key);
+	v = *(char *const *)((const char *)cfg + it->offset);
+	if (valid(v ? v : ""))
+		return RAG_OK;
+	rag_config_origin_of(cfg, section, key, from, sizeof(from));
+	return rag_error_set(err, RAG_ECONFIG, "%s: %s.%s: \"%s\" is not one of %s", from,
+			     section, key, v ? v : "", expected);
 }
 
 void rag_config_show(const rag_config *cfg, FILE *out)

@@ -9,6 +9,18 @@
  * variables (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
  * AWS_SECRET_ACCESS_KEY) < RAGMAP_<SECTION>_<KEY>.
  *
+ * The environment is as strict as the file: a variable named
+ * RAGMAP_<SECTION>_... for a known section that is no setting (a typo such
+ * as RAGMAP_S3_BUKKET) is an error naming it, like an unknown key in the
+ * file. RAGMAP_ variables that start with no section name (RAGMAP_CONFIG,
+ * RAGMAP_LOG, RAGMAP_TRACE, the tests' RAGMAP_TEST_*, ...) are not looked
+ * at; the few that do start like a setting but are not one
+ * (RAGMAP_SOURCE_DIR, RAGMAP_LOCAL_KEY_ID, ...) are listed in one table in
+ * rag_config.c, env_not_settings[].
+ *
+ * Every value remembers where it came from (rag_config_origin_of()), so a
+ * message can say "the built-in default" or which file or variable.
+ *
  * Secrets (type SECRET) are never printed: show and error messages redact
  * their values.
  */
@@ -20,6 +32,18 @@
 #include <stdio.h>
 
 #include "rag_err.h"
+
+/* Where a setting's value came from. */
+typedef enum {
+	RAG_CFG_DEFAULT = 0, /* the built-in default */
+	RAG_CFG_FILE,        /* the configuration file (rag_config.path) */
+	RAG_CFG_AWS_ENV,     /* a standard AWS_* variable */
+	RAG_CFG_ENV,         /* RAGMAP_<SECTION>_<KEY> */
+	RAG_CFG_SET,         /* rag_config_set() by the program */
+} rag_config_origin;
+
+/* Room for the table's rows in rag_config.origin (checked when compiling). */
+#define RAG_CONFIG_MAX_KEYS 96
 
 typedef struct rag_config {
 	struct {
@@ -67,7 +91,9 @@ typedef struct rag_config {
 		int64_t dims;
 	} model;
 	struct {
-		char *mode;              /* memory | pointer | cached | object */
+		char *mode;              /* memory | pointer | cached | object; checked
+					  * by the CLI with qmode_parse() (see
+					  * rag_config_check()) */
 		char *listen;            /* HOST:PORT */
 		int64_t threads;         /* HTTP worker threads */
 		int64_t cache_mb;        /* cached mode: chunk text LRU */
@@ -83,10 +109,11 @@ typedef struct rag_config {
 		int64_t log_flush_records;
 		int64_t rrf_k;           /* hybrid: reciprocal rank fusion constant */
 		int64_t hybrid_depth;    /* hybrid: candidates taken from each retriever */
-		char *hybrid_method;     /* "rrf" or "zscore" */
+		char *hybrid_method;     /* "zscore" or "rrf" (checked at load) */
 		double hybrid_weight;    /* zscore: weight of dense, bm25 gets 1 - it */
 	} query;
 	char *path; /* the file it was read from, or NULL */
+	unsigned char origin[RAG_CONFIG_MAX_KEYS]; /* rag_config_origin of each table row */
 } rag_config;
 
 /* Fill cfg with the built-in defaults. Release with rag_config_release(). */
@@ -103,12 +130,41 @@ rag_rc rag_config_load(rag_config *cfg, const char *path, rag_error *err);
 /* Parse one INI file over the current values. */
 rag_rc rag_config_load_file(rag_config *cfg, const char *path, rag_error *err);
 
-/* Apply AWS_* and RAGMAP_<SECTION>_<KEY> overrides. */
+/*
+ * Apply AWS_* and RAGMAP_<SECTION>_<KEY> overrides. RAG_ECONFIG, naming the
+ * variable, for a bad value or for a RAGMAP_<SECTION>_ variable that is no
+ * setting (see the top of this file); nothing is applied then.
+ */
 rag_rc rag_config_apply_env(rag_config *cfg, rag_error *err);
 
-/* Set section.key from text, validating it. RAG_ECONFIG on error. */
+/* Set section.key from text, validating it (origin RAG_CFG_SET).
+ * RAG_ECONFIG on error. */
 rag_rc rag_config_set(rag_config *cfg, const char *section, const char *key,
 		      const char *value, rag_error *err);
+
+/*
+ * Where section.key's value came from. With what != NULL, also a phrase
+ * for messages in what[0..len): "environment variable RAGMAP_S3_ENDPOINT",
+ * "environment variable AWS_ENDPOINT_URL", the file's path, "the program",
+ * or for a default "the built-in default (no config file, no
+ * AWS_ENDPOINT_URL, no RAGMAP_S3_ENDPOINT)" -- every place it could have
+ * been set ("no s3.endpoint in FILE" when a file was read). An unknown key
+ * gives RAG_CFG_DEFAULT and "an unknown setting".
+ */
+rag_config_origin rag_config_origin_of(const rag_config *cfg, const char *section,
+				       const char *key, char *what, size_t len);
+
+/*
+ * Check a string setting whose valid values belong to a module above the
+ * core, which cannot link to it (query.mode: qmode_parse() in src/query).
+ * valid(value) says whether the value is one; expected lists them for the
+ * message ("memory, pointer, cached, object"). RAG_ECONFIG naming where the
+ * value came from, section.key and the value, e.g. "environment variable
+ * RAGMAP_QUERY_MODE: query.mode: "foo" is not one of memory, ...".
+ * RAG_EINVAL for an unknown or non-string key.
+ */
+rag_rc rag_config_check(const rag_config *cfg, const char *section, const char *key,
+			bool (*valid)(const char *value), const char *expected, rag_error *err);
 
 /* Print the effective settings as INI (secrets shown as "<redacted>"). */
 void rag_config_show(const rag_config *cfg, FILE *out);

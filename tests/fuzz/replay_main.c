@@ -3,10 +3,19 @@
  * LLVMFuzzerTestOneInput once on every file named, or on every file of
  * every directory named. The ctest tests fuzz.replay.<target> use it to
  * replay the committed seeds and crash regressions in every build (the
- * sanitizer build included). Exit 0 when all ran; a broken invariant
- * aborts.
+ * sanitizer build included):
+ *
+ *   fuzz_<t> CORPUS [MORE...]
+ *
+ * CORPUS (tests/fuzz/corpus/<t>, which every target has) must exist and
+ * hold at least one input, so a renamed or emptied corpus cannot pass with
+ * nothing run. A MORE path may be absent: tests/fuzz/regress/<t> exists
+ * only once a crash of that target has been fixed (run.sh says so), and
+ * most targets have none. Exit 0 when all ran, 1 on a missing corpus, no
+ * input or an unreadable one; a broken invariant aborts.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +53,10 @@ int main(int argc, char **argv)
 {
 	int failed = 0, ran = 0;
 
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s CORPUS [MORE...]\n", argv[0]);
+		return 1;
+	}
 	for (int i = 1; i < argc; i++) {
 		struct stat st;
 		DIR *d;
@@ -51,15 +64,22 @@ int main(int argc, char **argv)
 		char **names = NULL;
 		size_t n = 0, cap = 0;
 
-		if (stat(argv[i], &st) != 0)
-			continue; /* an absent directory (no regressions yet) is fine */
+		if (stat(argv[i], &st) != 0) {
+			/* only a later path may be absent (no regressions yet) */
+			if (i > 1 && errno == ENOENT)
+				continue;
+			fprintf(stderr, "replay: \"%s\": %s\n", argv[i], strerror(errno));
+			return 1;
+		}
 		if (!S_ISDIR(st.st_mode)) {
 			failed += run_file(argv[i]);
 			ran++;
 			continue;
 		}
-		if (!(d = opendir(argv[i])))
+		if (!(d = opendir(argv[i]))) {
+			fprintf(stderr, "replay: cannot open \"%s\": %s\n", argv[i], strerror(errno));
 			return 1;
+		}
 		while ((e = readdir(d))) {
 			char path[4096];
 			if (e->d_name[0] == '.')
@@ -81,6 +101,10 @@ int main(int argc, char **argv)
 			free(names[j]);
 		}
 		free(names);
+		if (i == 1 && n == 0) {
+			fprintf(stderr, "replay: corpus \"%s\" has no inputs\n", argv[i]);
+			return 1;
+		}
 	}
 	printf("replayed %d inputs, %d unreadable\n", ran, failed);
 	return failed ? 1 : 0;

@@ -95,6 +95,14 @@ static void clear_env(void)
 	unsetenv("AWS_REGION");
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("RAGMAP_S3_ENDPOINT");
+	unsetenv("RAGMAP_S3_BUKKET");
+	unsetenv("RAGMAP_S3_Bucket");
+	unsetenv("RAGMAP_QUERY_MODE");
+	unsetenv("RAGMAP_QUERY_HYBRID_METHOD");
+	unsetenv("RAGMAP_LOCAL_KEY_ID");
+	unsetenv("RAGMAP_TEST_CONFIG_NOT_A_SETTING");
+	unsetenv("RAGMAP_BUKKET");
 }
 
 static void test_config_file_and_env(void **state)
@@ -216,6 +224,155 @@ static void test_config_secrets_never_shown(void **state)
 	free(path);
 }
 
+/*
+ * The environment is as strict as the file: RAGMAP_<SECTION>_... must be a
+ * setting; names that start with no section are left alone, and so are the
+ * listed non-settings that do (RAGMAP_SOURCE_DIR, RAGMAP_LOCAL_KEY_ID).
+ */
+static void test_config_env_strict(void **state)
+{
+	static const struct {
+		const char *name, *value;
+		rag_rc want;
+		const char *msg; /* a part of the message */
+	} cases[] = {
+		{"RAGMAP_S3_BUKKET", "x", RAG_ECONFIG,
+		 "environment variable RAGMAP_S3_BUKKET: unknown key \"bukket\" in section [s3]"},
+		{"RAGMAP_S3_BUKKET", "", RAG_ECONFIG, "RAGMAP_S3_BUKKET"}, /* empty still counts */
+		{"RAGMAP_S3_Bucket", "x", RAG_ECONFIG, "upper case: RAGMAP_S3_BUCKET"},
+		{"RAGMAP_QUERY_MODE", "foo", RAG_OK, NULL}, /* a setting: checked by its owner */
+		{"RAGMAP_QUERY_HYBRID_METHOD", "foo", RAG_ECONFIG,
+		 "RAGMAP_QUERY_HYBRID_METHOD: query.hybrid_method: \"foo\" is not one of zscore, rrf"},
+		{"RAGMAP_QUERY_HYBRID_METHOD", "rrf", RAG_OK, NULL},
+		{"RAGMAP_SOURCE_DIR", "/src", RAG_OK, NULL},     /* ctest sets it */
+		{"RAGMAP_LOCAL_KEY_ID", "k", RAG_OK, NULL},      /* scripts/s3-local.sh */
+		{"RAGMAP_TEST_CONFIG_NOT_A_SETTING", "1", RAG_OK, NULL}, /* no section */
+		{"RAGMAP_BUKKET", "x", RAG_OK, NULL},            /* no section: not ours */
+	};
+	rag_config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rag_error err = {0};
+		rag_rc rc;
+
+		clear_env();
+		setenv(cases[i].name, cases[i].value, 1);
+		rc = rag_config_load(&cfg, NULL, &err);
+		if (rc != cases[i].want)
+			fail_msg("%s=%s: rc %d (%s), want %d", cases[i].name, cases[i].value, rc,
+				 err.msg, cases[i].want);
+		if (rc == RAG_OK)
+			rag_config_release(&cfg);
+		else if (!strstr(err.msg, cases[i].msg))
+			fail_msg("%s: \"%s\" lacks \"%s\"", cases[i].name, err.msg, cases[i].msg);
+	}
+	clear_env();
+}
+
+static void test_config_choice_in_file(void **state)
+{
+	char *bad = write_tmp("[query]\n\nhybrid_method = sum\n");
+	rag_config cfg;
+	rag_error err = {0};
+	char want[512];
+
+	(void)state;
+	clear_env();
+	assert_int_equal(rag_config_load(&cfg, bad, &err), RAG_ECONFIG);
+	snprintf(want, sizeof(want), "%s:3: query.hybrid_method: \"sum\" is not one of zscore, rrf",
+		 bad);
+	assert_string_equal(err.msg, want);
+	unlink(bad);
+	free(bad);
+}
+
+static void test_config_origin(void **state)
+{
+	char *path = write_tmp("[s3]\nbucket = docs\n[query]\nmode = nope\n");
+	rag_config cfg;
+	rag_error err = {0};
+	char what[512];
+
+	(void)state;
+	clear_env();
+	assert_int_equal(rag_config_load(&cfg, NULL, &err), RAG_OK);
+	assert_int_equal(rag_config_origin_of(&cfg, "s3", "endpoint", what, sizeof(what)),
+			 RAG_CFG_DEFAULT);
+	assert_string_equal(what, "the built-in default (no config file, no AWS_ENDPOINT_URL, "
+				  "no RAGMAP_S3_ENDPOINT)");
+	assert_int_equal(rag_config_origin_of(&cfg, "index", "name", what, sizeof(what)),
+			 RAG_CFG_DEFAULT);
+	assert_string_equal(what, "the built-in default (no config file, no RAGMAP_INDEX_NAME)");
+	assert_int_equal(rag_config_set(&cfg, "s3", "region", "eu-west-1", &err), RAG_OK);
+	assert_int_equal(rag_config_origin_of(&cfg, "s3", "region", NULL, 0), RAG_CFG_SET);
+	assert_int_equal(rag_config_origin_of(&cfg, "s3", "nope", what, sizeof(what)),
+			 RAG_CFG_DEFAULT);
+	rag_config_release(&cfg);
+
+	setenv("AWS_ENDPOINT_URL", "http://aws:2", 1);
+	setenv("RAGMAP_QUERY_MODE", "memory", 1);
+	assert_int_equal(rag_config_load(&cfg, path, &err), RAG_OK);
+	assert_int_equal(rag_config_origin_of(&cfg, "s3", "endpoint", what, sizeof(what)),
+			 RAG_CFG_AWS_ENV);
+	assert_string_equal(what, "environment variable AWS_ENDPOINT_URL");
+	assert_int_equal(rag_config_origin_of(&cfg, "s3", "bucket", what, sizeof(what)),
+			 RAG_CFG_FILE);
+	assert_string_equal(what, path);
+	assert_int_equal(rag_config_origin_of(&cfg, "query", "mode", what, sizeof(what)),
+			 RAG_CFG_ENV);
+	assert_string_equal(what, "environment variable RAGMAP_QUERY_MODE");
+	assert_int_equal(rag_config_origin_of(&cfg, "s3", "region", what, sizeof(what)),
+			 RAG_CFG_DEFAULT);
+	assert_non_null(strstr(what, "(no s3.region in "));
+	rag_config_release(&cfg);
+	clear_env();
+	unlink(path);
+	free(path);
+}
+
+static bool is_memory(const char *v)
+{
+	return strcmp(v, "memory") == 0;
+}
+
+/* rag_config_check: a value only a higher module can judge, named with its origin */
+static void test_config_check(void **state)
+{
+	char *path = write_tmp("[query]\nmode = nope\n");
+	rag_config cfg;
+	rag_error err = {0};
+	char want[512];
+
+	(void)state;
+	clear_env();
+	assert_int_equal(rag_config_load(&cfg, path, &err), RAG_OK);
+	assert_int_equal(rag_config_check(&cfg, "query", "mode", is_memory, "memory", &err),
+			 RAG_ECONFIG);
+	snprintf(want, sizeof(want), "%s: query.mode: \"nope\" is not one of memory", path);
+	assert_string_equal(err.msg, want);
+	assert_int_equal(rag_config_check(&cfg, "query", "threads", is_memory, "x", &err),
+			 RAG_EINVAL);
+	assert_int_equal(rag_config_check(&cfg, "query", "token", is_memory, "x", &err),
+			 RAG_EINVAL); /* a secret is never echoed */
+	rag_config_release(&cfg);
+	setenv("RAGMAP_QUERY_MODE", "foo", 1);
+	assert_int_equal(rag_config_load(&cfg, path, &err), RAG_OK);
+	assert_int_equal(rag_config_check(&cfg, "query", "mode", is_memory, "memory", &err),
+			 RAG_ECONFIG);
+	assert_string_equal(err.msg, "environment variable RAGMAP_QUERY_MODE: query.mode: "
+				     "\"foo\" is not one of memory");
+	setenv("RAGMAP_QUERY_MODE", "memory", 1);
+	rag_config_release(&cfg);
+	assert_int_equal(rag_config_load(&cfg, path, &err), RAG_OK);
+	assert_int_equal(rag_config_check(&cfg, "query", "mode", is_memory, "memory", &err),
+			 RAG_OK);
+	rag_config_release(&cfg);
+	clear_env();
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -226,6 +383,10 @@ int main(void)
 		cmocka_unit_test(test_config_errors_name_line_and_key),
 		cmocka_unit_test(test_config_names_stay_one_segment),
 		cmocka_unit_test(test_config_secrets_never_shown),
+		cmocka_unit_test(test_config_env_strict),
+		cmocka_unit_test(test_config_choice_in_file),
+		cmocka_unit_test(test_config_origin),
+		cmocka_unit_test(test_config_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

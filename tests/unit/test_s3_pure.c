@@ -190,7 +190,8 @@ static void test_error_code_map(void **state)
 {
 	(void)state;
 	assert_int_equal(s3_error_code_rc("NoSuchKey", 404), RAG_ENOTFOUND);
-	assert_int_equal(s3_error_code_rc("NoSuchBucket", 404), RAG_ENOTFOUND);
+	/* not ENOTFOUND, which callers read as "the key is absent" */
+	assert_int_equal(s3_error_code_rc("NoSuchBucket", 404), RAG_ESTORAGE);
 	assert_int_equal(s3_error_code_rc("AccessDenied", 403), RAG_EACCESS);
 	assert_int_equal(s3_error_code_rc("InvalidAccessKeyId", 403), RAG_EAUTH);
 	assert_int_equal(s3_error_code_rc("SignatureDoesNotMatch", 403), RAG_EAUTH);

@@ -251,7 +251,7 @@ static void test_error_messages(void **state)
 		const char *want;
 	} cases[] = {
 		{"err-NoSuchKey/a b.txt", RAG_ENOTFOUND, "no such key \"err-NoSuchKey/a b.txt\" in bucket \"rag\""},
-		{"err-NoSuchBucket/k", RAG_ENOTFOUND, "no such bucket \"rag\""},
+		{"err-NoSuchBucket/k", RAG_ESTORAGE, "no such bucket \"rag\""},
 		{"err-AccessDenied/k", RAG_EACCESS, "access denied: GET s3://rag/err-AccessDenied/k"},
 		{"err-InvalidAccessKeyId/k", RAG_EAUTH, "invalid access key id"},
 		{"err-SignatureDoesNotMatch/k", RAG_EAUTH, "signature does not match"},
