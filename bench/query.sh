@@ -39,8 +39,14 @@ work=$(cd "$work" && pwd)
 srv_pid=
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-	"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1 || true
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+	# the store keeps its objects in RAM: KEEP=1 leaves it running for
+	# bench/lancedb/run.sh (scripts/s3-local.sh stop "$work/s3" ends it)
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "bench: kept $work; its S3 store still runs" >&2
+	else
+		"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1 || true
+		rm -rf "$work"
+	fi
 }
 trap cleanup EXIT
 cd "$work"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The ragmap demo, end to end on the local S3 server:
-#   set-up and build; start the pinned local S3 server on 127.0.0.1:4570;
+#   set-up and build; start the local S3 server (a single-node Ceph RGW,
+#   scripts/s3-local.sh) on 127.0.0.1:4570;
 #   upload corpus/ under source/; `ragmap ingest` with progress; then the
 #   query server in each backing mode in turn, asked the same three
 #   questions REPS times, and one side-by-side table of what each mode

@@ -6,6 +6,7 @@
 #   scripts/s3-local.sh start DIR [PORT] [BUCKET]   PORT 0 (default) = a free one
 #   scripts/s3-local.sh stop DIR
 #   scripts/s3-local.sh key DIR KEY_ID SECRET       one more key pair for the user
+#   scripts/s3-local.sh running DIR                 exit 0 if its gateway runs
 #
 # Everything lives under DIR: ceph.conf, the monitor's store, the OSD, logs
 # (DIR/log), the PIDs of the daemons this script started (DIR/*.pid, the
@@ -233,6 +234,7 @@ add_key() {
 
 case "$cmd" in
 start) start "${3:-0}" "${4:-rag}" ;;
+running) running radosgw ;;
 key) add_key "${3:-}" "${4:-}" ;;
 stop) stop_all ;;
 *)

@@ -5,7 +5,8 @@
 #   KEEP=1 RAGMAP_BENCH_DIR=/tmp/qb bench/query.sh      # once (minutes)
 #   bench/lancedb/run.sh /tmp/qb [NQUERIES]             # default 200
 #
-# Restarts that run's S3 server, exports the index's lists and NQUERIES of its
+# Uses that run's S3 store, which KEEP=1 left running (its objects are in
+# the OSD's RAM), and stops it at the end; exports the index's lists and NQUERIES of its
 # queries with their exact top 10 (`ragmap bench search --export`), runs
 # bench.mjs (LanceDB IVF_FLAT with the same number of lists, NPROBES to sweep),
 # then ragmap's object mode on the same queries, one client, with and without
@@ -17,7 +18,8 @@ bin=${RAGMAP_BIN:-$top/build/ragmap}
 dir=${1:?usage: run.sh BENCH_DIR [NQUERIES]}
 nq=${2:-200}
 [ -d "$here/node_modules/@lancedb" ] || (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
-"$top/scripts/s3-local.sh" start "$dir/s3" 0 >/dev/null
+[ -s "$dir/s3/s3.env" ] && "$top/scripts/s3-local.sh" running "$dir/s3" ||
+	{ echo "bench: no running store in $dir/s3: run bench/query.sh with KEEP=1 first" >&2; exit 2; }
 trap '"$top/scripts/s3-local.sh" stop "$dir/s3" >/dev/null 2>&1 || true' EXIT
 . "$dir/s3/s3.env"
 export RAGMAP_LOCAL_DIR=$dir/local \
