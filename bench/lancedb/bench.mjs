@@ -115,7 +115,7 @@ const pct = (a, p) => a.slice().sort((x, y) => x - y)[Math.max(0, Math.ceil(p * 
 
 console.log("\n| LanceDB nprobes | recall@10 | cold ms (open + first query) | cold requests | warm p50 ms | warm p95 ms | warm requests/query | warm KiB/query |");
 console.log("|---|---|---|---|---|---|---|---|");
-for (const nprobes of (process.env.NPROBES || "1,2,3,4,6,8").split(",").map(Number)) {
+for (const nprobes of (process.env.NPROBES || "1,2,4,8,12,16").split(",").map(Number)) {
   // cold: a new connection, open the table, one query
   count.requests = 0; count.bytes = 0;
   let t = performance.now();
