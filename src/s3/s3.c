@@ -1194,7 +1194,6 @@ rag_rc s3_get_file(s3_client *c, const s3_op *op, const char *key,
 static rag_rc explain_head_error(s3_client *c, const s3_op *op, const char *key,
 				 const s3_response *head, rag_rc rc, rag_error *err)
 {
-	rag_rc same = head->status == 404 ? RAG_ENOTFOUND : RAG_EACCESS;
 	rag_buf one;
 	rag_error probe = {0};
 	rag_rc prc;
@@ -1204,8 +1203,10 @@ static rag_rc explain_head_error(s3_client *c, const s3_op *op, const char *key,
 	rag_buf_init(&one, 16);
 	prc = s3_get_range(c, op, key, 0, 1, &one, &probe);
 	rag_buf_release(&one);
-	/* another cause than the HEAD's guess (the signature, the bucket) */
-	if (prc == RAG_EAUTH || prc == RAG_ESTORAGE || (prc && prc != same && prc != RAG_ECORRUPT))
+	/* another cause than the HEAD's guess: the signature or key id
+	 * (EAUTH), the bucket (NoSuchBucket is ESTORAGE). Anything else, say
+	 * a range on an object that appeared meanwhile, leaves the guess. */
+	if (prc == RAG_EAUTH || prc == RAG_ESTORAGE)
 		return rag_error_set(err, prc, "%s", probe.msg);
 	return rc;
 }
