@@ -9,15 +9,23 @@
 # one_line NAME FILE: exactly one line (the CLI's one-line errors)
 one_line() { equal "$1" "$(wc -l <"$2" | tr -d ' ')" 1; }
 
+# refused NAME PATTERN CMD...: exit 2 with one line on stderr matching PATTERN
+refused() {
+	local name=$1 pattern=$2
+	shift 2
+	check "$name" 2 "$@"
+	expect "$name-named" "$pattern" "$work/err"
+	one_line "$name-one-line" "$work/err"
+}
+
 # --- 1. an unknown variable in a known section: exit 2 naming it ----------
 commands=("status" "s3 ls" "ingest" "query hello" "config show" "gc" "serve --listen 127.0.0.1:0")
 for c in "${commands[@]}"; do
 	n=${c%% -*}
 	n=${n// /-}
 	# shellcheck disable=SC2086 # the command's words
-	check "env-unknown-$n" 2 env RAGMAP_S3_BUKKET=x "$bin" $c
-	expect "env-unknown-$n-named" 'environment variable RAGMAP_S3_BUKKET: unknown key "bukket" in section \[s3\]' "$work/err"
-	one_line "env-unknown-$n-one-line" "$work/err"
+	refused "env-unknown-$n" 'environment variable RAGMAP_S3_BUKKET: unknown key "bukket" in section \[s3\]' \
+		env RAGMAP_S3_BUKKET=x "$bin" $c
 done
 # as in the file
 printf '[s3]\nbukket = x\n' >"$work/typo.conf"
@@ -40,9 +48,8 @@ expect env-model-dims-applied '^dims = 64$' "$work/out"
 for c in "status" "s3 ls" "ingest" "config show" "query hello" "gc"; do
 	n=${c// /-}
 	# shellcheck disable=SC2086
-	check "env-bad-mode-$n" 2 env RAGMAP_QUERY_MODE=foo "$bin" $c
-	expect "env-bad-mode-$n-named" 'environment variable RAGMAP_QUERY_MODE: query.mode: "foo" is not one of memory, pointer, cached, object' "$work/err"
-	one_line "env-bad-mode-$n-one-line" "$work/err"
+	refused "env-bad-mode-$n" 'environment variable RAGMAP_QUERY_MODE: query.mode: "foo" is not one of memory, pointer, cached, object' \
+		env RAGMAP_QUERY_MODE=foo "$bin" $c
 done
 printf '[query]\nmode = foo\n' >"$work/mode.conf"
 for c in "status" "s3 ls" "ingest"; do
