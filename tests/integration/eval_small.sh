@@ -28,7 +28,7 @@ for r in dense bm25 hybrid; do
 done
 # --json: per-query figures, same means
 js=$("$bin" eval --queries "$data/queries.tsv" --qrels "$data/qrels.txt" --json)
-echo "$js" | grep -q '"per_query"' && echo "$js" | grep -q '"id": "q5"' && echo "ok   json" ||
+grep -q '"per_query"' <<<"$js" && grep -q '"id": "q5"' <<<"$js" && echo "ok   json" ||
 	{ echo "FAIL json: $js"; fails=$((fails + 1)); }
 # FTS5 syntax and SQL in a query are plain words
 out=$("$bin" query --retriever bm25 '"NEAR(" OR * ) -- ; DROP TABLE chunks; x:y ^ AND' -k 3 2>&1)

@@ -12,7 +12,10 @@
 # minutes, and spinning BLAS threads more).
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
 
-if ldd "$bin" 2>/dev/null | grep -Eq 'lib(a|ub|t)san' || nm "$bin" 2>/dev/null | grep -q '__asan_init'; then
+# Here-strings, not pipes: under pipefail, grep -q closing the pipe early
+# makes ldd or nm die of SIGPIPE and the whole test read as false.
+if grep -Eq 'lib(a|ub|t)san' <<<"$(ldd "$bin" 2>/dev/null)" ||
+	grep -q '__asan_init' <<<"$(nm "$bin" 2>/dev/null)"; then
 	echo "skipped: $bin is built with a sanitizer"
 	exit 77
 fi
@@ -31,7 +34,7 @@ vg() {
 	"${memcheck[@]}" --log-file="$work/vg-$name.%p.log" "$@"
 }
 vg_clean() { # vg_clean NAME: no report in that run's logs (-q: only errors are logged)
-	if cat "$work"/vg-"$1".*.log 2>/dev/null | grep -q .; then
+	if grep -qs . "$work"/vg-"$1".*.log; then
 		bad "$1: valgrind reported"
 		cat "$work"/vg-"$1".*.log | head -80
 	else
