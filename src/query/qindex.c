@@ -14,12 +14,12 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "commit.h"
 #include "embed.h"
 #include "rag_util.h"
 #include "segment.h"
 #include "vindex.h"
 
-#define META_MAX (64u << 20)
 #define MODEL_MAX ((size_t)2 << 30)
 #define OBJ_MAX ((size_t)4 << 30)
 
@@ -112,48 +112,33 @@ static rag_rc index_root(const rag_config *cfg, char *root, size_t len, rag_erro
 rag_rc qindex_latest_version(s3_client *s3, const rag_config *cfg, const char *stage,
 			     int64_t *version, rag_error *err)
 {
-	char root[1024], key[1200], mkey[1200];
-	rag_buf b;
+	char root[1024];
+	commit_head head;
 	rag_rc rc;
 
 	*version = 0;
 	if ((rc = index_root(cfg, root, sizeof(root), err)))
 		return rc;
-	mf_latest_key(root, key, sizeof(key));
-	rag_buf_init(&b, META_MAX);
-	rc = s3_get(s3, S3_OP(stage, NULL), key, &b, NULL, err);
-	if (!rc)
-		rc = mf_latest_from_json(b.data, b.len, version, mkey, sizeof(mkey), err);
-	rag_buf_release(&b);
+	/* the newest committed version, not LATEST's: LATEST may lag (commit.h) */
+	if (!(rc = commit_read_newest(s3, S3_OP(stage, NULL), root, &head, NULL, err)))
+		*version = head.version;
 	return rc;
 }
 
 static rag_rc load_manifest(qindex *q, const rag_config *cfg, const s3_op *op, rag_error *err)
 {
-	char root[1024], key[1200], mkey[1200];
-	int64_t version;
-	rag_buf b;
+	char root[1024];
+	commit_head head;
 	rag_rc rc;
 
-	if ((rc = index_root(cfg, root, sizeof(root), err)))
+	if ((rc = index_root(cfg, root, sizeof(root), err)) ||
+	    (rc = commit_read_newest(q->s3, op, root, &head, &q->mf, err)))
 		return rc;
-	mf_latest_key(root, key, sizeof(key));
-	rag_buf_init(&b, META_MAX);
-	rc = s3_get(q->s3, op, key, &b, NULL, err);
-	if (rc == RAG_ENOTFOUND)
-		rag_error_set(err, rc, "no index version yet: \"%s\" does not exist (run ragmap ingest)", key);
-	if (!rc)
-		rc = mf_latest_from_json(b.data, b.len, &version, mkey, sizeof(mkey), err);
-	rag_buf_reset(&b);
-	if (!rc)
-		rc = s3_get(q->s3, op, mkey, &b, NULL, err);
-	if (!rc)
-		rc = manifest_from_json(b.data, b.len, &q->mf, err);
-	if (!rc && q->mf.version != version)
-		rc = rag_error_set(err, RAG_ECORRUPT, "LATEST names version %lld, manifest says %lld",
-				   (long long)version, (long long)q->mf.version);
-	rag_buf_release(&b);
-	return rc;
+	if (head.version == 0)
+		return rag_error_set(err, RAG_ENOTFOUND,
+				     "no index version yet: no manifest under \"%smanifests/\" "
+				     "(run ragmap ingest)", root);
+	return RAG_OK;
 }
 
 static int64_t tombstones_in(const manifest *m, int64_t first, int64_t last)
