@@ -7,11 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "manifest.h"
 #include "qjson.h"
 #include "rag_util.h"
-
-#define MANIFEST_MAX (64u << 20)
 
 /* What the manifest of one version says about ingestion. */
 typedef struct qmap_ingest {
@@ -76,8 +75,8 @@ bool qmap_stage_per_query(const char *stage)
 static rag_rc read_manifest(qmap *m, int64_t version, qmap_ingest *ing, rag_error *err)
 {
 	char root[1024];
+	commit_head head;
 	manifest mf;
-	rag_buf b;
 	rag_rc rc;
 
 	memset(ing, 0, sizeof(*ing));
@@ -85,17 +84,11 @@ static rag_rc read_manifest(qmap *m, int64_t version, qmap_ingest *ing, rag_erro
 	if (mf_index_root(m->cfg->index.prefix, m->cfg->index.name, root, sizeof(root)) ||
 	    mf_manifest_key(root, version, ing->manifest_key, sizeof(ing->manifest_key)))
 		return rag_error_set(err, RAG_ECONFIG, "index.prefix/index.name too long");
-	rag_buf_init(&b, MANIFEST_MAX);
-	rc = s3_get(m->s3, S3_OP("query.map", NULL), ing->manifest_key, &b, NULL, err);
-	if (!rc)
-		rc = manifest_from_json(b.data, b.len, &mf, err);
-	if (rc) {
-		rag_error_prefix(err, "manifest \"%s\"", ing->manifest_key);
-		rag_buf_release(&b);
+	/* errors name the manifest's key */
+	if ((rc = commit_read_version(m->s3, S3_OP("query.map", NULL), root, version, &head, &mf,
+				      err)))
 		return rc;
-	}
-	ing->manifest_bytes = b.len;
-	rag_buf_release(&b);
+	ing->manifest_bytes = head.manifest_bytes;
 	ing->created_at = mf.created_at;
 	ing->documents = mf.documents;
 	ing->chunks = mf.chunks;
