@@ -393,25 +393,79 @@ void seg_lists_release(seg_lists *l)
 	l->offsets = NULL;
 }
 
+rag_rc segment_list_view(const char *data, size_t len, int dims, seg_list_view *out,
+			 rag_error *err)
+{
+	uint32_t count;
+	uint64_t need;
+
+	memset(out, 0, sizeof(*out));
+	if (dims <= 0)
+		return rag_error_set(err, RAG_ECORRUPT, "list: %d dimensions", dims);
+	if (len < 4)
+		return rag_error_set(err, RAG_ECORRUPT, "list: %zu bytes, not even a count", len);
+	count = rd_u32(data);
+	need = 4 + (uint64_t)count * (8 + 4 * (uint64_t)dims + 12);
+	if (need != len)
+		return rag_error_set(err, RAG_ECORRUPT, "list: %u members need %llu bytes, have %zu",
+				     count, (unsigned long long)need, len);
+	out->data = data;
+	out->vec_len = 4 + (size_t)count * (8 + 4 * (size_t)dims);
+	out->count = count;
+	out->dims = dims;
+	return RAG_OK;
+}
+
+int64_t seg_list_id(const seg_list_view *l, uint32_t i)
+{
+	return (int64_t)rd_u64(l->data + 4 + (size_t)i * 8);
+}
+
+const char *seg_list_vector_bytes(const seg_list_view *l, uint32_t i)
+{
+	return l->data + 4 + (size_t)l->count * 8 + (size_t)i * 4 * (size_t)l->dims;
+}
+
+void seg_list_vector(const seg_list_view *l, uint32_t i, float *out)
+{
+	memcpy(out, seg_list_vector_bytes(l, i), (size_t)l->dims * sizeof(float));
+}
+
+/* Entry pos of a record table: {u64 rec_off, u32 rec_len}. */
+static void table_record(const char *recs, uint32_t pos, uint64_t *rec_off, uint32_t *rec_len)
+{
+	const char *p = recs + (size_t)pos * 12;
+
+	*rec_off = rd_u64(p);
+	*rec_len = rd_u32(p + 8);
+}
+
+void seg_list_record(const seg_list_view *l, uint32_t i, uint64_t *rec_off, uint32_t *rec_len)
+{
+	table_record(l->data + l->vec_len, i, rec_off, rec_len);
+}
+
+int64_t seg_list_find(const seg_list_view *l, int64_t id)
+{
+	for (uint32_t i = 0; i < l->count; i++)
+		if (seg_list_id(l, i) == id)
+			return (int64_t)i;
+	return -1;
+}
+
 rag_rc segment_split_list(const char *data, size_t len, int dims, size_t *vec_len,
 			  const char **recs, uint32_t *count, rag_error *err)
 {
-	uint64_t need;
+	seg_list_view l;
+	rag_rc rc = segment_list_view(data, len, dims, &l, err);
 
-	if (len < 4)
-		return rag_error_set(err, RAG_ECORRUPT, "list: %zu bytes", len);
-	*count = rd_u32(data);
-	*vec_len = 4 + (size_t)*count * (8 + 4 * (size_t)dims);
-	need = (uint64_t)*vec_len + (uint64_t)*count * 12;
-	if (need != len)
-		return rag_error_set(err, RAG_ECORRUPT, "list: %u members need %llu bytes, have %zu",
-				     *count, (unsigned long long)need, len);
-	*recs = data + *vec_len;
-	return RAG_OK;
+	*vec_len = l.vec_len;
+	*count = l.count;
+	*recs = rc ? NULL : data + l.vec_len;
+	return rc;
 }
 
 void segment_list_record(const char *recs, uint32_t pos, uint64_t *rec_off, uint32_t *rec_len)
 {
-	*rec_off = rd_u64(recs + (size_t)pos * 12);
-	*rec_len = rd_u32(recs + (size_t)pos * 12 + 8);
+	table_record(recs, pos, rec_off, rec_len);
 }

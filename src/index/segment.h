@@ -96,17 +96,64 @@ typedef struct seg_lists {
 } seg_lists;
 
 rag_rc segment_parse_lists_idx(const char *data, size_t len, seg_lists *out, rag_error *err);
+void seg_lists_release(seg_lists *l);
 
 /*
- * Split one list region of lists.bin: *vec_len = the bytes vindex_scan_lists()
- * reads, *recs = the record table after them. RAG_ECORRUPT if the sizes do
- * not add up.
+ * One list region of lists.bin, decoded in place: the only reader of that
+ * layout (qindex and verify use it, nothing else decodes the bytes).
+ *
+ *   u32 count | count x i64 id | count x dims f32 vector   (vec_len bytes:
+ *               the list as vindex_export_lists() lays it out)
+ *   count x {u64 rec_off, u32 rec_len}                      (record table)
+ *
+ * Once segment_list_view() returned RAG_OK:
+ *  1. the region is exactly 4 + count * (8 + 4 * dims + 12) bytes;
+ *  2. data[0, vec_len) is what vindex_scan_lists() reads;
+ *  3. member i < count has an id, a vector and a record pointer, in list
+ *     order; the accessors read them with memcpy (no alignment needed) as
+ *     the little-endian values they are stored as.
+ * The view borrows data: valid while those bytes are. Accessors do not
+ * check i; i < count is the caller's.
+ */
+typedef struct seg_list_view {
+	const char *data;     /* the region (borrowed) */
+	size_t vec_len;       /* bytes vindex_scan_lists() reads */
+	uint32_t count;       /* members */
+	int dims;
+} seg_list_view;
+
+/* Decode the region data[0, len) for dims-dimensional vectors.
+ * RAG_ECORRUPT, naming the sizes, if they do not add up (invariant 1). */
+rag_rc segment_list_view(const char *data, size_t len, int dims, seg_list_view *out,
+			 rag_error *err);
+
+/* Member i's chunk id. */
+int64_t seg_list_id(const seg_list_view *l, uint32_t i);
+
+/* Member i's vector: dims floats copied into out. */
+void seg_list_vector(const seg_list_view *l, uint32_t i, float *out);
+
+/* Member i's vector as stored (dims little-endian f32, unaligned; borrowed),
+ * for hashing the bytes as they are. */
+const char *seg_list_vector_bytes(const seg_list_view *l, uint32_t i);
+
+/* Member i's chunk record in chunks.bin. */
+void seg_list_record(const seg_list_view *l, uint32_t i, uint64_t *rec_off,
+		     uint32_t *rec_len);
+
+/* The position of chunk id among the members, or -1 (a linear scan: a list
+ * is in FAISS's order, not sorted). */
+int64_t seg_list_find(const seg_list_view *l, int64_t id);
+
+/*
+ * The older form of the same decoding, kept for the format tests and the
+ * fuzz target (tests/unit/test_formats.c, tests/fuzz/fuzz_segment.c); both
+ * go through segment_list_view(). *vec_len is the view's vec_len, *recs its
+ * record table, *count its members; segment_list_record() reads entry pos
+ * of such a table.
  */
 rag_rc segment_split_list(const char *data, size_t len, int dims, size_t *vec_len,
 			  const char **recs, uint32_t *count, rag_error *err);
-
-/* The record of the member at position pos of a split list. */
 void segment_list_record(const char *recs, uint32_t pos, uint64_t *rec_off, uint32_t *rec_len);
-void seg_lists_release(seg_lists *l);
 
 #endif

@@ -497,22 +497,24 @@ static rag_rc scan_segment(qindex *q, size_t si, const float *qv, int k, probe *
 {
 	qseg *s = &q->segs[si];
 	int dims = q->mf.model.dims, kk = seg_k(s, k), nl = 0;
-	const char **lists = calloc(np + 1, sizeof(*lists)), **recs = calloc(np + 1, sizeof(*recs));
+	const char **lists = calloc(np + 1, sizeof(*lists));
 	size_t *lens = calloc(np + 1, sizeof(*lens));
-	uint32_t *counts = calloc(np + 1, sizeof(*counts));
+	seg_list_view *views = calloc(np + 1, sizeof(*views));
 	float *scores = malloc((size_t)kk * sizeof(*scores));
 	int64_t *ids = malloc((size_t)kk * sizeof(*ids));
 	rag_rc rc = RAG_OK;
 
-	if (!lists || !recs || !lens || !counts || !scores || !ids) {
+	if (!lists || !lens || !views || !scores || !ids) {
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < np && !rc; i++) {
 		if (p[i].seg != si || !p[i].data)
 			continue;
-		rc = segment_split_list(p[i].data, p[i].len, dims, &lens[nl], &recs[nl], &counts[nl], err);
-		lists[nl++] = p[i].data;
+		rc = segment_list_view(p[i].data, p[i].len, dims, &views[nl], err);
+		lists[nl] = p[i].data;
+		lens[nl] = views[nl].vec_len;
+		nl++;
 	}
 	if (rc || nl == 0)
 		goto out;
@@ -524,15 +526,13 @@ static rag_rc scan_segment(qindex *q, size_t si, const float *qv, int k, probe *
 		if (ids[j] < 0 || manifest_is_tombstoned(&q->mf, ids[j]))
 			continue;
 		/* where its record is: the list that holds it says */
-		for (int l = 0; l < nl && !found; l++)
-			for (uint32_t m = 0; m < counts[l] && !found; m++) {
-				int64_t id;
-				memcpy(&id, lists[l] + 4 + (size_t)m * 8, 8);
-				if (id == ids[j]) {
-					segment_list_record(recs[l], m, &c.rec_off, &c.rec_len);
-					found = true;
-				}
+		for (int l = 0; l < nl && !found; l++) {
+			int64_t m = seg_list_find(&views[l], ids[j]);
+			if (m >= 0) {
+				seg_list_record(&views[l], (uint32_t)m, &c.rec_off, &c.rec_len);
+				found = true;
 			}
+		}
 		if (!found)
 			rc = rag_error_set(err, RAG_ECORRUPT, "segment \"%s\": hit %lld in no list",
 					   s->mf->id, (long long)ids[j]);
@@ -541,9 +541,8 @@ static rag_rc scan_segment(qindex *q, size_t si, const float *qv, int k, probe *
 	}
 out:
 	free(lists);
-	free(recs);
 	free(lens);
-	free(counts);
+	free(views);
 	free(scores);
 	free(ids);
 	return rc;
