@@ -6,7 +6,7 @@
  *                with the configured concurrency: what the store can deliver
  *                to this client, to compare end-to-end ingestion against.
  *   embed        the built-in embedder alone on one core: the model of the
- *                configured index's LATEST version and texts of ~256 tokens
+ *                configured index's newest version and texts of ~256 tokens
  *                cut from its chunks, embedded on one pinned thread with
  *                OpenBLAS single-threaded.
  *
@@ -23,6 +23,7 @@
 
 #include "chunk.h"
 #include "cli.h"
+#include "commit.h"
 #include "embed.h"
 #include "manifest.h"
 #include "rag_pool.h"
@@ -38,7 +39,7 @@ static const char get_usage[] =
 static const char embed_usage[] =
 	"usage: ragmap bench embed [--count N] [--config FILE]\n"
 	"  Embed N texts of ~256 tokens (default 20000, cycling) cut from the chunks\n"
-	"  of the configured index's LATEST version, with its model, on one core;\n"
+	"  of the configured index's newest version, with its model, on one core;\n"
 	"  prints chunks/s.\n";
 
 /* ------------------------------------------------------------------ get */
@@ -179,31 +180,27 @@ static rag_rc texts_add(texts *t, const char *s, size_t len)
 	return RAG_OK;
 }
 
-/* The LATEST manifest of the configured index, its model and up to max chunk texts. */
+/* The newest manifest of the configured index, its model and up to max chunk texts. */
 static rag_rc load_index(s3_client *c, const rag_config *cfg, size_t max, manifest *m,
 			 embed_model **model, texts *t, rag_error *err)
 {
-	char root[1024], key[1200], mkey[1200];
-	int64_t version;
+	char root[1024];
+	commit_head head;
 	rag_buf b;
 	rag_rc rc;
 
 	rag_buf_init(&b, (size_t)4 << 30);
-	if ((rc = mf_index_root(cfg->index.prefix, cfg->index.name, root, sizeof(root))) ||
-	    (rc = mf_latest_key(root, key, sizeof(key))))
-		goto out;
-	if ((rc = s3_get(c, S3_OP("bench.embed", NULL), key, &b, NULL, err))) {
-		if (rc == RAG_ENOTFOUND)
-			rag_error_set(err, rc, "bench embed: index \"%s\" has no version yet "
-					       "(run ragmap ingest first)", cfg->index.name);
+	if (mf_index_root(cfg->index.prefix, cfg->index.name, root, sizeof(root))) {
+		rc = rag_error_set(err, RAG_ECONFIG, "index.prefix/index.name too long");
 		goto out;
 	}
-	if ((rc = mf_latest_from_json(b.data, b.len, &version, mkey, sizeof(mkey), err)))
+	if ((rc = commit_read_newest(c, S3_OP("bench.embed", NULL), root, &head, m, err)))
 		goto out;
-	rag_buf_reset(&b);
-	if ((rc = s3_get(c, S3_OP("bench.embed", NULL), mkey, &b, NULL, err)) ||
-	    (rc = manifest_from_json(b.data, b.len, m, err)))
+	if (head.version == 0) {
+		rc = rag_error_set(err, RAG_ENOTFOUND, "bench embed: index \"%s\" has no version yet "
+				   "(run ragmap ingest first)", cfg->index.name);
 		goto out;
+	}
 	rag_buf_reset(&b);
 	if ((rc = s3_get(c, S3_OP("bench.embed", NULL), m->model.key, &b, NULL, err)) ||
 	    (rc = embed_model_load(b.data, b.len, model, err)))

@@ -47,6 +47,7 @@
 
 #include "catalog.h"
 #include "cli.h"
+#include "commit.h"
 #include "embed.h"
 #include "manifest.h"
 #include "qindex.h"
@@ -951,8 +952,9 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 	float *vecs = NULL;
 	embed_model *model = NULL;
 	manifest m = {0};
-	char root[1024], key[1200], mkey[1200], base[1100], tmpdb[4200];
-	int64_t version = 1;
+	char root[1024], key[1200], base[1100], tmpdb[4200], token[COMMIT_TOKEN_LEN];
+	commit_head head;
+	int64_t version = 0;
 	int dims, opt, rc = CLI_OK;
 	rag_rc r = RAG_OK;
 
@@ -1009,15 +1011,11 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 		rag_error_set(&err, RAG_ECONFIG, "index.prefix/index.name too long");
 		goto fail;
 	}
-	/* the next version after LATEST, if any */
-	mf_latest_key(root, key, sizeof(key));
-	r = s3_get(s3, S3_OP("bench", NULL), key, &body, NULL, &err);
-	if (r == RAG_OK && mf_latest_from_json(body.data, body.len, &version, mkey, sizeof(mkey), &err))
+	/* the store answers before minutes of embedding; the version is settled
+	 * when committing (the newest committed then, + 1) */
+	if ((r = commit_read_newest(s3, S3_OP("bench", NULL), root, &head, NULL, &err)))
 		goto fail;
-	version = r == RAG_OK ? version + 1 : 1;
-	if (r && r != RAG_ENOTFOUND)
-		goto fail;
-	rag_error_clear(&err);
+	commit_token(token);
 
 	/* ---- texts */
 	if (!synth_init(&sy, (uint64_t)seed, (int)topics, 30000) ||
@@ -1137,9 +1135,8 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 	fflush(stdout);
 
 	/* ---- segments */
-	m.version = version;
 	rag_strlcpy(m.index, cfg.index.name, sizeof(m.index));
-	m.created_at = rag_wall_time();
+	rag_strlcpy(m.writer, token, sizeof(m.writer));
 	rag_strlcpy(m.model.name, embed_model_name(model), sizeof(m.model.name));
 	rag_strlcpy(m.model.version, embed_model_version(model), sizeof(m.model.version));
 	m.model.dims = dims;
@@ -1159,7 +1156,8 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 		seg_build b;
 		char id[64];
 		t = rag_now_ns();
-		snprintf(id, sizeof(id), "v%010lld-s%02zu", (long long)version, m.nsegments);
+		/* unique to this writer (commit.h, invariant 2) */
+		snprintf(id, sizeof(id), "m%s-%06zu", token, m.nsegments);
 		if ((r = segment_build(dims, chunks + from, vecs + (size_t)from * (size_t)dims, (size_t)n,
 				       &vo, &b, &err)))
 			goto fail;
@@ -1233,37 +1231,54 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 		fflush(stdout);
 	}
 
-	/* ---- catalog snapshot (empty), manifest, LATEST */
+	/* ---- catalog snapshot (empty), then the commit (commit.h) as version V =
+	 * the newest committed + 1. The index made here replaces every earlier
+	 * version (nothing of theirs is named), so when another writer commits
+	 * V first there is nothing to rebase: this one tries V + 1. */
 	{
 		catalog *cat = NULL;
 		struct stat sb;
 		snprintf(tmpdb, sizeof(tmpdb), "%s/bench-make-index-%d.sqlite",
 			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
 		unlink(tmpdb);
-		mf_catalog_key(root, version, key, sizeof(key));
 		r = catalog_open(tmpdb, &cat, &err);
 		catalog_close(cat);
-		if (!r)
-			r = s3_put_file(s3, S3_OP("bench", NULL), tmpdb, key, NULL, &err);
-		m.catalog.key = rag_strdup(key);
 		m.catalog.size = stat(tmpdb, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-		unlink(tmpdb);
-		if (r)
+		if (r) {
+			unlink(tmpdb);
 			goto fail;
+		}
 	}
 	m.documents = (nchunks + SYNTH_DOC_CHUNKS - 1) / SYNTH_DOC_CHUNKS;
 	m.chunks = nchunks;
-	mf_manifest_key(root, version, mkey, sizeof(mkey));
-	rag_buf_reset(&body);
-	if ((r = manifest_to_json(&m, &body, &err)) ||
-	    (r = s3_put(s3, S3_OP("bench", NULL), mkey, body.data, body.len, "application/json", NULL,
-			&err)))
-		goto fail;
-	rag_buf_reset(&body);
-	mf_latest_key(root, key, sizeof(key));
-	if ((r = mf_latest_to_json(version, mkey, &body)) ||
-	    (r = s3_put(s3, S3_OP("bench", NULL), key, body.data, body.len, "application/json", NULL,
-			&err)))
+	for (unsigned attempt = 1;; attempt++) {
+		if ((r = commit_read_newest(s3, S3_OP("bench", NULL), root, &head, NULL, &err)))
+			break;
+		version = m.version = head.version + 1;
+		m.created_at = rag_wall_time();
+		free(m.catalog.key);
+		m.catalog.key = NULL;
+		if (mf_catalog_key(root, version, token, key, sizeof(key))) {
+			r = rag_error_set(&err, RAG_ECONFIG, "index.prefix/index.name too long");
+			break;
+		}
+		if (!(m.catalog.key = rag_strdup(key))) {
+			r = rag_error_set(&err, RAG_ENOMEM, "out of memory");
+			break;
+		}
+		if ((r = s3_put_file(s3, S3_OP("bench", NULL), tmpdb, key, NULL, &err)))
+			break;
+		r = commit_publish(s3, S3_OP("bench", NULL), root, true, &m, &err);
+		if (r != RAG_ECONFLICT || attempt >= COMMIT_MAX_ATTEMPTS)
+			break;
+		printf("version %lld: committed by another writer first; trying the next\n",
+		       (long long)version);
+		fflush(stdout);
+		rag_error_clear(&err);
+		rag_sleep_ms(commit_backoff_ms(attempt));
+	}
+	unlink(tmpdb);
+	if (r)
 		goto fail;
 	printf("committed version %lld of index \"%s\": %lld chunks, %zu segments, in %.1f s\n",
 	       (long long)version, cfg.index.name, (long long)nchunks, m.nsegments,
@@ -1358,7 +1373,8 @@ static int bench_search(cli_env *env, int argc, char **argv)
 	const char *qfile = NULL, *xfile = NULL;
 	int64_t k = 10, repeat = 3;
 	bool as_json = false;
-	char **queries = NULL, root[1024], key[1200], mkey[1200];
+	char **queries = NULL, root[1024];
+	commit_head head;
 	size_t nq = 0, nseg = 0;
 	rag_config cfg;
 	rag_error err = {0};
@@ -1413,16 +1429,17 @@ static int bench_search(cli_env *env, int argc, char **argv)
 	rag_buf_init(&b, (size_t)4 << 30);
 	if (!(s3 = s3_client_new(&cfg, &env->log, &err)))
 		goto fail;
-	mf_index_root(cfg.index.prefix, cfg.index.name, root, sizeof(root));
-	mf_latest_key(root, key, sizeof(key));
-	if ((r = s3_get(s3, S3_OP("bench", NULL), key, &b, NULL, &err)) ||
-	    (r = mf_latest_from_json(b.data, b.len, &version, mkey, sizeof(mkey), &err)))
+	if (mf_index_root(cfg.index.prefix, cfg.index.name, root, sizeof(root))) {
+		rag_error_set(&err, RAG_ECONFIG, "index.prefix/index.name too long");
 		goto fail;
-	rag_buf_reset(&b);
-	if ((r = s3_get(s3, S3_OP("bench", NULL), mkey, &b, NULL, &err)) ||
-	    (r = manifest_from_json(b.data, b.len, &m, &err)))
+	}
+	if ((r = commit_read_newest(s3, S3_OP("bench", NULL), root, &head, &m, &err)))
 		goto fail;
-	rag_buf_reset(&b);
+	if ((version = head.version) == 0) {
+		rag_error_set(&err, RAG_ENOTFOUND, "bench search: index \"%s\" has no version yet",
+			      cfg.index.name);
+		goto fail;
+	}
 	if ((r = s3_get(s3, S3_OP("bench", NULL), m.model.key, &b, NULL, &err)) ||
 	    (r = embed_model_load(b.data, b.len, &model, &err)))
 		goto fail;
