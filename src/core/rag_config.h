@@ -77,6 +77,8 @@ typedef struct rag_config {
 	struct {
 		uint64_t max_object_size; /* larger source objects are rejected */
 		int64_t batch_docs;       /* documents fetched and parsed per batch */
+		int64_t commit_every;     /* documents per committed version */
+		int64_t commit_every_bytes; /* or source bytes */
 		int64_t chunk_tokens;
 		int64_t chunk_overlap;
 		int64_t poll_s;           /* daemon: seconds between passes */

@@ -70,6 +70,8 @@ rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err)
 			 "segments_written", (json_int_t)m->run.segments_written);
 	if (!root)
 		return rag_error_set(err, RAG_ENOMEM, "manifest: cannot build JSON");
+	if (m->writer[0])
+		json_object_set_new(root, "writer", json_string(m->writer));
 	text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (!text)
@@ -176,6 +178,10 @@ rag_rc manifest_from_json(const char *text, size_t len, manifest *m, rag_error *
 	    (rc = get_int(root, "version", 1, INT64_MAX, &m->version, "manifest", err)) ||
 	    (rc = get_str(root, "index", m->index, sizeof(m->index), true, "manifest", err)) ||
 	    (rc = get_int(root, "created_at", 0, INT64_MAX, &m->created_at, "manifest", err)))
+		goto out;
+	/* the writer token (commit.h, invariant 5); manifests before it have none */
+	if (json_object_get(root, "writer") &&
+	    (rc = get_str(root, "writer", m->writer, sizeof(m->writer), true, "manifest", err)))
 		goto out;
 	x = json_object_get(root, "model");
 	if ((rc = get_str(x, "name", m->model.name, sizeof(m->model.name), true, "model", err)) ||
@@ -305,9 +311,10 @@ rag_rc mf_latest_key(const char *root, char *out, size_t len)
 	return fmt_key(out, len, "%sLATEST", root);
 }
 
-rag_rc mf_catalog_key(const char *root, int64_t version, char *out, size_t len)
+rag_rc mf_catalog_key(const char *root, int64_t version, const char *token, char *out,
+		      size_t len)
 {
-	return fmt_key(out, len, "%scatalog/%010lld.sqlite", root, (long long)version);
+	return fmt_key(out, len, "%scatalog/%010lld-%s.sqlite", root, (long long)version, token);
 }
 
 rag_rc mf_latest_to_json(int64_t version, const char *manifest_key, rag_buf *out)

@@ -1,21 +1,8 @@
 /*
- * manifest — the JSON document that names one index version, and the
- * object layout of an index. Readers load only what LATEST's manifest names.
- *
- * The commit protocol (the first invariants of the index):
- *  1. A segment object is immutable once written; segment ids are derived
- *     from the version that wrote them, so a rerun after a crash rewrites the
- *     same keys with the same bytes.
- *  2. The manifest is written after every object it names (segments, the
- *     catalog snapshot, the model), and LATEST after the manifest.
- *  3. Readers load only what LATEST's manifest names; anything else under the
- *     index prefix is garbage and is only ever deleted (after a grace period).
- *
- * Namespace under <index.prefix><index.name>/:
- *   segments/<segment-id>/{index.faiss,chunks.bin,chunks.idx,lists.bin,lists.idx}
- *   catalog/<version>.sqlite
- *   manifests/<version>.json        (version zero-padded to 10 digits)
- *   LATEST                          {"version": N, "manifest": "<key>"}
+ * manifest — the JSON document that names one index version, and the keys
+ * of an index's objects. Readers load only what a committed manifest names.
+ * Which manifest is committed and newest, and the layout of the keys, is
+ * the commit protocol's: see commit.h.
  */
 #ifndef MANIFEST_H
 #define MANIFEST_H
@@ -50,6 +37,7 @@ typedef struct manifest {
 	int64_t version;
 	char index[128];
 	int64_t created_at;
+	char writer[24];       /* the committing writer's token; "" in old manifests */
 	struct {
 		char name[64];
 		char version[40];
@@ -83,7 +71,8 @@ bool manifest_is_tombstoned(const manifest *m, int64_t chunk_id);
 rag_rc mf_index_root(const char *prefix, const char *name, char *out, size_t len);
 rag_rc mf_manifest_key(const char *root, int64_t version, char *out, size_t len);
 rag_rc mf_latest_key(const char *root, char *out, size_t len);
-rag_rc mf_catalog_key(const char *root, int64_t version, char *out, size_t len);
+rag_rc mf_catalog_key(const char *root, int64_t version, const char *token, char *out,
+		      size_t len);
 
 /* LATEST's body and its parser. */
 rag_rc mf_latest_to_json(int64_t version, const char *manifest_key, rag_buf *out);

@@ -436,6 +436,20 @@ rag_rc run_embed(const embed_model *m, ingest_run_state *r, rag_error *err)
 
 /* ------------------------------------------------------------------- run */
 
+/* Commit what the run holds and start it afresh. */
+static rag_rc commit_batch(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum,
+			   rag_error *err)
+{
+	rag_rc rc;
+
+	sum->documents += (int64_t)r->ndocs;
+	sum->chunks += (int64_t)r->nchunks;
+	sum->tombstoned += (int64_t)r->ntomb;
+	rc = ingest_commit(ic, r, sum, err);
+	run_release(r);
+	return rc;
+}
+
 rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 {
 	ingest_run_state r = {0};
@@ -443,7 +457,7 @@ rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 	cat_object *known = NULL;
 	size_t nknown = 0, nwork = 0, done = 0;
 	work_item *work = NULL;
-	uint64_t t0 = rag_now_ns(), t, bytes_total = 0, bytes_done = 0;
+	uint64_t t0 = rag_now_ns(), t, bytes_total = 0, bytes_done = 0, batch_bytes = 0;
 	rag_rc rc;
 
 	memset(sum, 0, sizeof(*sum));
@@ -489,19 +503,31 @@ rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 		}
 		if (to > done && (rc = run_batch(ic, &r, work, done, to, sum, err)))
 			goto out;
-		for (size_t i = done; i < to; i++)
+		for (size_t i = done; i < to; i++) {
 			bytes_done += work[i].listed->size;
+			batch_bytes += work[i].listed->size;
+		}
 		done = to;
 		if (ic->progress)
 			ic->progress(ic->progress_ctx, (int64_t)done, (int64_t)nwork, bytes_done,
-				     bytes_total, (int64_t)r.nchunks);
+				     bytes_total, (int64_t)(sum->chunks + (int64_t)r.nchunks));
+		/* invariant 2: commit as the pass goes */
+		if ((r.noutcomes + r.ndocs >= (size_t)ic->cfg->ingest.commit_every ||
+		     batch_bytes >= (uint64_t)ic->cfg->ingest.commit_every_bytes) &&
+		    done < nwork && (rc = commit_batch(ic, &r, sum, err)))
+			goto out;
+		if (r.ndocs == 0 && r.noutcomes == 0)
+			batch_bytes = 0;
 	}
 	if (done < nwork)
 		RAG_INFO(ic->log, "stopping: %zu objects left for the next pass", nwork - done);
-	sum->documents = (int64_t)r.ndocs;
-	sum->chunks = (int64_t)r.nchunks;
-	sum->tombstoned = (int64_t)r.ntomb;
-	rc = ingest_commit(ic, &r, sum, err);
+	if ((rc = commit_batch(ic, &r, sum, err)))
+		goto out;
+	if (sum->commits) {
+		t = rag_now_ns();
+		rc = ingest_gc(ic, ic->cfg->index.gc_grace_s, &sum->gc_deleted, err);
+		sum->ms[ING_GC] += rag_ms_since(t);
+	}
 out:
 	sum->total_ms = rag_ms_since(t0);
 	free(work);

@@ -2,21 +2,23 @@
  * ingest — the ingestion pipeline: source prefix → diff → fetch → parse →
  * chunk → embed → segment → commit a new index version.
  *
- * Invariants (on top of the commit protocol in manifest.h):
- *  1. The local catalog is a cache of the snapshot LATEST names plus the
- *     work of the run in progress. ingest_recover() makes it so before any
- *     work: a catalog that is behind or ahead of LATEST is replaced by
- *     LATEST's snapshot (or emptied when there is no LATEST yet).
- *  2. A version's segment ids derive from its number, and version numbers
- *     only grow past LATEST: a rerun after a crash rewrites the objects of
- *     the unpublished version, never those of a published one.
+ * Invariants (on top of the commit protocol in commit.h):
+ *  1. The local catalog is a cache of the snapshot of the newest committed
+ *     version plus the work of the commit in progress. ingest_open() and
+ *     every rebase make it so: a catalog that holds another version, or the
+ *     same number written by another writer, is replaced by the snapshot
+ *     (or emptied when nothing is committed yet).
+ *  2. A pass commits every ingest.commit_every documents (or bytes), so a
+ *     crash loses at most the batch in flight, and a restart refetches
+ *     nothing already committed.
  *  3. Unchanged objects (same key and ETag) cost no GET. A document whose
  *     object changed or went away is tombstoned in the same version that
  *     adds its replacement; tombstoned chunks are never returned and are
  *     purged when compaction drops their segment.
- *  4. Chunk ids are assigned in (batch, document, ordinal) order from the
- *     catalog's counter, so two runs over the same input assign the same ids
- *     and the embedder (deterministic) gives the same vectors.
+ *  4. A change is applied by source key, on whatever base it lands on: an
+ *     object the base already indexed at the same ETag stays indexed once
+ *     (the later copy is tombstoned on arrival); any other live document
+ *     of the key is replaced.
  *
  * Thread affinity: one pipeline per process; it uses worker threads for
  * fetching (the S3 client's parallel batches) and for parsing/embedding.
@@ -65,6 +67,8 @@ typedef struct ingest_summary {
 	int64_t segments_written;
 	int64_t segments_compacted;
 	int64_t gc_deleted;
+	int64_t commits;          /* versions this pass committed */
+	int64_t conflicts;        /* versions lost to another writer (then rebased) */
 	bool model_fitted;
 	double ms[ING_STAGE_COUNT];
 	double total_ms;
@@ -87,16 +91,25 @@ typedef struct ingest_ctx {
 	char cat_path[4096];
 	embed_model *model;
 	char model_key[1024];
-	manifest latest;              /* the manifest LATEST names (version 0: none) */
+	manifest latest;              /* the newest committed version (0: none) */
+	char token[24];               /* this writer (commit_token()) */
+	bool conditional;             /* the store honours If-None-Match */
+	int64_t ids_next, ids_end;    /* the claimed chunk id block's free range */
+	unsigned segments_named;
 } ingest_ctx;
 
-/* Open the catalog and recover it against LATEST (invariant 1). */
+/* Probe the store's conditional writes, open the catalog and bring it to
+ * the newest version (invariant 1). */
 rag_rc ingest_open(ingest_ctx *ic, const rag_config *cfg, s3_client *s3, rag_log *log,
 		   rag_error *err);
 void ingest_close(ingest_ctx *ic);
 
 /* One pass: diff, process, commit, compact, collect garbage. */
 rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err);
+
+/* Merge small or mostly dead segments into a new version (a no-op when
+ * none qualifies; deferred when other writers keep winning). */
+rag_rc ingest_compact(ingest_ctx *ic, ingest_summary *sum, rag_error *err);
 
 /* Fit a new model on every live chunk and re-embed everything into a new
  * version (the old segments become garbage). */

@@ -1,9 +1,16 @@
 /*
- * ingest_commit.c — recovery, version commits, compaction, refit and GC.
+ * ingest_commit.c — the writer's side of the commit protocol (commit.h):
+ * catalog recovery, version commits with rebase on a lost race,
+ * compaction, refit and GC.
  *
- * Commit order for version V (manifest.h, invariant 2):
- *   model (if new) → segment objects → local catalog (V pending) →
- *   catalog snapshot → manifest V → LATEST → local catalog (V published).
+ * One commit of version V = newest committed + 1:
+ *   model (if new) → segment objects (keys unique to this writer) →
+ *   local catalog (V pending) → catalog snapshot → manifest V, created only
+ *   if absent → LATEST (a hint) → local catalog (V published).
+ * A writer that loses V re-reads the newest version, restores its catalog
+ * from that version's snapshot, applies its change again by source key and
+ * tries the next number. Its segments stay valid: their chunk ids come from
+ * a block only this writer claimed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,12 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "ingest_int.h"
 #include "rag_util.h"
 #include "segment.h"
 
-#define SMALL_OBJECT_MAX (64u << 20)   /* manifests, LATEST */
 #define MODEL_MAX ((size_t)2 << 30)
+#define META_WRITER "commit.writer"   /* the token of the catalog's version */
+#define LEASE_TTL_S 600               /* single-writer lease, renewed per commit */
 
 /* ------------------------------------------------------------- helpers */
 
@@ -92,35 +101,16 @@ static void seg_set_release(seg_set *s)
 
 /* ------------------------------------------------------------- recovery */
 
-/* LATEST and its manifest; version 0 and an empty manifest when absent. */
-static rag_rc read_latest(ingest_ctx *ic, const char *stage, manifest *m, rag_error *err)
+static rag_rc read_newest(ingest_ctx *ic, const char *stage, rag_error *err)
 {
-	char key[1200], mkey[1200];
-	int64_t version;
-	rag_buf b;
-	rag_rc rc;
+	manifest m;
+	rag_rc rc = commit_read_newest(ic->s3, S3_OP(stage, NULL), ic->root, NULL, &m, err);
 
-	memset(m, 0, sizeof(*m));
-	rag_buf_init(&b, SMALL_OBJECT_MAX);
-	mf_latest_key(ic->root, key, sizeof(key));
-	rc = s3_get(ic->s3, S3_OP(stage, NULL), key, &b, NULL, err);
-	if (rc == RAG_ENOTFOUND) {
-		rag_error_clear(err);
-		rc = RAG_OK;
-		goto out;
-	}
-	if (rc || (rc = mf_latest_from_json(b.data, b.len, &version, mkey, sizeof(mkey), err)))
-		goto out;
-	rag_buf_reset(&b);
-	if ((rc = s3_get(ic->s3, S3_OP(stage, NULL), mkey, &b, NULL, err)) ||
-	    (rc = manifest_from_json(b.data, b.len, m, err)))
-		goto out;
-	if (m->version != version)
-		rc = rag_error_set(err, RAG_ECORRUPT, "LATEST names version %lld but \"%s\" is %lld",
-				   (long long)version, mkey, (long long)m->version);
-out:
-	rag_buf_release(&b);
-	return rc;
+	if (rc)
+		return rc;
+	manifest_release(&ic->latest);
+	ic->latest = m;
+	return RAG_OK;
 }
 
 static rag_rc load_model(ingest_ctx *ic, const char *key, rag_error *err)
@@ -182,39 +172,70 @@ static rag_rc reset_catalog(ingest_ctx *ic, rag_error *err)
 	return catalog_open(ic->cat_path, &ic->cat, err);
 }
 
+/*
+ * Make the local catalog equal the snapshot of ic->latest (invariant 1 of
+ * ingest.h). It already is when it holds that version, written by the same
+ * writer (a pending mark there means we died after the manifest landed).
+ */
+static rag_rc sync_catalog(ingest_ctx *ic, rag_error *err)
+{
+	int64_t published, pending, have;
+	char *writer = NULL;
+	bool same;
+	rag_rc rc;
+
+	if ((rc = catalog_versions(ic->cat, &published, &pending, err)))
+		return rc;
+	if (ic->latest.version == 0)
+		return published || pending ? reset_catalog(ic, err) : RAG_OK;
+	have = pending > published ? pending : published;
+	catalog_meta_get(ic->cat, META_WRITER, &writer, NULL);
+	same = have == ic->latest.version && strcmp(writer ? writer : "", ic->latest.writer) == 0;
+	free(writer);
+	if (!same)
+		return restore_catalog(ic, err);
+	return pending == have ? catalog_version_publish(ic->cat, pending, err) : RAG_OK;
+}
+
+/* Invariant 8 of commit.h: find out whether writers can race safely. */
+static rag_rc check_writers(ingest_ctx *ic, rag_error *err)
+{
+	rag_rc rc = commit_probe(ic->s3, S3_OP("ingest.recover", NULL), ic->root, &ic->conditional,
+				 err);
+
+	if (rc) {
+		rag_error_prefix(err, "probing conditional writes under \"%s\"", ic->root);
+		return rc;
+	}
+	if (ic->conditional)
+		return RAG_OK;
+	RAG_WARN(ic->log, "the store ignores If-None-Match on PUT: single-writer mode (lease %s)",
+		 ic->token);
+	return commit_lease(ic->s3, S3_OP("ingest.recover", NULL), ic->root, ic->token, LEASE_TTL_S,
+			    err);
+}
+
 rag_rc ingest_open(ingest_ctx *ic, const rag_config *cfg, s3_client *s3, rag_log *log,
 		   rag_error *err)
 {
 	char dir[4096];
-	int64_t published, pending;
 	rag_rc rc;
 
 	memset(ic, 0, sizeof(*ic));
 	ic->cfg = cfg;
 	ic->s3 = s3;
 	ic->log = log;
+	commit_token(ic->token);
 	if (mf_index_root(cfg->index.prefix, cfg->index.name, ic->root, sizeof(ic->root)) ||
 	    (size_t)snprintf(dir, sizeof(dir), "%s/%s", cfg->local.dir, cfg->index.name) >= sizeof(dir))
 		return rag_error_set(err, RAG_ECONFIG, "index.prefix/index.name too long");
 	if ((size_t)snprintf(ic->cat_path, sizeof(ic->cat_path), "%.4000s/catalog.sqlite", dir) >=
 	    sizeof(ic->cat_path))
 		return rag_error_set(err, RAG_ECONFIG, "local.dir too long");
-	if ((rc = mkdirs(dir, err)) || (rc = read_latest(ic, "ingest.recover", &ic->latest, err)) ||
-	    (rc = catalog_open(ic->cat_path, &ic->cat, err)) ||
-	    (rc = catalog_versions(ic->cat, &published, &pending, err)))
+	if ((rc = mkdirs(dir, err)) || (rc = check_writers(ic, err)) ||
+	    (rc = read_newest(ic, "ingest.recover", err)) ||
+	    (rc = catalog_open(ic->cat_path, &ic->cat, err)) || (rc = sync_catalog(ic, err)))
 		goto fail;
-	/* invariant 1: the local catalog equals LATEST's snapshot plus nothing */
-	if (ic->latest.version == 0) {
-		if ((published || pending) && (rc = reset_catalog(ic, err)))
-			goto fail;
-	} else if (pending == ic->latest.version && published < pending) {
-		/* died after LATEST moved, before the local mark: the work is in */
-		if ((rc = catalog_version_publish(ic->cat, pending, err)))
-			goto fail;
-	} else if (published != ic->latest.version || pending) {
-		if ((rc = restore_catalog(ic, err)))
-			goto fail;
-	}
 	if (ic->latest.version && (rc = load_model(ic, ic->latest.model.key, err)))
 		goto fail;
 	return RAG_OK;
@@ -225,6 +246,8 @@ fail:
 
 void ingest_close(ingest_ctx *ic)
 {
+	if (ic->s3 && ic->token[0] && !ic->conditional)
+		commit_lease_release(ic->s3, S3_OP("ingest.recover", NULL), ic->root, ic->token);
 	catalog_close(ic->cat);
 	embed_model_free(ic->model);
 	manifest_release(&ic->latest);
@@ -373,48 +396,50 @@ static rag_rc insert_segment_row(ingest_ctx *ic, const mf_segment *mf, int64_t v
 
 /* ------------------------------------------------------------- publish */
 
-static rag_rc publish(ingest_ctx *ic, int64_t version, seg_set *known, ingest_summary *sum,
-		      rag_error *err)
+/* The segments version V may name: the base version's plus the change's. */
+static rag_rc known_segments(const ingest_ctx *ic, const seg_set *fresh, seg_set *known)
 {
-	manifest m = {0};
+	for (size_t i = 0; i < ic->latest.nsegments; i++)
+		if (seg_set_add(known, &ic->latest.segments[i]))
+			return RAG_ENOMEM;
+	for (size_t i = 0; fresh && i < fresh->n; i++)
+		if (seg_set_add(known, &fresh->a[i]))
+			return RAG_ENOMEM;
+	return RAG_OK;
+}
+
+/* The manifest of version V from the catalog (its transaction committed). */
+static rag_rc build_manifest(ingest_ctx *ic, int64_t version, const seg_set *known,
+			     const char *snap_key, uint64_t snap_size, const ingest_summary *sum,
+			     manifest *m, rag_error *err)
+{
 	cat_segment *live = NULL;
 	size_t nlive = 0;
 	catalog_stats st;
-	char snap[4200], key[1200], mkey[1200];
-	rag_buf body;
-	uint64_t t = rag_now_ns();
-	struct stat sb;
 	rag_rc rc;
 
-	rag_buf_init(&body, SMALL_OBJECT_MAX);
-	snprintf(snap, sizeof(snap), "%s.snapshot", ic->cat_path);
-	mf_catalog_key(ic->root, version, key, sizeof(key));
-	if ((rc = catalog_snapshot(ic->cat, snap, err)) ||
-	    (rc = s3_put_file(ic->s3, S3_OP("ingest.commit", NULL), snap, key, NULL, err)))
-		goto out;
-	stat(snap, &sb);
-	unlink(snap);
-
-	m.version = version;
-	rag_strlcpy(m.index, ic->cfg->index.name, sizeof(m.index));
-	m.created_at = rag_wall_time();
-	rag_strlcpy(m.model.name, embed_model_name(ic->model), sizeof(m.model.name));
-	rag_strlcpy(m.model.version, embed_model_version(ic->model), sizeof(m.model.version));
-	m.model.dims = embed_dims(ic->model);
-	m.model.key = rag_strdup(ic->model_key);
-	m.catalog.key = rag_strdup(key);
-	m.catalog.size = (uint64_t)sb.st_size;
+	memset(m, 0, sizeof(*m));
+	m->version = version;
+	rag_strlcpy(m->index, ic->cfg->index.name, sizeof(m->index));
+	rag_strlcpy(m->writer, ic->token, sizeof(m->writer));
+	m->created_at = rag_wall_time();
+	rag_strlcpy(m->model.name, embed_model_name(ic->model), sizeof(m->model.name));
+	rag_strlcpy(m->model.version, embed_model_version(ic->model), sizeof(m->model.version));
+	m->model.dims = embed_dims(ic->model);
+	m->model.key = rag_strdup(ic->model_key);
+	m->catalog.key = rag_strdup(snap_key);
+	m->catalog.size = snap_size;
 	if ((rc = catalog_segments_live(ic->cat, &live, &nlive, err)) ||
-	    (rc = catalog_tombstone_ranges(ic->cat, &m.tombstones, &m.ntombstones, err)) ||
+	    (rc = catalog_tombstone_ranges(ic->cat, &m->tombstones, &m->ntombstones, err)) ||
 	    (rc = catalog_stats_get(ic->cat, &st, err)))
 		goto out;
-	m.documents = st.documents;
-	m.chunks = st.chunks;
-	m.source_bytes = st.source_bytes;
-	m.run.objects_read = sum->fetched;
-	m.run.bytes_read = (int64_t)sum->bytes_read;
-	m.run.segments_written = sum->segments_written; /* compaction's output included */
-	if (!(m.segments = calloc(nlive + 1, sizeof(*m.segments)))) {
+	m->documents = st.documents;
+	m->chunks = st.chunks;
+	m->source_bytes = st.source_bytes;
+	m->run.objects_read = sum->fetched;
+	m->run.bytes_read = (int64_t)sum->bytes_read;
+	m->run.segments_written = sum->segments_written; /* compaction's output included */
+	if (!m->model.key || !m->catalog.key || !(m->segments = calloc(nlive + 1, sizeof(*m->segments)))) {
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -430,23 +455,59 @@ static rag_rc publish(ingest_ctx *ic, int64_t version, seg_set *known, ingest_su
 					   live[i].id);
 			goto out;
 		}
-		if (mf_segment_copy(&m.segments[m.nsegments], found)) {
+		if (mf_segment_copy(&m->segments[m->nsegments], found)) {
 			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 			goto out;
 		}
-		m.nsegments++;
+		m->nsegments++;
 	}
-	/* manifest, then LATEST: from here on readers see version V */
-	mf_manifest_key(ic->root, version, mkey, sizeof(mkey));
-	if ((rc = manifest_to_json(&m, &body, err)) ||
-	    (rc = s3_put(ic->s3, S3_OP("ingest.commit", NULL), mkey, body.data, body.len,
-			 "application/json", NULL, err)))
+out:
+	free(live);
+	if (rc)
+		manifest_release(m);
+	return rc;
+}
+
+/*
+ * Publish version V = ic->latest.version + 1 from the catalog, whose
+ * transaction for V is committed. RAG_ECONFLICT: another writer has V.
+ */
+/* A segment id unique to this writer (commit.h, invariant 2). */
+static void segment_name(ingest_ctx *ic, char tag, char *out, size_t len)
+{
+	snprintf(out, len, "%c%s-%06u", tag, ic->token, ++ic->segments_named);
+}
+
+static rag_rc publish(ingest_ctx *ic, const seg_set *fresh, ingest_summary *sum, rag_error *err)
+{
+	int64_t version = ic->latest.version + 1;
+	seg_set known = {0};
+	manifest m = {0};
+	char snap[4200], key[1200];
+	uint64_t t = rag_now_ns();
+	struct stat sb;
+	rag_rc rc;
+
+	snprintf(snap, sizeof(snap), "%s.snapshot", ic->cat_path);
+	if (mf_catalog_key(ic->root, version, ic->token, key, sizeof(key)))
+		return rag_error_set(err, RAG_ECONFIG, "index root too long");
+	if (known_segments(ic, fresh, &known)) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;
-	rag_buf_reset(&body);
-	mf_latest_key(ic->root, key, sizeof(key));
-	if ((rc = mf_latest_to_json(version, mkey, &body)) ||
-	    (rc = s3_put(ic->s3, S3_OP("ingest.commit", NULL), key, body.data, body.len,
-			 "application/json", NULL, err)))
+	}
+	if (!ic->conditional &&
+	    (rc = commit_lease(ic->s3, S3_OP("ingest.commit", NULL), ic->root, ic->token,
+			       LEASE_TTL_S, err)))
+		goto out;
+	if ((rc = catalog_snapshot(ic->cat, snap, err)) ||
+	    (rc = s3_put_file(ic->s3, S3_OP("ingest.commit", NULL), snap, key, NULL, err)))
+		goto out;
+	sb.st_size = 0;
+	stat(snap, &sb);
+	unlink(snap);
+	if ((rc = build_manifest(ic, version, &known, key, (uint64_t)sb.st_size, sum, &m, err)) ||
+	    (rc = commit_publish(ic->s3, S3_OP("ingest.commit", NULL), ic->root, ic->conditional, &m,
+				 err)))
 		goto out;
 	if ((rc = catalog_version_publish(ic->cat, version, err)))
 		goto out;
@@ -454,14 +515,41 @@ static rag_rc publish(ingest_ctx *ic, int64_t version, seg_set *known, ingest_su
 	ic->latest = m;
 	memset(&m, 0, sizeof(m));
 	sum->version = version;
+	sum->commits++;
 	RAG_INFO(ic->log, "committed version %lld: %lld documents, %lld chunks, %zu segments",
-		 (long long)version, (long long)st.documents, (long long)st.chunks, nlive);
+		 (long long)version, (long long)ic->latest.documents, (long long)ic->latest.chunks,
+		 ic->latest.nsegments);
 out:
 	sum->ms[ING_COMMIT] += rag_ms_since(t);
-	free(live);
 	manifest_release(&m);
-	rag_buf_release(&body);
+	seg_set_release(&known);
 	return rc;
+}
+
+/*
+ * After a lost race: wait (jittered), take the newest version as the base
+ * and the catalog from its snapshot. *model_changed when the winner's model
+ * is not the one our vectors came from.
+ */
+static rag_rc rebase(ingest_ctx *ic, unsigned attempt, bool *model_changed,
+		     ingest_summary *sum, rag_error *err)
+{
+	rag_rc rc;
+
+	*model_changed = false;
+	sum->conflicts++;
+	rag_sleep_ms(commit_backoff_ms(attempt));
+	if ((rc = read_newest(ic, "ingest.commit", err)) || (rc = sync_catalog(ic, err)))
+		return rc;
+	RAG_INFO(ic->log, "lost the race for a version: rebasing on version %lld (attempt %u)",
+		 (long long)ic->latest.version, attempt + 1);
+	if (ic->latest.version && strcmp(ic->latest.model.key, ic->model_key) != 0) {
+		*model_changed = true;
+		embed_model_free(ic->model);
+		ic->model = NULL;
+		return load_model(ic, ic->latest.model.key, err);
+	}
+	return RAG_OK;
 }
 
 /* ----------------------------------------------------------- rebuilding */
@@ -546,16 +634,15 @@ static size_t segment_end(const seg_chunk *c, size_t from, size_t n, size_t budg
 
 /*
  * Rebuild the given chunks (ids ascending, documents contiguous) into new
- * segments "<tag>-NN" of version V, move them in the catalog (inside the
- * caller's transaction) and add the segments to known.
+ * segments of version V, move them in the catalog (inside the caller's
+ * transaction) and add the segments to fresh.
  */
-static rag_rc rebuild(ingest_ctx *ic, int64_t version, const char *tag, rows *r,
-		      seg_set *known, ingest_summary *sum, rag_error *err)
+static rag_rc rebuild(ingest_ctx *ic, int64_t version, char tag, rows *r, seg_set *fresh,
+		      ingest_summary *sum, rag_error *err)
 {
 	float *vecs = NULL;
 	int dims = embed_dims(ic->model);
 	size_t from = 0;
-	int nseg = 0;
 	uint64_t t;
 	rag_rc rc;
 
@@ -574,7 +661,7 @@ static rag_rc rebuild(ingest_ctx *ic, int64_t version, const char *tag, rows *r,
 		seg_build b;
 		mf_segment mf;
 
-		snprintf(id, sizeof(id), "v%010lld-%s%02d", (long long)version, tag, nseg++);
+		segment_name(ic, tag, id, sizeof(id));
 		if ((rc = write_segment(ic, id, r->a + from, vecs + from * (size_t)dims, end - from,
 					&b, &mf, sum, err)))
 			break;
@@ -583,7 +670,7 @@ static rag_rc rebuild(ingest_ctx *ic, int64_t version, const char *tag, rows *r,
 						b.rec_len[i - from], err);
 		if (!rc)
 			rc = insert_segment_row(ic, &mf, version, err);
-		if (!rc && seg_set_add(known, &mf))
+		if (!rc && seg_set_add(fresh, &mf))
 			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		seg_build_release(&b);
 		mf_segment_free(&mf);
@@ -615,43 +702,48 @@ static int by_size(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
-/*
- * Compaction: merge the smallest segments while there are more than
- * index.max_segments, and rewrite segments whose tombstoned share is above
- * a third (purging those chunks). Runs inside the catalog transaction of
- * version V.
- */
-static rag_rc compact(ingest_ctx *ic, int64_t version, seg_set *known, ingest_summary *sum,
-		      rag_error *err)
+/* The segments compaction picks: the smallest while there are more than
+ * index.max_segments, and those whose tombstoned share is above a third. */
+static rag_rc compaction_pick(ingest_ctx *ic, cat_segment **pick, size_t *npick, rag_error *err)
 {
-	cat_segment *live = NULL, *pick = NULL;
-	size_t nlive = 0, npick = 0;
-	rows r = {0};
+	cat_segment *live = NULL;
+	size_t nlive = 0, n = 0;
 	rag_rc rc;
 
+	*pick = NULL;
+	*npick = 0;
 	if ((rc = catalog_segments_live(ic->cat, &live, &nlive, err)))
 		return rc;
-	if (!(pick = calloc(nlive + 1, sizeof(*pick)))) {
-		free(live);
-		return rag_error_set(err, RAG_ENOMEM, "out of memory");
-	}
 	qsort(live, nlive, sizeof(*live), by_size);
 	for (size_t i = 0; i < nlive; i++) {
 		int64_t dead = catalog_segment_dead_chunks(ic->cat, live[i].id);
-		bool too_many = nlive - npick + (npick ? 1 : 0) > (size_t)ic->cfg->index.max_segments;
+		bool too_many = nlive - n + (n ? 1 : 0) > (size_t)ic->cfg->index.max_segments;
 		if (too_many || dead * 3 > live[i].nchunks)
-			pick[npick++] = live[i];
+			live[n++] = live[i];
 	}
-	if (npick == 1 && catalog_segment_dead_chunks(ic->cat, pick[0].id) == 0)
-		npick = 0; /* merging one clean segment into itself gains nothing */
-	if (npick == 0)
-		goto out;
-	RAG_INFO(ic->log, "compacting %zu of %zu segments", npick, nlive);
-	qsort(pick, npick, sizeof(*pick), by_size);
-	for (size_t i = 0; i < npick && !rc; i++)
-		rc = catalog_each_chunk_row(ic->cat, pick[i].id, rows_add, &r, err);
-	if (rc)
-		goto out;
+	if (n == 1 && catalog_segment_dead_chunks(ic->cat, live[0].id) == 0)
+		n = 0; /* merging one clean segment into itself gains nothing */
+	if (n == 0)
+		free(live);
+	else {
+		*pick = live;
+		*npick = n;
+	}
+	return RAG_OK;
+}
+
+/* One compaction attempt on the current base: rebuild, retire, publish. */
+static rag_rc compact_once(ingest_ctx *ic, const cat_segment *pick, size_t npick,
+			   ingest_summary *sum, rag_error *err)
+{
+	int64_t version = ic->latest.version + 1;
+	seg_set fresh = {0};
+	rows r = {0};
+	rag_rc rc;
+
+	for (size_t i = 0; i < npick; i++)
+		if ((rc = catalog_each_chunk_row(ic->cat, pick[i].id, rows_add, &r, err)))
+			goto out;
 	/* back in id order: documents stay contiguous */
 	for (size_t i = 1; i < r.n; i++) {
 		seg_chunk x = r.a[i];
@@ -662,68 +754,297 @@ static rag_rc compact(ingest_ctx *ic, int64_t version, seg_set *known, ingest_su
 		}
 		r.a[j] = x;
 	}
-	if ((rc = rebuild(ic, version, "c", &r, known, sum, err)) ||
-	    (rc = retire(ic, pick, npick, err)))
+	if ((rc = catalog_begin(ic->cat, err)))
 		goto out;
-	sum->segments_compacted += (int64_t)npick;
+	if ((rc = rebuild(ic, version, 'c', &r, &fresh, sum, err)) ||
+	    (rc = retire(ic, pick, npick, err)) ||
+	    (rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err)) ||
+	    (rc = catalog_meta_set(ic->cat, META_WRITER, ic->token, err)) ||
+	    (rc = catalog_commit(ic->cat, err))) {
+		catalog_rollback(ic->cat);
+		goto out;
+	}
+	rc = publish(ic, &fresh, sum, err);
 out:
 	rows_release(&r);
-	free(pick);
-	free(live);
+	seg_set_release(&fresh);
 	return rc;
+}
+
+/*
+ * Compaction, a writer like any other: picked on the newest version,
+ * published as the next one. A lost race means re-picking on the winner's
+ * version (its rebuilt segments become garbage); after a few losses the
+ * compaction waits for the next commit.
+ */
+rag_rc ingest_compact(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
+{
+	rag_rc rc = RAG_OK;
+
+	for (unsigned attempt = 1; attempt <= 3; attempt++) {
+		cat_segment *pick;
+		size_t npick;
+		bool model_changed;
+
+		if ((rc = compaction_pick(ic, &pick, &npick, err)) || npick == 0)
+			return rc;
+		RAG_INFO(ic->log, "compacting %zu segments", npick);
+		rc = compact_once(ic, pick, npick, sum, err);
+		free(pick);
+		if (!rc) {
+			sum->segments_compacted += (int64_t)npick;
+			return RAG_OK;
+		}
+		if (rc != RAG_ECONFLICT || (rc = rebase(ic, attempt, &model_changed, sum, err)))
+			return rc;
+	}
+	RAG_INFO(ic->log, "compaction deferred: other writers took 3 versions in a row");
+	return RAG_OK;
 }
 
 /* --------------------------------------------------------------- commit */
 
-static rag_rc save_outcomes(ingest_ctx *ic, ingest_run_state *r, rag_error *err)
-{
-	rag_rc rc = RAG_OK;
+/*
+ * A run's change, built once per model: its new segments (uploaded), where
+ * each chunk's record is, and the chunk ids, which come from a block this
+ * writer claimed so the segments stay valid on any base (invariant 7).
+ */
+typedef struct change {
+	seg_set segs;
+	size_t *doc_end;       /* per segment: it holds documents [previous end, end) */
+	uint64_t *rec_off;     /* per run chunk */
+	uint32_t *rec_len;
+	int64_t id0;           /* run chunk k has id id0 + k */
+	bool built;
+} change;
 
-	for (size_t i = 0; i < r->ntomb && !rc; i++)
-		rc = catalog_doc_tombstone(ic->cat, r->tombstone_docs[i], err);
+static void change_release(change *ch)
+{
+	seg_set_release(&ch->segs);
+	free(ch->doc_end);
+	free(ch->rec_off);
+	free(ch->rec_len);
+	memset(ch, 0, sizeof(*ch));
+}
+
+/* n consecutive chunk ids from this writer's block, claiming one as needed. */
+static rag_rc take_ids(ingest_ctx *ic, size_t n, int64_t *first, rag_error *err)
+{
+	rag_rc rc;
+
+	if ((int64_t)n > COMMIT_ID_BLOCK)
+		return rag_error_set(err, RAG_EINVAL, "one commit of %zu chunks is over the chunk id "
+				     "block of %lld: lower ingest.commit_every", n,
+				     (long long)COMMIT_ID_BLOCK);
+	if (ic->ids_end - ic->ids_next < (int64_t)n) {
+		int64_t floor = commit_max_chunk_id(&ic->latest);
+		if (ic->ids_end > floor)
+			floor = ic->ids_end;
+		if ((rc = commit_claim_ids(ic->s3, S3_OP("ingest.commit", NULL), ic->root, floor,
+					   ic->token, &ic->ids_next, err)))
+			return rc;
+		ic->ids_end = ic->ids_next + COMMIT_ID_BLOCK;
+	}
+	*first = ic->ids_next;
+	ic->ids_next += (int64_t)n;
+	return RAG_OK;
+}
+
+/* Embed the run and upload its segments, which end at document boundaries. */
+static rag_rc build_change(ingest_ctx *ic, ingest_run_state *r, change *ch, ingest_summary *sum,
+			   rag_error *err)
+{
+	int dims = embed_dims(ic->model);
+	uint64_t t = rag_now_ns();
+	size_t d0 = 0;
+	rag_rc rc;
+
+	change_release(ch);
+	rc = run_embed(ic->model, r, err);
+	sum->ms[ING_EMBED] += rag_ms_since(t);
+	if (rc || (rc = take_ids(ic, r->nchunks, &ch->id0, err)))
+		return rc;
+	if (!(ch->doc_end = calloc(r->ndocs + 1, sizeof(*ch->doc_end))) ||
+	    !(ch->rec_off = calloc(r->nchunks + 1, sizeof(*ch->rec_off))) ||
+	    !(ch->rec_len = calloc(r->nchunks + 1, sizeof(*ch->rec_len))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	while (d0 < r->ndocs) {
+		size_t d1 = d0, c0 = r->docs[d0].first_chunk, nch = 0;
+		seg_chunk *sc;
+		seg_build b;
+		mf_segment mf;
+		char id[64];
+
+		while (d1 < r->ndocs && (nch == 0 || nch + r->docs[d1].nchunks <=
+							    (size_t)ic->cfg->index.segment_chunks))
+			nch += r->docs[d1++].nchunks;
+		if (!(sc = calloc(nch + 1, sizeof(*sc))))
+			return rag_error_set(err, RAG_ENOMEM, "out of memory");
+		for (size_t k = 0; k < nch; k++) {
+			run_chunk *c = &r->chunks[c0 + k];
+			sc[k] = (seg_chunk){.id = ch->id0 + (int64_t)(c0 + k), .key = r->docs[c->doc].key,
+					    .ordinal = c->ordinal, .off = c->off, .len = c->len,
+					    .heading = c->heading, .text = run_chunk_text(r, c0 + k),
+					    .text_len = c->len};
+		}
+		segment_name(ic, 'n', id, sizeof(id));
+		rc = write_segment(ic, id, sc, r->vecs + c0 * (size_t)dims, nch, &b, &mf, sum, err);
+		free(sc);
+		if (rc)
+			return rc;
+		memcpy(ch->rec_off + c0, b.rec_off, nch * sizeof(*ch->rec_off));
+		memcpy(ch->rec_len + c0, b.rec_len, nch * sizeof(*ch->rec_len));
+		ch->doc_end[ch->segs.n] = d1;
+		rc = seg_set_add(&ch->segs, &mf) ? rag_error_set(err, RAG_ENOMEM, "out of memory")
+						 : RAG_OK;
+		seg_build_release(&b);
+		mf_segment_free(&mf);
+		if (rc)
+			return rc;
+		d0 = d1;
+	}
+	ch->built = true;
+	return RAG_OK;
+}
+
+/* The catalog's row for key in objs (sorted by key), NULL if none. */
+static const cat_object *find_object(const cat_object *objs, size_t n, const char *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(objs[mid].key, key);
+		if (c == 0)
+			return &objs[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * An outcome that is not a new document, applied to whatever the base holds
+ * for its key: a deleted, skipped or rejected object takes the live document
+ * with it; a failed one keeps serving it.
+ */
+static rag_rc apply_outcome(ingest_ctx *ic, const cat_object *cur, const cat_object *o,
+			    rag_error *err)
+{
+	cat_object row = *o;
+	int64_t live = cur ? cur->doc_id : 0;
+	rag_rc rc;
+
+	if (o->status == OBJ_FAILED) {
+		row.doc_id = live;
+	} else {
+		row.doc_id = 0;
+		if (live && (rc = catalog_doc_tombstone(ic->cat, live, err)))
+			return rc;
+	}
+	return catalog_object_save(ic->cat, &row, err);
+}
+
+/*
+ * A new document with its chunks. When the base already holds the same
+ * object (key and ETag: a writer that won the race indexed it too), ours is
+ * inserted tombstoned, so its chunks in our segment are dead on arrival and
+ * the document is live once. Otherwise it replaces the live one.
+ */
+static rag_rc apply_doc(ingest_ctx *ic, ingest_run_state *r, const change *ch, size_t d,
+			const char *seg, const cat_object *cur, rag_error *err)
+{
+	run_doc *doc = &r->docs[d];
+	bool dup = cur && cur->status == OBJ_INDEXED && cur->doc_id &&
+		   strcmp(cur->etag, doc->etag) == 0;
+	cat_doc cd = {.key = doc->key, .etag = doc->etag, .type = doc->type, .title = doc->title,
+		      .bytes = doc->size, .text_bytes = doc->text_len,
+		      .invalid_bytes = doc->invalid_bytes, .nchunks = (int)doc->nchunks,
+		      .segment_id = seg};
+	cat_object o = {.key = doc->key, .size = doc->size, .last_modified = doc->last_modified,
+			.status = OBJ_INDEXED};
+	int64_t doc_id;
+	rag_rc rc;
+
+	if ((rc = catalog_doc_insert(ic->cat, &cd, &doc_id, err)))
+		return rc;
+	for (size_t k = doc->first_chunk; k < doc->first_chunk + doc->nchunks && !rc; k++) {
+		run_chunk *c = &r->chunks[k];
+		cat_chunk row = {.id = ch->id0 + (int64_t)k, .doc_id = doc_id, .ordinal = c->ordinal,
+				 .off = c->off, .len = c->len, .heading = c->heading,
+				 .text = run_chunk_text(r, k), .text_len = c->len, .segment_id = seg,
+				 .rec_off = ch->rec_off[k], .rec_len = ch->rec_len[k]};
+		int64_t got;
+		rc = catalog_chunk_insert(ic->cat, &row, &got, err);
+	}
+	if (rc)
+		return rc;
+	if (dup)
+		return catalog_doc_tombstone(ic->cat, doc_id, err);
+	if (cur && cur->doc_id && (rc = catalog_doc_tombstone(ic->cat, cur->doc_id, err)))
+		return rc;
+	rag_strlcpy(o.etag, doc->etag, sizeof(o.etag));
+	o.doc_id = doc_id;
+	return catalog_object_save(ic->cat, &o, err);
+}
+
+/* The change as version V's catalog transaction, on the current base. */
+static rag_rc apply_change(ingest_ctx *ic, ingest_run_state *r, const change *ch,
+			   ingest_summary *sum, rag_error *err)
+{
+	int64_t version = ic->latest.version + 1;
+	cat_object *objs = NULL;
+	size_t nobjs = 0, d0 = 0;
+	uint64_t t = rag_now_ns();
+	rag_rc rc;
+
+	if ((rc = catalog_objects_load(ic->cat, &objs, &nobjs, err)))
+		return rc;
+	if ((rc = catalog_begin(ic->cat, err)))
+		goto out;
 	for (size_t i = 0; i < r->noutcomes && !rc; i++)
-		rc = catalog_object_save(ic->cat, &r->outcomes[i], err);
+		rc = apply_outcome(ic, find_object(objs, nobjs, r->outcomes[i].key), &r->outcomes[i],
+				   err);
+	for (size_t s = 0; s < ch->segs.n && !rc; s++) {
+		const mf_segment *mf = &ch->segs.a[s];
+		for (size_t d = d0; d < ch->doc_end[s] && !rc; d++)
+			rc = apply_doc(ic, r, ch, d, mf->id, find_object(objs, nobjs, r->docs[d].key),
+				       err);
+		d0 = ch->doc_end[s];
+		if (!rc)
+			rc = insert_segment_row(ic, mf, version, err);
+	}
+	if (!rc && sum->model_fitted)
+		rc = note_fit_chunks(ic, r->nchunks, err);
+	if (!rc)
+		rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err);
+	if (!rc)
+		rc = catalog_meta_set(ic->cat, META_WRITER, ic->token, err);
+	if (!rc)
+		rc = catalog_commit(ic->cat, err);
+	if (rc)
+		catalog_rollback(ic->cat);
+out:
+	sum->ms[ING_CATALOG] += rag_ms_since(t);
+	cat_objects_free(objs, nobjs);
 	return rc;
 }
 
-/* Insert the run's documents and chunks for segment id, docs [d0, d1). */
-static rag_rc insert_docs(ingest_ctx *ic, ingest_run_state *r, size_t d0, size_t d1,
-			  const char *seg, const seg_build *b, size_t chunk0, int64_t id0,
-			  rag_error *err)
+/* Outcomes readers do not see (failures): the local catalog only. */
+static rag_rc save_outcomes_locally(ingest_ctx *ic, ingest_run_state *r, rag_error *err)
 {
-	rag_rc rc = RAG_OK;
+	rag_rc rc;
 
-	for (size_t d = d0; d < d1 && !rc; d++) {
-		run_doc *doc = &r->docs[d];
-		cat_doc cd = {.key = doc->key, .etag = doc->etag, .type = doc->type,
-			      .title = doc->title, .bytes = doc->size, .text_bytes = doc->text_len,
-			      .invalid_bytes = doc->invalid_bytes, .nchunks = (int)doc->nchunks,
-			      .segment_id = seg};
-		cat_object o = {.key = doc->key, .size = doc->size,
-				.last_modified = doc->last_modified, .status = OBJ_INDEXED};
-		int64_t doc_id;
-
-		if ((rc = catalog_doc_insert(ic->cat, &cd, &doc_id, err)))
-			break;
-		for (size_t k = doc->first_chunk; k < doc->first_chunk + doc->nchunks && !rc; k++) {
-			run_chunk *c = &r->chunks[k];
-			cat_chunk ch = {.doc_id = doc_id, .ordinal = c->ordinal, .off = c->off,
-					.len = c->len, .heading = c->heading,
-					.text = run_chunk_text(r, k), .text_len = c->len,
-					.segment_id = seg, .rec_off = b->rec_off[k - chunk0],
-					.rec_len = b->rec_len[k - chunk0]};
-			int64_t got;
-			rc = catalog_chunk_insert(ic->cat, &ch, &got, err);
-			if (!rc && got != id0 + (int64_t)k)
-				rc = rag_error_set(err, RAG_EINTERNAL,
-						   "catalog gave chunk id %lld, expected %lld",
-						   (long long)got, (long long)(id0 + (int64_t)k));
-		}
-		rag_strlcpy(o.etag, doc->etag, sizeof(o.etag));
-		o.doc_id = doc_id;
-		if (!rc)
-			rc = catalog_object_save(ic->cat, &o, err);
-	}
+	if (r->noutcomes == 0)
+		return RAG_OK;
+	if ((rc = catalog_begin(ic->cat, err)))
+		return rc;
+	for (size_t i = 0; i < r->noutcomes && !rc; i++)
+		rc = catalog_object_save(ic->cat, &r->outcomes[i], err);
+	if (rc || (rc = catalog_commit(ic->cat, err)))
+		catalog_rollback(ic->cat);
 	return rc;
 }
 
@@ -757,100 +1078,40 @@ static rag_rc fit_on_run(ingest_ctx *ic, ingest_run_state *r, ingest_summary *su
 
 rag_rc ingest_commit(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum, rag_error *err)
 {
-	int64_t version = ic->latest.version + 1, id0;
-	seg_set known = {0};
-	size_t d0 = 0;
-	int nseg = 0;
-	uint64_t t;
+	change ch = {0};
 	rag_rc rc;
 
-	if (r->ndocs == 0 && r->ntomb == 0) {
-		/* nothing for readers: record outcomes locally, no new version */
-		if (r->noutcomes == 0)
-			return RAG_OK;
-		if ((rc = catalog_begin(ic->cat, err)))
-			return rc;
-		if ((rc = save_outcomes(ic, r, err)) || (rc = catalog_commit(ic->cat, err)))
-			catalog_rollback(ic->cat);
-		return rc;
-	}
+	if (r->ndocs == 0 && r->ntomb == 0)
+		return save_outcomes_locally(ic, r, err);
 	if (!ic->model) {
 		if (r->nchunks == 0)
 			return rag_error_set(err, RAG_EINVAL, "no model and no text to fit one on");
 		if ((rc = fit_on_run(ic, r, sum, err)))
 			return rc;
 	}
-	t = rag_now_ns();
-	rc = run_embed(ic->model, r, err);
-	sum->ms[ING_EMBED] += rag_ms_since(t);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < ic->latest.nsegments; i++)
-		if (seg_set_add(&known, &ic->latest.segments[i])) {
-			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
-			goto out;
-		}
-	if ((rc = catalog_next_chunk_id(ic->cat, &id0, err)) || (rc = catalog_begin(ic->cat, err)))
-		goto out;
-	t = rag_now_ns();
-	if ((rc = save_outcomes(ic, r, err)) ||
-	    (sum->model_fitted && (rc = note_fit_chunks(ic, r->nchunks, err))))
-		goto rollback;
-	/* the new documents, in segments that end at document boundaries */
-	while (d0 < r->ndocs) {
-		size_t d1 = d0, c0 = r->docs[d0].first_chunk, nch = 0;
-		int dims = embed_dims(ic->model);
-		seg_chunk *sc;
-		seg_build b;
-		mf_segment mf;
-		char id[64];
+	for (unsigned attempt = 1;; attempt++) {
+		bool model_changed = false;
 
-		while (d1 < r->ndocs && (nch == 0 || nch + r->docs[d1].nchunks <=
-							    (size_t)ic->cfg->index.segment_chunks))
-			nch += r->docs[d1++].nchunks;
-		if (!(sc = calloc(nch + 1, sizeof(*sc)))) {
-			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
-			goto rollback;
+		if (!ch.built && (rc = build_change(ic, r, &ch, sum, err)))
+			break;
+		if ((rc = apply_change(ic, r, &ch, sum, err)) ||
+		    (rc = publish(ic, &ch.segs, sum, err)) != RAG_ECONFLICT)
+			break;
+		if (attempt >= COMMIT_MAX_ATTEMPTS) {
+			rag_error_prefix(err, "gave up after %u attempts", attempt);
+			break;
 		}
-		for (size_t k = 0; k < nch; k++) {
-			run_chunk *c = &r->chunks[c0 + k];
-			sc[k] = (seg_chunk){.id = id0 + (int64_t)(c0 + k), .key = r->docs[c->doc].key,
-					    .ordinal = c->ordinal, .off = c->off, .len = c->len,
-					    .heading = c->heading, .text = run_chunk_text(r, c0 + k),
-					    .text_len = c->len};
+		rag_error_clear(err);
+		if ((rc = rebase(ic, attempt, &model_changed, sum, err)))
+			break;
+		if (model_changed) { /* our vectors are from another model: again */
+			ch.built = false;
+			sum->model_fitted = false;
 		}
-		snprintf(id, sizeof(id), "v%010lld-n%02d", (long long)version, nseg++);
-		rc = write_segment(ic, id, sc, r->vecs + c0 * (size_t)dims, nch, &b, &mf, sum, err);
-		free(sc);
-		if (rc)
-			goto rollback;
-		rc = insert_docs(ic, r, d0, d1, id, &b, c0, id0, err);
-		if (!rc)
-			rc = insert_segment_row(ic, &mf, version, err);
-		if (!rc && seg_set_add(&known, &mf))
-			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
-		seg_build_release(&b);
-		mf_segment_free(&mf);
-		if (rc)
-			goto rollback;
-		d0 = d1;
 	}
-	if ((rc = compact(ic, version, &known, sum, err)) ||
-	    (rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err)))
-		goto rollback;
-	sum->ms[ING_CATALOG] += rag_ms_since(t);
-	if ((rc = catalog_commit(ic->cat, err)))
-		goto rollback;
-	if ((rc = publish(ic, version, &known, sum, err)))
-		goto out;
-	t = rag_now_ns();
-	rc = ingest_gc(ic, ic->cfg->index.gc_grace_s, &sum->gc_deleted, err);
-	sum->ms[ING_GC] += rag_ms_since(t);
-	goto out;
-rollback:
-	catalog_rollback(ic->cat);
-out:
-	seg_set_release(&known);
+	change_release(&ch);
+	if (!rc)
+		rc = ingest_compact(ic, sum, err);
 	return rc;
 }
 
@@ -872,15 +1133,49 @@ bool ingest_refit_due(ingest_ctx *ic)
 	return (double)st.chunks > (double)fitted * (1.0 + ic->cfg->ingest.refit_growth);
 }
 
-rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
+/* Re-embed every live chunk of the base with ic->model into new segments. */
+static rag_rc refit_once(ingest_ctx *ic, size_t fitted, ingest_summary *sum, rag_error *err)
 {
 	int64_t version = ic->latest.version + 1;
 	cat_segment *live = NULL;
 	size_t nlive = 0;
 	rows r = {0};
-	seg_set known = {0};
+	seg_set fresh = {0};
+	rag_rc rc;
+
+	if ((rc = catalog_each_chunk_row(ic->cat, NULL, rows_add, &r, err)) ||
+	    (rc = catalog_segments_live(ic->cat, &live, &nlive, err)) ||
+	    (rc = catalog_begin(ic->cat, err)))
+		goto out;
+	if ((rc = note_fit_chunks(ic, fitted, err)) ||
+	    (rc = rebuild(ic, version, 'r', &r, &fresh, sum, err)) ||
+	    (rc = retire(ic, live, nlive, err)) ||
+	    (rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err)) ||
+	    (rc = catalog_meta_set(ic->cat, META_WRITER, ic->token, err)) ||
+	    (rc = catalog_commit(ic->cat, err))) {
+		catalog_rollback(ic->cat);
+		goto out;
+	}
+	sum->segments_compacted = (int64_t)nlive;
+	sum->chunks = (int64_t)r.n;
+	rc = publish(ic, &fresh, sum, err);
+out:
+	free(live);
+	rows_release(&r);
+	seg_set_release(&fresh);
+	return rc;
+}
+
+/*
+ * Refit is a writer too: the model is fitted once, on the live chunks of the
+ * base; a lost race re-embeds the winner's chunks with that same model.
+ */
+rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
+{
+	rows r = {0};
 	char on[256];
 	uint64_t t;
+	size_t fitted;
 	rag_rc rc;
 
 	memset(sum, 0, sizeof(*sum));
@@ -895,32 +1190,35 @@ rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 	t = rag_now_ns();
 	rc = fit_model(ic, r.texts, r.lens, r.n, on, err);
 	sum->ms[ING_FIT] = rag_ms_since(t);
+	fitted = r.n;
+	rows_release(&r);
 	if (rc)
 		goto out;
 	sum->model_fitted = true;
-	free(r.texts);
-	free(r.lens);
-	r.texts = NULL;
-	r.lens = NULL;
-	if ((rc = catalog_segments_live(ic->cat, &live, &nlive, err)) ||
-	    (rc = catalog_begin(ic->cat, err)))
-		goto out;
-	/* everything is re-embedded with the new model into new segments */
-	if ((rc = note_fit_chunks(ic, r.n, err)) ||
-	    (rc = rebuild(ic, version, "r", &r, &known, sum, err)) ||
-	    (rc = retire(ic, live, nlive, err)) ||
-	    (rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err)) ||
-	    (rc = catalog_commit(ic->cat, err))) {
-		catalog_rollback(ic->cat);
-		goto out;
+	for (unsigned attempt = 1;; attempt++) {
+		char model_key[sizeof(ic->model_key)];
+		embed_model *mine = ic->model;
+		bool model_changed;
+
+		if ((rc = refit_once(ic, fitted, sum, err)) != RAG_ECONFLICT)
+			break;
+		if (attempt >= COMMIT_MAX_ATTEMPTS) {
+			rag_error_prefix(err, "refit gave up after %u attempts", attempt);
+			break;
+		}
+		rag_error_clear(err);
+		/* keep our new model across the rebase (which loads the winner's) */
+		rag_strlcpy(model_key, ic->model_key, sizeof(model_key));
+		ic->model = NULL;
+		rc = rebase(ic, attempt, &model_changed, sum, err);
+		embed_model_free(ic->model);
+		ic->model = mine;
+		rag_strlcpy(ic->model_key, model_key, sizeof(ic->model_key));
+		if (rc)
+			break;
 	}
-	sum->segments_compacted = (int64_t)nlive;
-	sum->chunks = (int64_t)r.n;
-	rc = publish(ic, version, &known, sum, err);
 out:
-	free(live);
 	rows_release(&r);
-	seg_set_release(&known);
 	return rc;
 }
 
@@ -972,6 +1270,18 @@ static bool is_manifest(const ingest_ctx *ic, const char *key)
 }
 
 /* Protect a manifest and everything it names. */
+static rag_rc keep_names(const manifest *m, const char *key, keyset *keep)
+{
+	rag_rc rc = keys_add(keep, key);
+
+	if (!rc)
+		rc = keys_add(keep, m->catalog.key);
+	for (size_t s = 0; s < m->nsegments && !rc; s++)
+		for (int k = 0; k < MF_NOBJ && !rc; k++)
+			rc = keys_add(keep, m->segments[s].obj[k].key);
+	return rc;
+}
+
 static rag_rc keep_manifest(ingest_ctx *ic, const char *key, keyset *keep, rag_buf *b,
 			    rag_error *err)
 {
@@ -983,41 +1293,58 @@ static rag_rc keep_manifest(ingest_ctx *ic, const char *key, keyset *keep, rag_b
 		return rc;
 	if (manifest_from_json(b->data, b->len, &m, NULL) != RAG_OK)
 		return RAG_OK; /* a broken manifest protects nothing */
-	rc = keys_add(keep, key);
-	if (!rc)
-		rc = keys_add(keep, m.catalog.key);
-	for (size_t s = 0; s < m.nsegments && !rc; s++)
-		for (int k = 0; k < MF_NOBJ && !rc; k++)
-			rc = keys_add(keep, m.segments[s].obj[k].key);
+	rc = keep_names(&m, key, keep);
 	manifest_release(&m);
 	return rc ? rag_error_set(err, rc, "gc: out of memory") : RAG_OK;
 }
 
+/* Chunk id claims at or above the newest version's highest id may be in use. */
+static bool claim_in_use(const ingest_ctx *ic, const char *key, int64_t max_block)
+{
+	size_t rl = strlen(ic->root);
+	int64_t block;
+
+	if (strncmp(key, ic->root, rl) != 0 || strncmp(key + rl, "ids/", 4) != 0)
+		return false;
+	return !rag_parse_i64(key + rl + 4, &block) || block >= max_block;
+}
+
 /*
- * A manifest is kept while a reader may still hold it: it is LATEST's, or
+ * A manifest is kept while a reader may still hold it: it is the newest, or
  * the manifest that superseded it is younger than the grace period (so a
  * server that has not reloaded yet keeps every object it reads). Objects no
  * kept manifest names are deleted once they are older than the grace
- * period themselves (a commit in progress writes young objects).
+ * period themselves: a writer's commit in progress writes young objects.
+ * Just before deleting, the newest manifest is read again and whatever it
+ * names is spared (commit.h, invariant 6).
  */
 rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *err)
 {
 	s3_list l = {0};
 	keyset keep = {0};
 	const char **del = NULL;
-	char latest_key[1200], latest_manifest[1200];
+	char key[1200], newest_key[1200];
 	size_t ndel = 0;
-	int64_t now = rag_wall_time();
+	int64_t now = rag_wall_time(), max_block;
+	commit_head head;
+	manifest newest;
 	rag_buf b;
 	rag_rc rc;
 
 	*deleted = 0;
-	rag_buf_init(&b, SMALL_OBJECT_MAX);
-	mf_latest_key(ic->root, latest_key, sizeof(latest_key));
-	mf_manifest_key(ic->root, ic->latest.version, latest_manifest, sizeof(latest_manifest));
+	rag_buf_init(&b, COMMIT_MANIFEST_MAX);
+	if ((rc = commit_read_newest(ic->s3, S3_OP("ingest.gc", NULL), ic->root, &head, &newest,
+				     err)))
+		goto out;
+	rag_strlcpy(newest_key, head.manifest_key, sizeof(newest_key));
+	max_block = commit_max_chunk_id(&newest) / COMMIT_ID_BLOCK;
+	manifest_release(&newest);
 	if ((rc = s3_list_objects(ic->s3, S3_OP("ingest.gc", NULL), ic->root, NULL, &l, err)))
 		goto out;
-	if (!(del = calloc(l.nobjects + 1, sizeof(*del))) || keys_add(&keep, latest_key)) {
+	if (!(del = calloc(l.nobjects + 1, sizeof(*del))) ||
+	    mf_latest_key(ic->root, key, sizeof(key)) || keys_add(&keep, key) ||
+	    (size_t)snprintf(key, sizeof(key), "%swriter.lock", ic->root) >= sizeof(key) ||
+	    keys_add(&keep, key)) {
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -1029,16 +1356,26 @@ rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *e
 		for (size_t j = i + 1; j < l.nobjects && !next; j++)
 			if (is_manifest(ic, l.objects[j].key))
 				next = &l.objects[j];
-		if (strcmp(o->key, latest_manifest) == 0 || !next ||
-		    now - next->last_modified < grace_s)
+		if (strcmp(o->key, newest_key) >= 0 || !next || now - next->last_modified < grace_s)
 			rc = keep_manifest(ic, o->key, &keep, &b, err);
 	}
 	if (rc)
 		goto out;
+	/* invariant 6: what the newest manifest names now is never deleted */
+	if ((rc = commit_read_newest(ic->s3, S3_OP("ingest.gc", NULL), ic->root, &head, &newest,
+				     err)))
+		goto out;
+	if (head.version && keep_names(&newest, head.manifest_key, &keep)) {
+		manifest_release(&newest);
+		rc = rag_error_set(err, RAG_ENOMEM, "gc: out of memory");
+		goto out;
+	}
+	manifest_release(&newest);
 	qsort(keep.a, keep.n, sizeof(*keep.a), cmp_str);
 	for (size_t i = 0; i < l.nobjects; i++) {
 		const s3_object *o = &l.objects[i];
-		if (keys_has(&keep, o->key) || now - o->last_modified < grace_s)
+		if (keys_has(&keep, o->key) || now - o->last_modified < grace_s ||
+		    claim_in_use(ic, o->key, max_block))
 			continue;
 		del[ndel++] = o->key;
 	}

@@ -445,6 +445,7 @@ typedef struct s3_request {
 	bool range;
 	uint64_t off, len;  /* len 0 with range: from off to the end */
 	const char *if_match; /* unquoted ETag the object must still have; may be NULL */
+	bool if_none_match;   /* PUT: create only, "If-None-Match: *" */
 	rag_buf *out;       /* 2xx body; NULL: into the response's small buffer */
 	int fd;             /* >= 0: 2xx body into this file instead */
 } s3_request;
@@ -691,6 +692,8 @@ static struct curl_slist *build_headers(const s3_client *c, const s3_request *rq
 		if ((t = curl_slist_append(hs, line)))
 			hs = t;
 	}
+	if (rq->if_none_match && (t = curl_slist_append(hs, "If-None-Match: *")))
+		hs = t;
 	if (c->drop_expect && (t = curl_slist_append(hs, "Expect:")))
 		hs = t;
 	return hs;
@@ -989,7 +992,10 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 					   "%s %s: %s", rq->method, target,
 					   *curl_msg ? curl_msg : curl_easy_strerror(cc));
 		} else {
-			transient = s3_status_retryable(rs->status);
+			/* 409 ConditionalRequestConflict: another conditional
+			 * write of the key was in flight; asking again settles it */
+			transient = s3_status_retryable(rs->status) ||
+				    (rq->if_none_match && rs->status == 409);
 			rc = http_error(c, rq, rs, err);
 		}
 		if (!transient || attempt >= c->max_retries) {
@@ -1259,11 +1265,13 @@ static void *md5_run(void *arg)
  * for a single-part PUT): a mismatch is retried like a damaged transfer.
  */
 static rag_rc put_single(s3_client *c, const s3_op *op, const char *key, const void *data,
-			 size_t len, const char *content_type, char *etag_out, rag_error *err)
+			 size_t len, const char *content_type, bool if_absent, char *etag_out,
+			 rag_error *err)
 {
 	bool overlap = len >= MD5_OVERLAP_MIN;
 	s3_request rq = {.method = "PUT", .kind = S3_PUT, .key = key, .body = data,
-			 .body_len = len, .md5 = !overlap, .content_type = content_type, .fd = -1};
+			 .body_len = len, .md5 = !overlap, .content_type = content_type, .fd = -1,
+			 .if_none_match = if_absent};
 	rag_rc rc = RAG_OK;
 
 	for (unsigned attempt = 0; attempt <= c->max_retries; attempt++) {
@@ -1506,7 +1514,16 @@ rag_rc s3_put(s3_client *c, const s3_op *op, const char *key, const void *data,
 {
 	if (len > c->multipart_threshold)
 		return put_multipart(c, op, key, data, len, etag_out, err);
-	return put_single(c, op, key, data, len, content_type, etag_out, err);
+	return put_single(c, op, key, data, len, content_type, false, etag_out, err);
+}
+
+rag_rc s3_put_if_absent(s3_client *c, const s3_op *op, const char *key, const void *data,
+			size_t len, const char *content_type, char *etag_out, rag_error *err)
+{
+	if (len > c->multipart_threshold)
+		return rag_error_set(err, RAG_ETOOBIG, "PUT \"%s\" if absent: %zu bytes is over the "
+				     "single-request limit", key, len);
+	return put_single(c, op, key, data, len, content_type, true, etag_out, err);
 }
 
 rag_rc s3_put_file(s3_client *c, const s3_op *op, const char *path,

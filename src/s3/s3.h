@@ -158,6 +158,17 @@ rag_rc s3_head(s3_client *c, const s3_op *op, const char *key, s3_object *info,
 rag_rc s3_put(s3_client *c, const s3_op *op, const char *key, const void *data,
 	      size_t len, const char *content_type, char *etag_out, rag_error *err);
 
+/*
+ * PUT only if the key does not exist ("If-None-Match: *"): RAG_ECONFLICT
+ * (412) when it does. A 409 ConditionalRequestConflict is retried. A 412
+ * after a retry may mean the first attempt landed: callers that must know
+ * read the object back. Single-request bodies only (RAG_ETOOBIG above the
+ * multipart threshold). Stores that ignore the header simply overwrite:
+ * see commit_probe().
+ */
+rag_rc s3_put_if_absent(s3_client *c, const s3_op *op, const char *key, const void *data,
+			size_t len, const char *content_type, char *etag_out, rag_error *err);
+
 /* PUT a local file (mapped into memory, then as s3_put). */
 rag_rc s3_put_file(s3_client *c, const s3_op *op, const char *path,
 		   const char *key, char *etag_out, rag_error *err);

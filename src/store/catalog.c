@@ -424,9 +424,14 @@ rag_rc catalog_chunk_insert(catalog *c, const cat_chunk *ch, int64_t *chunk_id, 
 	int64_t id;
 
 	if ((rc = prepare(c, "INSERT INTO chunks(doc_id, ordinal, off, len, heading, text,"
-			     " segment_id, rec_off, rec_len) VALUES(?,?,?,?,?,?,?,?,?)", &st, err)))
+			     " segment_id, rec_off, rec_len, chunk_id) VALUES(?,?,?,?,?,?,?,?,?,?)",
+			  &st, err)))
 		return rc;
 	sqlite3_bind_int64(st, 1, ch->doc_id);
+	if (ch->id > 0)
+		sqlite3_bind_int64(st, 10, ch->id);
+	else
+		sqlite3_bind_null(st, 10); /* SQLite picks max + 1 */
 	sqlite3_bind_int(st, 2, ch->ordinal);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)ch->off);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)ch->len);

@@ -65,6 +65,8 @@ typedef struct cat_doc {
 } cat_doc;
 
 typedef struct cat_chunk {
+	int64_t id;           /* > 0: this chunk id (ids come from the writer's
+	                       * claimed block, commit.h); 0: the next one */
 	int64_t doc_id;
 	int ordinal;
 	uint64_t off, len;    /* in the extracted text */
