@@ -5,9 +5,14 @@
 #   start_proxy FLAGS...     start it (upstream: $AWS_ENDPOINT_URL); sets
 #                            $proxy_url and $proxy_pid
 #   proxy_set "a=b&c=d"      change settings at run time (rate=, rate-500=,
-#                            latency-ms=, fail-key=, fail-kind= ...)
+#                            latency-ms=, fail-key=, fail-kind= ...;
+#                            unconditional=1: the store looks like one
+#                            without conditional writes, a PUT refused for
+#                            its If-None-Match/If-Match is answered 200; see
+#                            faultproxy.c for what that emulation differs in)
 #   proxy_stat NAME          one counter: requests, injected, 500, 503, reset,
-#                            reset-body, truncate, persistent, delayed
+#                            reset-body, truncate, persistent, delayed,
+#                            unconditional (refusals answered 200)
 #   through_proxy CMD...     run CMD with the S3 endpoint set to the proxy
 faultproxy=${RAGMAP_FAULTPROXY:-$(dirname "$bin")/faultproxy}
 [ -x "$faultproxy" ] || { echo "FAIL no faultproxy at $faultproxy"; exit 1; }

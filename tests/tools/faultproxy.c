@@ -7,7 +7,7 @@
  *              [--rate-reset-body R] [--rate-truncate R]
  *              [--latency-ms MS] [--latency-rate R]
  *              [--fail-key GLOB] [--fail-query STR] [--fail-kind KIND]
- *              [--ignore STR] [--log FILE]
+ *              [--unconditional 0|1] [--ignore STR] [--log FILE]
  *
  * The client talks to the proxy as if it were the store (path-style URLs):
  * the method, the path, the query string and every end-to-end header (Host
@@ -42,12 +42,36 @@
  * to fail one part of a multipart upload), always get --fail-kind
  * (default 500), whatever the rates.
  *
+ * A store without conditional writes (--unconditional 1): the store then
+ * looks like one that ignores If-None-Match and If-Match on PUT (as S3
+ * did before 2024, and some S3-compatible servers still do), so a client's
+ * probe (ragmap's commit_probe(): two `If-None-Match: *` PUTs of one key,
+ * the second expected to be refused) finds that it cannot arbitrate.
+ *   How: a PUT carrying either header is forwarded unchanged, and when the
+ *   store refuses it for that header (412 PreconditionFailed, or 409
+ *   ConditionalRequestConflict) the proxy answers as a store that ignored
+ *   the header would: 200 OK, no body, ETag "<MD5 of the body sent>" (the
+ *   ETag of a single-part PUT, which the client checks), the store's
+ *   x-amz-request-id and Date kept.
+ *   Why not strip the headers: the client signs them (SigV4 lists
+ *   if-none-match in SignedHeaders), so a stripped request fails the
+ *   store's signature check (tried on Ceph RGW: 403 SignatureDoesNotMatch),
+ *   and the proxy holds no credentials to sign again.
+ *   What differs from a real such store: the refused body is NOT stored;
+ *   the key keeps its earlier bytes where the real store would hold the
+ *   new ones. A client tells the two apart only by reading the key back,
+ *   and not at all when it wrote the same bytes again (the probe does).
+ *   Tests that depend on which of two writers' bytes survive an overwrite
+ *   cannot use this mode. Counted as "unconditional" in the stats; the log
+ *   line says "(412 answered as unconditional)".
+ *
  * Control, on the proxy's own port (not forwarded; bucket names cannot
  * start with "_"):
  *   GET  /_faultproxy/stats              counters as one JSON object
  *   POST /_faultproxy/config?rate=0&...  change any rate, latency-ms,
  *                                        latency-rate, fail-key (empty:
- *                                        none), fail-query or fail-kind
+ *                                        none), fail-query, fail-kind or
+ *                                        unconditional (0 or 1)
  * The counters are also printed to stderr at exit (SIGTERM, SIGINT).
  */
 #include <arpa/inet.h>
@@ -115,6 +139,7 @@ typedef struct settings {
 	char fail_key[1024];      /* "" : no persistent fault */
 	char fail_query[256];     /* and its query must contain this ("": any) */
 	fault_kind fail_kind;
+	bool unconditional;       /* answer as a store without conditional PUT */
 } settings;
 
 /* Identity -> times seen, open addressing on 64-bit hashes (0 = empty). */
@@ -134,6 +159,7 @@ static struct proxy {
 	FILE *log;
 	/* counters */
 	uint64_t requests, forwarded, upstream_errors, injected[FK_COUNT], persistent, delayed;
+	uint64_t unconditional;   /* refusals answered as an unconditional store */
 	atomic_ullong next_id;
 } P = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -552,6 +578,126 @@ static void s3_error(answer *a, long status, const char *code, const char *messa
 	a->content_length = -1;
 }
 
+/* ------------------------------------------- a store without conditional PUT */
+
+/* MD5 (RFC 1321) in hex: the ETag of a single-part PUT of data. The proxy
+ * links no crypto library, and this is all it needs of one. */
+static void md5_block(uint32_t h[4], const unsigned char *p)
+{
+	static const uint32_t k[64] = {
+		0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a,
+		0xa8304613, 0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be,
+		0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340,
+		0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
+		0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8,
+		0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c,
+		0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
+		0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
+		0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92,
+		0xffeff47d, 0x85845dd1, 0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1,
+		0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391};
+	static const unsigned char rot[4][4] = {
+		{7, 12, 17, 22}, {5, 9, 14, 20}, {4, 11, 16, 23}, {6, 10, 15, 21}};
+	uint32_t w[16], a = h[0], b = h[1], c = h[2], d = h[3];
+
+	for (int i = 0; i < 16; i++)
+		w[i] = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+		       (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+	for (int i = 0; i < 64; i++) {
+		uint32_t f, t;
+		int g;
+		unsigned r = rot[i / 16][i % 4];
+		if (i < 16) {
+			f = (b & c) | (~b & d);
+			g = i;
+		} else if (i < 32) {
+			f = (d & b) | (~d & c);
+			g = (5 * i + 1) % 16;
+		} else if (i < 48) {
+			f = b ^ c ^ d;
+			g = (3 * i + 5) % 16;
+		} else {
+			f = c ^ (b | ~d);
+			g = (7 * i) % 16;
+		}
+		t = d;
+		d = c;
+		c = b;
+		f += a + k[i] + w[g];
+		b += (f << r) | (f >> (32 - r));
+		a = t;
+	}
+	h[0] += a;
+	h[1] += b;
+	h[2] += c;
+	h[3] += d;
+}
+
+static void md5_hex(const void *data, size_t len, char out[33])
+{
+	uint32_t h[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+	const unsigned char *p = data;
+	unsigned char tail[128] = {0};
+	size_t full = len / 64 * 64, rest = len - full, tl = rest < 56 ? 64 : 128;
+	uint64_t bits = (uint64_t)len * 8;
+
+	for (size_t i = 0; i < full; i += 64)
+		md5_block(h, p + i);
+	if (rest)
+		memcpy(tail, p + full, rest);
+	tail[rest] = 0x80;
+	for (int i = 0; i < 8; i++)
+		tail[tl - 8 + (size_t)i] = (unsigned char)(bits >> (8 * i));
+	md5_block(h, tail);
+	if (tl == 128)
+		md5_block(h, tail + 64);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", (unsigned)(h[i / 4] >> (8 * (i % 4))) & 0xffu);
+}
+
+/* A PUT the store may refuse for a condition it carries. */
+static bool conditional_put(const http_req *r)
+{
+	return strcmp(r->method, "PUT") == 0 &&
+	       (req_header(r, "If-None-Match") || req_header(r, "If-Match"));
+}
+
+/*
+ * When upstream refused r for its condition, answer instead as a store
+ * that ignores the condition (see the top of the file). Returns the
+ * refusal's status, or 0 when the answer is left as it was.
+ */
+static long as_unconditional(const http_req *r, answer *a)
+{
+	long was = a->status;
+	char etag[33];
+	rag_buf keep;
+
+	if (!conditional_put(r) ||
+	    !(was == 412 || (was == 409 && a->body.data &&
+			     strstr(a->body.data, "ConditionalRequestConflict"))))
+		return 0;
+	rag_buf_init(&keep, HEAD_MAX);
+	/* the store's request id and date; not its Content-Type (no body now) */
+	for (const char *l = a->headers.data ? a->headers.data : "", *e; *l; l = e) {
+		e = strstr(l, "\r\n");
+		e = e ? e + 2 : l + strlen(l);
+		if (strncasecmp(l, "x-amz-request-id:", 17) == 0 ||
+		    strncasecmp(l, "x-amz-id-2:", 11) == 0 || strncasecmp(l, "date:", 5) == 0)
+			rag_buf_append(&keep, l, (size_t)(e - l));
+	}
+	md5_hex(r->body.data, r->body.len, etag);
+	rag_buf_reset(&a->headers);
+	rag_buf_append(&a->headers, keep.data ? keep.data : "", keep.len);
+	rag_buf_printf(&a->headers, "ETag: \"%s\"\r\n", etag);
+	rag_buf_release(&keep);
+	rag_buf_reset(&a->body);
+	a->status = 200;
+	a->content_length = -1;
+	rag_strlcpy(a->reason, "OK", sizeof(a->reason));
+	return was;
+}
+
 /* Abortive close: the peer sees ECONNRESET. */
 static void reset_close(int fd)
 {
@@ -648,8 +794,9 @@ static void stats_json(rag_buf *b)
 	pthread_mutex_lock(&P.lock);
 	rag_buf_printf(b, "{\"requests\": %" PRIu64 ", \"forwarded\": %" PRIu64
 			  ", \"upstream_errors\": %" PRIu64 ", \"delayed\": %" PRIu64
-			  ", \"persistent\": %" PRIu64,
-		       P.requests, P.forwarded, P.upstream_errors, P.delayed, P.persistent);
+			  ", \"persistent\": %" PRIu64 ", \"unconditional\": %" PRIu64,
+		       P.requests, P.forwarded, P.upstream_errors, P.delayed, P.persistent,
+		       P.unconditional);
 	uint64_t total = 0;
 	for (int k = FK_E500; k < FK_COUNT; k++) {
 		rag_buf_printf(b, ", \"%s\": %" PRIu64, fault_names[k], P.injected[k]);
@@ -676,6 +823,12 @@ static bool apply_setting(settings *s, const char *name, const char *value)
 	}
 	if (strcmp(name, "fail-kind") == 0)
 		return fault_parse(value, &s->fail_kind);
+	if (strcmp(name, "unconditional") == 0) {
+		if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
+			return false;
+		s->unconditional = value[0] == '1';
+		return true;
+	}
 	if (strcmp(name, "latency-ms") == 0) {
 		int64_t ms;
 		if (!rag_parse_i64(value, &ms) || ms < 0 || ms > 600000)
@@ -769,7 +922,8 @@ static bool control(int fd, const http_req *r)
 /* ---------------------------------------------------------- connections */
 
 /* What to do with a request: the fault, and whether to delay it. */
-static fault_kind decide(const http_req *r, bool *persistent, int64_t *delay_ms)
+static fault_kind decide(const http_req *r, bool *persistent, int64_t *delay_ms,
+			 bool *unconditional)
 {
 	const char *range = req_header(r, "Range");
 	char key[2048];
@@ -794,6 +948,7 @@ static fault_kind decide(const http_req *r, bool *persistent, int64_t *delay_ms)
 	object_key(r->target, key, sizeof(key));
 	pthread_mutex_lock(&P.lock);
 	P.requests++;
+	*unconditional = P.set.unconditional;
 	x = splitmix64(P.seed ^ splitmix64(id ^ ((uint64_t)seen_bump(&P.seen, id) << 48)));
 	*persistent = P.set.fail_key[0] && fnmatch(P.set.fail_key, key, 0) == 0 &&
 		      (!P.set.fail_query[0] ||
@@ -832,7 +987,8 @@ static void *serve_conn(void *arg)
 	rag_buf_init(&a.headers, HEAD_MAX);
 	rag_buf_init(&a.body, BODY_MAX);
 	while (h && !closed && read_request(c, &r)) {
-		bool persistent, keep;
+		bool persistent, keep, unconditional;
+		long refused = 0;
 		int64_t delay;
 		fault_kind f;
 		unsigned long long n;
@@ -843,7 +999,7 @@ static void *serve_conn(void *arg)
 			continue;
 		}
 		n = atomic_fetch_add(&P.next_id, 1);
-		f = decide(&r, &persistent, &delay);
+		f = decide(&r, &persistent, &delay, &unconditional);
 		if (delay)
 			rag_sleep_ms((unsigned)delay);
 		rag_buf_reset(&a.headers);
@@ -863,8 +1019,11 @@ static void *serve_conn(void *arg)
 			P.upstream_errors++;
 			pthread_mutex_unlock(&P.lock);
 		} else {
+			if (unconditional)
+				refused = as_unconditional(&r, &a);
 			pthread_mutex_lock(&P.lock);
 			P.forwarded++;
+			P.unconditional += refused != 0;
 			pthread_mutex_unlock(&P.lock);
 		}
 		if ((f == FK_RESET_BODY || f == FK_TRUNCATE) &&
@@ -875,10 +1034,13 @@ static void *serve_conn(void *arg)
 		pthread_mutex_unlock(&P.lock);
 		if (P.log) {
 			flockfile(P.log);
-			fprintf(P.log, "%llu %s %s%s%s -> %ld %s%s\n", n, r.method, r.target,
+			char was[64] = "";
+			if (refused)
+				snprintf(was, sizeof(was), " (%ld answered as unconditional)", refused);
+			fprintf(P.log, "%llu %s %s%s%s -> %ld %s%s%s\n", n, r.method, r.target,
 				req_header(&r, "Range") ? " " : "",
 				req_header(&r, "Range") ? req_header(&r, "Range") : "", a.status,
-				fault_names[f], persistent ? " (persistent)" : "");
+				fault_names[f], persistent ? " (persistent)" : "", was);
 			fflush(P.log);
 			funlockfile(P.log);
 		}
@@ -906,7 +1068,7 @@ static const char usage[] =
 	"                  [--latency-ms MS] [--latency-rate R]\n"
 	"                  [--fail-key GLOB] [--fail-query STR]\n"
 	"                  [--fail-kind 500|503|reset|reset-body|truncate]\n"
-	"                  [--ignore STR] [--log FILE]\n";
+	"                  [--unconditional 0|1] [--ignore STR] [--log FILE]\n";
 
 static void on_signal(int sig)
 {
