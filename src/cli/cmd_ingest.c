@@ -99,9 +99,10 @@ static void print_summary(const ingest_summary *s, s3_client *c)
 	       " documents tombstoned\n", s->documents, s->chunks,
 	       rag_fmt_bytes(s->bytes, bytes, sizeof(bytes)), s->tombstoned);
 	if (s->version)
-		printf("committed version %" PRId64 ": %" PRId64 " segments written, %" PRId64
-		       " compacted, %" PRId64 " garbage objects deleted%s\n", s->version,
-		       s->segments_written, s->segments_compacted, s->gc_deleted,
+		printf("committed version %" PRId64 ": %" PRId64 " versions this pass (%" PRId64
+		       " lost to other writers and rebased), %" PRId64 " segments written, %" PRId64
+		       " compacted, %" PRId64 " garbage objects deleted%s\n", s->version, s->commits,
+		       s->conflicts, s->segments_written, s->segments_compacted, s->gc_deleted,
 		       s->model_fitted ? ", model fitted" : "");
 	else
 		printf("nothing to commit: the index is up to date\n");

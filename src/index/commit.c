@@ -89,7 +89,7 @@ static rag_rc exists(s3_client *s3, const s3_op *op, const char *root, int64_t v
 		     bool *found, rag_error *err)
 {
 	char key[1200];
-	s3_object info;
+	s3_object info = {0};
 	rag_rc rc;
 
 	if (mf_manifest_key(root, version, key, sizeof(key)))
@@ -215,7 +215,16 @@ rag_rc commit_probe(s3_client *s3, const s3_op *op, const char *root, bool *cond
 	commit_token(token);
 	if ((size_t)snprintf(key, sizeof(key), "%sprobe/%s", root, token) >= sizeof(key))
 		return rag_error_set(err, RAG_ECONFIG, "index root too long: \"%s\"", root);
-	if ((rc = s3_put_if_absent(s3, op, key, body, sizeof(body) - 1, "text/plain", NULL, err)))
+	rc = s3_put_if_absent(s3, op, key, body, sizeof(body) - 1, "text/plain", NULL, err);
+	if (rc == RAG_ECONFLICT) {
+		/* a retried first PUT that had landed: only a store that honours
+		 * the header refuses our own fresh key */
+		rag_error_clear(err);
+		*conditional = true;
+		rc = RAG_OK;
+		goto out;
+	}
+	if (rc)
 		return rc;
 	rc = s3_put_if_absent(s3, op, key, body, sizeof(body) - 1, "text/plain", NULL, err);
 	if (rc == RAG_ECONFLICT) {
@@ -223,6 +232,7 @@ rag_rc commit_probe(s3_client *s3, const s3_op *op, const char *root, bool *cond
 		*conditional = true;
 		rc = RAG_OK;
 	}
+out:
 	s3_delete(s3, op, key, NULL); /* a leftover probe is garbage GC removes */
 	return rc;
 }
@@ -293,7 +303,7 @@ rag_rc commit_lease(s3_client *s3, const s3_op *op, const char *root, const char
 		const char *holder = json_string_value(json_object_get(o, "writer"));
 		json_int_t until = json_integer_value(json_object_get(o, "until"));
 		if (holder && strcmp(holder, token) != 0 && until > now)
-			rc = rag_error_set(err, RAG_ECONFLICT,
+			rc = rag_error_set(err, RAG_EUNSUPPORTED,
 					   "index \"%s\" is being written by writer %s (%s, pid %lld) "
 					   "until its lease ends in %lld s: this store does not honour "
 					   "If-None-Match on PUT, so ragmap allows one writer at a time",

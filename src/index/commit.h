@@ -110,8 +110,8 @@ rag_rc commit_claim_ids(s3_client *s3, const s3_op *op, const char *root, int64_
 
 /*
  * Single-writer lease for stores without conditional writes (invariant 8):
- * take or renew writer.lock for token for ttl_s seconds. RAG_ECONFLICT,
- * naming the holder, when another writer's lease has not expired.
+ * take or renew writer.lock for token for ttl_s seconds. RAG_EUNSUPPORTED,
+ * naming the holder and why, when another writer's lease has not expired.
  */
 rag_rc commit_lease(s3_client *s3, const s3_op *op, const char *root, const char *token,
 		    int64_t ttl_s, rag_error *err);

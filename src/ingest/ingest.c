@@ -487,9 +487,14 @@ rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 	}
 
 	while (done < nwork && !(ic->stop && *ic->stop)) {
-		size_t to = done, take = 0;
-		/* a batch: batch_docs objects within the size limit */
-		while (to < nwork && take < (size_t)ic->cfg->ingest.batch_docs) {
+		size_t to = done, take = 0, pending = r.ndocs + r.noutcomes,
+		       room = (size_t)ic->cfg->ingest.commit_every > pending
+				      ? (size_t)ic->cfg->ingest.commit_every - pending : 1,
+		       most = (size_t)ic->cfg->ingest.batch_docs < room
+				      ? (size_t)ic->cfg->ingest.batch_docs : room;
+		/* a batch: batch_docs objects within the size limit, ending
+		 * where the next commit is due */
+		while (to < nwork && take < most) {
 			if (work[to].listed->size > ic->cfg->ingest.max_object_size) {
 				if (to > done)
 					break;

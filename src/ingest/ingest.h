@@ -93,7 +93,7 @@ typedef struct ingest_ctx {
 	char model_key[1024];
 	manifest latest;              /* the newest committed version (0: none) */
 	char token[24];               /* this writer (commit_token()) */
-	bool conditional;             /* the store honours If-None-Match */
+	bool probed, conditional;     /* the store honours If-None-Match */
 	int64_t ids_next, ids_end;    /* the claimed chunk id block's free range */
 	unsigned segments_named;
 } ingest_ctx;

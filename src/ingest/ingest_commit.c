@@ -197,10 +197,20 @@ static rag_rc sync_catalog(ingest_ctx *ic, rag_error *err)
 	return pending == have ? catalog_version_publish(ic->cat, pending, err) : RAG_OK;
 }
 
-/* Invariant 8 of commit.h: find out whether writers can race safely. */
+/*
+ * Invariant 8 of commit.h: find out, before the first write, whether
+ * writers can race safely (a pass that commits nothing writes nothing).
+ */
 static rag_rc check_writers(ingest_ctx *ic, rag_error *err)
 {
-	rag_rc rc = commit_probe(ic->s3, S3_OP("ingest.recover", NULL), ic->root, &ic->conditional,
+	rag_rc rc;
+
+	if (ic->probed)
+		return ic->conditional ? RAG_OK
+				       : commit_lease(ic->s3, S3_OP("ingest.commit", NULL), ic->root,
+						      ic->token, LEASE_TTL_S, err);
+	ic->probed = true;
+	rc = commit_probe(ic->s3, S3_OP("ingest.recover", NULL), ic->root, &ic->conditional,
 				 err);
 
 	if (rc) {
@@ -232,8 +242,7 @@ rag_rc ingest_open(ingest_ctx *ic, const rag_config *cfg, s3_client *s3, rag_log
 	if ((size_t)snprintf(ic->cat_path, sizeof(ic->cat_path), "%.4000s/catalog.sqlite", dir) >=
 	    sizeof(ic->cat_path))
 		return rag_error_set(err, RAG_ECONFIG, "local.dir too long");
-	if ((rc = mkdirs(dir, err)) || (rc = check_writers(ic, err)) ||
-	    (rc = read_newest(ic, "ingest.recover", err)) ||
+	if ((rc = mkdirs(dir, err)) || (rc = read_newest(ic, "ingest.recover", err)) ||
 	    (rc = catalog_open(ic->cat_path, &ic->cat, err)) || (rc = sync_catalog(ic, err)))
 		goto fail;
 	if (ic->latest.version && (rc = load_model(ic, ic->latest.model.key, err)))
@@ -246,7 +255,7 @@ fail:
 
 void ingest_close(ingest_ctx *ic)
 {
-	if (ic->s3 && ic->token[0] && !ic->conditional)
+	if (ic->s3 && ic->probed && !ic->conditional)
 		commit_lease_release(ic->s3, S3_OP("ingest.recover", NULL), ic->root, ic->token);
 	catalog_close(ic->cat);
 	embed_model_free(ic->model);
@@ -495,9 +504,7 @@ static rag_rc publish(ingest_ctx *ic, const seg_set *fresh, ingest_summary *sum,
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (!ic->conditional &&
-	    (rc = commit_lease(ic->s3, S3_OP("ingest.commit", NULL), ic->root, ic->token,
-			       LEASE_TTL_S, err)))
+	if ((rc = check_writers(ic, err)))
 		goto out;
 	if ((rc = catalog_snapshot(ic->cat, snap, err)) ||
 	    (rc = s3_put_file(ic->s3, S3_OP("ingest.commit", NULL), snap, key, NULL, err)))
@@ -837,7 +844,10 @@ static rag_rc take_ids(ingest_ctx *ic, size_t n, int64_t *first, rag_error *err)
 				     "block of %lld: lower ingest.commit_every", n,
 				     (long long)COMMIT_ID_BLOCK);
 	if (ic->ids_end - ic->ids_next < (int64_t)n) {
-		int64_t floor = commit_max_chunk_id(&ic->latest);
+		int64_t floor;
+		if ((rc = check_writers(ic, err)))
+			return rc;
+		floor = commit_max_chunk_id(&ic->latest);
 		if (ic->ids_end > floor)
 			floor = ic->ids_end;
 		if ((rc = commit_claim_ids(ic->s3, S3_OP("ingest.commit", NULL), ic->root, floor,
