@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "commit.h"
 #include "ingest.h"
 #include "rag_util.h"
 
@@ -290,6 +291,21 @@ static void prefix_bytes(s3_client *c, const char *label, const char *prefix)
 	s3_list_release(&l);
 }
 
+/* Whether many writers are safe here (commit.h, invariant 8), probed now. */
+static void print_writers(session *s)
+{
+	rag_error err = {0};
+	bool conditional;
+
+	if (commit_probe(s->s3, S3_OP("status", NULL), s->ic.root, &conditional, &err))
+		printf("writers:  unknown (the conditional-write probe failed: %s)\n", err.msg);
+	else if (conditional)
+		printf("writers:  any number (the store honours If-None-Match: one wins each version)\n");
+	else
+		printf("writers:  one at a time (the store ignores If-None-Match: a writer holds "
+		       "the lease writer.lock)\n");
+}
+
 int cmd_status(cli_env *env, int argc, char **argv)
 {
 	session s;
@@ -311,6 +327,7 @@ int cmd_status(cli_env *env, int argc, char **argv)
 		printf("version:  %" PRId64 " (LATEST)\n", s.ic.latest.version);
 	else
 		printf("version:  none yet (run ragmap ingest)\n");
+	print_writers(&s);
 	printf("model:    %s\n", s.ic.model ? embed_model_name(s.ic.model) : "none");
 	if (s.ic.model)
 		printf("          version %s, %d dims, %zu terms, fitted on %" PRIu64 " texts\n",
@@ -363,6 +380,36 @@ int cmd_model(cli_env *env, int argc, char **argv)
 		       sum.version);
 		print_storage(s.s3, "ingest.");
 	}
+	session_close(&s);
+	return rc;
+}
+
+static const char compact_usage[] =
+	"usage: ragmap compact [--config FILE]\n"
+	"  Merge small segments and rewrite mostly tombstoned ones into a new\n"
+	"  version, as every ingest commit does (a writer like any other).\n";
+
+int cmd_compact(cli_env *env, int argc, char **argv)
+{
+	session s;
+	ingest_summary sum = {0};
+	rag_error err = {0};
+	int rc;
+
+	if (!parse_common(env, argc, argv, compact_usage, NULL))
+		return CLI_USAGE;
+	if ((rc = session_open(env, &s)))
+		return rc;
+	if (!s.ic.latest.version)
+		printf("no index version yet: nothing to compact\n");
+	else if (ingest_compact(&s.ic, &sum, &err))
+		rc = cli_fail(&err);
+	else if (sum.version)
+		printf("committed version %" PRId64 ": %" PRId64 " segments compacted into %" PRId64
+		       " (%" PRId64 " lost to other writers and rebased)\n", sum.version,
+		       sum.segments_compacted, sum.segments_written, sum.conflicts);
+	else
+		printf("nothing to compact (%" PRId64 " lost to other writers)\n", sum.conflicts);
 	session_close(&s);
 	return rc;
 }

@@ -21,6 +21,7 @@ static const cli_command commands[] = {
 	{"serve", cmd_serve, "the query server: HTTP API in a chosen backing mode"},
 	{"query", cmd_query, "ask a question, locally in a backing mode or via --server"},
 	{"eval", cmd_eval, "retrieval quality (nDCG@10, MAP@100, ...) on a test collection"},
+	{"compact", cmd_compact, "merge small or mostly deleted segments into a new version"},
 	{"gc", cmd_gc, "delete index objects that no manifest references"},
 	{"verify", cmd_verify, "check the committed index version; --digest for crash tests"},
 	{"s3", cmd_s3, "list, get, put, remove and stat objects (an aws s3-like tool)"},
