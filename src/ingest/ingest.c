@@ -4,6 +4,7 @@
  */
 #include "ingest.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,49 +311,105 @@ static void batch_release(batch_item *items, s3_get_req *reqs, size_t n)
 	}
 }
 
-/* Fetch, parse and chunk items [from, to). */
-static rag_rc run_batch(ingest_ctx *ic, ingest_run_state *r, work_item *work, size_t from,
-			size_t to, ingest_summary *sum, rag_error *err)
+/*
+ * The fetch of one batch, run on a thread of its own so that the next
+ * batch downloads while this one is parsed, embedded and committed.
+ */
+typedef struct fetch_job {
+	ingest_ctx *ic;
+	work_item *work;
+	size_t from, to;
+	s3_get_req *reqs;
+	double ms;
+	pthread_t tid;
+	bool running;
+} fetch_job;
+
+static void *fetch_run(void *arg)
 {
-	size_t n = to - from;
-	s3_get_req *reqs = calloc(n, sizeof(*reqs));
-	batch_item *items = calloc(n, sizeof(*items));
-	batch b = {.ic = ic, .items = items};
-	uint64_t t0;
+	fetch_job *f = arg;
+	uint64_t t0 = rag_now_ns();
+
+	/* per-request outcomes are read later; the batch result is not an error */
+	s3_get_many(f->ic->s3, S3_OP("ingest.fetch", NULL), f->reqs, f->to - f->from, 0);
+	f->ms = rag_ms_since(t0);
+	return NULL;
+}
+
+/* Start fetching items [from, to) (runs inline if no thread can start). */
+static rag_rc fetch_start(fetch_job *f, ingest_ctx *ic, work_item *work, size_t from, size_t to,
+			  rag_error *err)
+{
+	memset(f, 0, sizeof(*f));
+	f->ic = ic;
+	f->work = work;
+	f->from = from;
+	f->to = to;
+	if (to == from)
+		return RAG_OK;
+	if (!(f->reqs = calloc(to - from, sizeof(*f->reqs))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	for (size_t i = from; i < to; i++) {
+		f->reqs[i - from].key = work[i].listed->key;
+		rag_buf_init(&f->reqs[i - from].buf, ic->cfg->ingest.max_object_size);
+	}
+	f->running = pthread_create(&f->tid, NULL, fetch_run, f) == 0;
+	if (!f->running)
+		fetch_run(f);
+	return RAG_OK;
+}
+
+static void fetch_wait(fetch_job *f)
+{
+	if (f->running)
+		pthread_join(f->tid, NULL);
+	f->running = false;
+}
+
+static void fetch_release(fetch_job *f)
+{
+	fetch_wait(f);
+	for (size_t i = 0; f->reqs && i < f->to - f->from; i++)
+		rag_buf_release(&f->reqs[i].buf);
+	free(f->reqs);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Parse and chunk a fetched batch (on all cores) and settle its items. */
+static rag_rc process_batch(ingest_ctx *ic, ingest_run_state *r, fetch_job *f,
+			    ingest_summary *sum, rag_error *err)
+{
+	size_t n = f->to - f->from;
+	batch_item *items;
+	batch b = {.ic = ic};
 	rag_rc rc = RAG_OK;
 
-	if (!reqs || !items) {
-		free(reqs);
-		free(items);
+	fetch_wait(f);
+	sum->ms[ING_FETCH] += f->ms;
+	if (n == 0)
+		return RAG_OK;
+	if (!(items = calloc(n, sizeof(*items))))
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
-	}
+	b.items = items;
 	b.copts.max_tokens = (int)ic->cfg->ingest.chunk_tokens;
 	b.copts.overlap_tokens = (int)ic->cfg->ingest.chunk_overlap;
 	if (b.copts.overlap_tokens >= b.copts.max_tokens)
 		b.copts.overlap_tokens = b.copts.max_tokens / 4;
 	for (size_t i = 0; i < n; i++) {
-		reqs[i].key = work[from + i].listed->key;
-		rag_buf_init(&reqs[i].buf, ic->cfg->ingest.max_object_size);
-		items[i].w = &work[from + i];
-		items[i].req = &reqs[i];
-	}
-	t0 = rag_now_ns();
-	/* per-request outcomes are read below; the batch result is not an error */
-	s3_get_many(ic->s3, S3_OP("ingest.fetch", NULL), reqs, n, 0);
-	sum->ms[ING_FETCH] += rag_ms_since(t0);
-	for (size_t i = 0; i < n; i++)
-		if (reqs[i].rc == RAG_OK) {
+		items[i].w = &f->work[f->from + i];
+		items[i].req = &f->reqs[i];
+		if (f->reqs[i].rc == RAG_OK) {
 			sum->fetched++;
-			sum->bytes_read += reqs[i].buf.len;
+			sum->bytes_read += f->reqs[i].buf.len;
 		}
+	}
 	rag_parallel_for(n, rag_cpu_count(), process_one, &b);
 	for (size_t i = 0; i < n && !rc; i++) {
 		sum->ms[ING_PARSE] += items[i].parse_ms / rag_cpu_count();
 		sum->ms[ING_CHUNK] += items[i].chunk_ms / rag_cpu_count();
 		rc = settle_item(ic, r, &items[i], sum, err);
 	}
-	batch_release(items, reqs, n);
-	free(reqs);
+	batch_release(items, f->reqs, n);
 	free(items);
 	return rc;
 }
@@ -436,6 +493,34 @@ rag_rc run_embed(const embed_model *m, ingest_run_state *r, rag_error *err)
 
 /* ------------------------------------------------------------------- run */
 
+/*
+ * The next batch from *done: at most batch_docs objects within the size
+ * limit (larger ones are rejected here, without a GET), ending where the
+ * next commit is due counting the in_flight objects not yet settled. Its
+ * fetch starts at once.
+ */
+static rag_rc plan_batch(ingest_ctx *ic, ingest_run_state *r, work_item *work, size_t nwork,
+			 size_t *done, size_t in_flight, ingest_summary *sum, fetch_job *f,
+			 rag_error *err)
+{
+	size_t pending = r->ndocs + r->noutcomes + in_flight, from = *done, to, take = 0,
+	       room = (size_t)ic->cfg->ingest.commit_every > pending
+			      ? (size_t)ic->cfg->ingest.commit_every - pending : 0,
+	       most = (size_t)ic->cfg->ingest.batch_docs;
+	rag_rc rc;
+
+	if (room && room < most)
+		most = room;
+	while (from < nwork && work[from].listed->size > ic->cfg->ingest.max_object_size)
+		if ((rc = reject_large(ic, r, &work[from++], sum, err)))
+			return rc;
+	for (to = from; to < nwork && take < most; to++, take++)
+		if (work[to].listed->size > ic->cfg->ingest.max_object_size)
+			break;
+	*done = to;
+	return fetch_start(f, ic, work, from, to, err);
+}
+
 /* Commit what the run holds and start it afresh. */
 static rag_rc commit_batch(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum,
 			   rag_error *err)
@@ -457,6 +542,8 @@ rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 	cat_object *known = NULL;
 	size_t nknown = 0, nwork = 0, done = 0;
 	work_item *work = NULL;
+	/* two slots that swap roles: a fetch thread holds its job's address */
+	fetch_job slot[2] = {{0}, {0}}, *cur = &slot[0], *next = &slot[1];
 	uint64_t t0 = rag_now_ns(), t, bytes_total = 0, bytes_done = 0, batch_bytes = 0;
 	rag_rc rc;
 
@@ -486,43 +573,34 @@ rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 		}
 	}
 
-	while (done < nwork && !(ic->stop && *ic->stop)) {
-		size_t to = done, take = 0, pending = r.ndocs + r.noutcomes,
-		       room = (size_t)ic->cfg->ingest.commit_every > pending
-				      ? (size_t)ic->cfg->ingest.commit_every - pending : 1,
-		       most = (size_t)ic->cfg->ingest.batch_docs < room
-				      ? (size_t)ic->cfg->ingest.batch_docs : room;
-		/* a batch: batch_docs objects within the size limit, ending
-		 * where the next commit is due */
-		while (to < nwork && take < most) {
-			if (work[to].listed->size > ic->cfg->ingest.max_object_size) {
-				if (to > done)
-					break;
-				if ((rc = reject_large(ic, &r, &work[to], sum, err)))
-					goto out;
-				done = ++to;
-				continue;
-			}
-			to++;
-			take++;
-		}
-		if (to > done && (rc = run_batch(ic, &r, work, done, to, sum, err)))
+	/* the fetch of batch n+1 overlaps the processing and commit of batch n */
+	if ((rc = plan_batch(ic, &r, work, nwork, &done, 0, sum, cur, err)))
+		goto out;
+	while (cur->to > cur->from) {
+		fetch_job *swap;
+		if (!(ic->stop && *ic->stop) &&
+		    (rc = plan_batch(ic, &r, work, nwork, &done, cur->to - cur->from, sum, next, err)))
 			goto out;
-		for (size_t i = done; i < to; i++) {
+		if ((rc = process_batch(ic, &r, cur, sum, err)))
+			goto out;
+		for (size_t i = cur->from; i < cur->to; i++) {
 			bytes_done += work[i].listed->size;
 			batch_bytes += work[i].listed->size;
 		}
-		done = to;
 		if (ic->progress)
-			ic->progress(ic->progress_ctx, (int64_t)done, (int64_t)nwork, bytes_done,
+			ic->progress(ic->progress_ctx, (int64_t)cur->to, (int64_t)nwork, bytes_done,
 				     bytes_total, (int64_t)(sum->chunks + (int64_t)r.nchunks));
+		fetch_release(cur);
 		/* invariant 2: commit as the pass goes */
 		if ((r.noutcomes + r.ndocs >= (size_t)ic->cfg->ingest.commit_every ||
 		     batch_bytes >= (uint64_t)ic->cfg->ingest.commit_every_bytes) &&
-		    done < nwork && (rc = commit_batch(ic, &r, sum, err)))
+		    next->to > next->from && (rc = commit_batch(ic, &r, sum, err)))
 			goto out;
 		if (r.ndocs == 0 && r.noutcomes == 0)
 			batch_bytes = 0;
+		swap = cur;
+		cur = next;
+		next = swap;
 	}
 	if (done < nwork)
 		RAG_INFO(ic->log, "stopping: %zu objects left for the next pass", nwork - done);
@@ -534,6 +612,8 @@ rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 		sum->ms[ING_GC] += rag_ms_since(t);
 	}
 out:
+	fetch_release(&slot[0]);
+	fetch_release(&slot[1]);
 	sum->total_ms = rag_ms_since(t0);
 	free(work);
 	cat_objects_free(known, nknown);

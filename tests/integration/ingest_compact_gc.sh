@@ -53,18 +53,22 @@ expect status-after-delete-docs "^documents: 3 live, 0 tombstoned" "$work/out"
 # catalog snapshots behind (grace 3600 s kept them)
 manifest_keys >"$work/named" || bad "read LATEST"
 echo "${root}LATEST" >>"$work/named"
-# chunk id block claims at or above the newest version's ids stay (commit.h)
-keys "${root}ids/" >>"$work/named"
 sort -u "$work/named" -o "$work/named"
-keys "$root" | sort >"$work/before"
+# chunk id block claims (commit.h, invariant 7) are counted apart: those
+# below the newest version's highest chunk id go, the newest block stays
+keys "$root" | grep -v "^${root}ids/" | sort >"$work/before"
+claims_before=$(keys "${root}ids/" | wc -l)
 garbage=$(comm -13 "$work/named" "$work/before" | wc -l)
 [ "$garbage" -gt 10 ] && ok "garbage-accumulated ($garbage)" || bad "only $garbage garbage objects"
 check gc-with-grace 0 "$bin" gc
 expect gc-with-grace-keeps "^deleted 0 unreferenced objects" "$work/out"
 sleep 1.2 # whole seconds: make every object older than a zero grace period
 RAGMAP_INDEX_GC_GRACE_S=0 check gc 0 "$bin" gc
-expect gc-deleted "^deleted $garbage unreferenced objects" "$work/out"
-keys "$root" | sort >"$work/after"
+claims_after=$(keys "${root}ids/" | wc -l)
+[ "$claims_after" -ge 1 ] && ok "newest-claim-kept ($claims_after of $claims_before)" ||
+	bad "no chunk id claim left of $claims_before"
+expect gc-deleted "^deleted $((garbage + claims_before - claims_after)) unreferenced objects" "$work/out"
+keys "$root" | grep -v "^${root}ids/" | sort >"$work/after"
 model_keys=$(grep -c "^$RAGMAP_MODEL_PREFIX" "$work/named")
 equal only-named-objects-left "$(comm -3 "$work/named" "$work/after" | grep -vc "^	*$RAGMAP_MODEL_PREFIX")" 0
 equal named-model-kept "$("$bin" s3 ls -r "$RAGMAP_MODEL_PREFIX" | grep -c weights.bin)" "$model_keys"
