@@ -50,16 +50,17 @@ typedef struct qcaches {
 } qcaches;
 
 /*
- * Load the version LATEST names (storage under stage "query.load").
- * caches is borrowed and must outlive the qindex. *out has one reference.
- * RAG_ENOTFOUND when there is no LATEST yet.
+ * Load the newest committed version (commit_read_newest(); storage under
+ * stage "query.load"). caches is borrowed and must outlive the qindex. *out
+ * has one reference. RAG_ENOTFOUND when nothing is committed yet.
  */
 rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcaches *caches,
 		   rag_log *log, qindex **out, rag_error *err);
 void qindex_retain(qindex *q);
 void qindex_release(qindex *q);   /* frees at the last reference; NULL ok */
 
-/* The version LATEST names now (one GET under stage), 0 if none. */
+/* The newest committed version now (GET LATEST, the hint, and a HEAD per
+ * newer manifest plus the absent one, under stage), 0 if none. */
 rag_rc qindex_latest_version(s3_client *s3, const rag_config *cfg, const char *stage,
 			     int64_t *version, rag_error *err);
 

@@ -18,8 +18,8 @@
  *  3. Secrets (the bearer token, S3 credentials) are never echoed.
  *
  * Threading: MHD's pool threads run the handlers (each query's work runs in
- * the pool thread that took the request); one more thread polls LATEST and
- * builds new versions in the background; the query log has its own thread.
+ * the pool thread that took the request); one more thread polls for the
+ * newest committed version and builds it in the background; the query log has its own thread.
  */
 #ifndef SERVER_H
 #define SERVER_H
