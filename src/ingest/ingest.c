@@ -549,6 +549,11 @@ rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 
 	memset(sum, 0, sizeof(*sum));
 	t = rag_now_ns();
+	rc = ingest_follow(ic, err);
+	sum->ms[ING_RECOVER] = rag_ms_since(t);
+	if (rc)
+		goto out;
+	t = rag_now_ns();
 	if ((rc = s3_list_objects(ic->s3, S3_OP("ingest.list", NULL), ic->cfg->source.prefix, NULL,
 				  &l, err)))
 		goto out;

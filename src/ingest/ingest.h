@@ -104,6 +104,10 @@ rag_rc ingest_open(ingest_ctx *ic, const rag_config *cfg, s3_client *s3, rag_log
 		   rag_error *err);
 void ingest_close(ingest_ctx *ic);
 
+/* Catch up with the newest committed version (other writers' commits):
+ * its catalog snapshot and model. A pass starts with it. */
+rag_rc ingest_follow(ingest_ctx *ic, rag_error *err);
+
 /* One pass: diff, process, commit, compact, collect garbage. */
 rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err);
 

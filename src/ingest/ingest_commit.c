@@ -534,28 +534,46 @@ out:
 }
 
 /*
- * After a lost race: wait (jittered), take the newest version as the base
- * and the catalog from its snapshot. *model_changed when the winner's model
- * is not the one our vectors came from.
+ * Take the newest committed version as the base: the catalog from its
+ * snapshot (unless it is ours already) and its model. *model_changed when
+ * that model is not the one loaded (vectors made with it are void).
  */
-static rag_rc rebase(ingest_ctx *ic, unsigned attempt, bool *model_changed,
-		     ingest_summary *sum, rag_error *err)
+static rag_rc follow_newest(ingest_ctx *ic, const char *stage, bool *model_changed,
+			    rag_error *err)
 {
 	rag_rc rc;
 
 	*model_changed = false;
-	sum->conflicts++;
-	rag_sleep_ms(commit_backoff_ms(attempt));
-	if ((rc = read_newest(ic, "ingest.commit", err)) || (rc = sync_catalog(ic, err)))
+	if ((rc = read_newest(ic, stage, err)) || (rc = sync_catalog(ic, err)))
 		return rc;
-	RAG_INFO(ic->log, "lost the race for a version: rebasing on version %lld (attempt %u)",
-		 (long long)ic->latest.version, attempt + 1);
 	if (ic->latest.version && strcmp(ic->latest.model.key, ic->model_key) != 0) {
 		*model_changed = true;
 		embed_model_free(ic->model);
 		ic->model = NULL;
 		return load_model(ic, ic->latest.model.key, err);
 	}
+	return RAG_OK;
+}
+
+rag_rc ingest_follow(ingest_ctx *ic, rag_error *err)
+{
+	bool model_changed;
+
+	return follow_newest(ic, "ingest.recover", &model_changed, err);
+}
+
+/* After a lost race: wait (jittered), then follow the winner. */
+static rag_rc rebase(ingest_ctx *ic, unsigned attempt, bool *model_changed,
+		     ingest_summary *sum, rag_error *err)
+{
+	rag_rc rc;
+
+	sum->conflicts++;
+	rag_sleep_ms(commit_backoff_ms(attempt));
+	if ((rc = follow_newest(ic, "ingest.commit", model_changed, err)))
+		return rc;
+	RAG_INFO(ic->log, "lost the race for a version: rebasing on version %lld (attempt %u)",
+		 (long long)ic->latest.version, attempt + 1);
 	return RAG_OK;
 }
 
