@@ -10,6 +10,7 @@
 #include "embed_int.h"
 
 #include <libstemmer.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -259,22 +260,66 @@ const char *embed_tok_stem(embed_tok *tk, const char *word, size_t len,
 
 /* ---------------------------------------------------- embed_tokenize */
 
-typedef struct tokenize_ctx {
+/*
+ * embed_tokenize() runs once per chunk for the BM25 index, where stemming
+ * was most of the catalog's insert time. Each thread keeps a word -> stem
+ * cache across calls: words maps a folded word to the arena offset of its
+ * stem in stems (-2: a stopword). A full cache only costs speed.
+ */
+#define STEM_CACHE_MAX (1u << 17)
+
+typedef struct stem_cache {
 	embed_tok tk;
+	embed_map words, stems;
+} stem_cache;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *p)
+{
+	stem_cache *c = p;
+
+	embed_tok_release(&c->tk);
+	embed_map_release(&c->words);
+	embed_map_release(&c->stems);
+	free(c);
+}
+
+static void cache_key_make(void)
+{
+	pthread_key_create(&cache_key, cache_free);
+}
+
+static stem_cache *thread_cache(void)
+{
+	stem_cache *c;
+
+	pthread_once(&cache_once, cache_key_make);
+	if ((c = pthread_getspecific(cache_key)))
+		return c;
+	if (!(c = calloc(1, sizeof(*c))))
+		return NULL;
+	embed_tok_init(&c->tk);
+	embed_map_init(&c->words, STEM_CACHE_MAX);
+	embed_map_init(&c->stems, STEM_CACHE_MAX);
+	if (pthread_setspecific(cache_key, c) != 0) {
+		cache_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+typedef struct tokenize_ctx {
+	stem_cache *cache;     /* NULL: out of memory, stem every word */
+	embed_tok tk;          /* used only without a cache */
 	embed_token_fn fn;
 	void *ctx;
 	char buf[2 * EMBED_TOKEN_MAX + 1];
 } tokenize_ctx;
 
-static void tokenize_word(void *p, const char *word, size_t len)
+static void emit_stem(tokenize_ctx *t, const char *st, size_t n)
 {
-	tokenize_ctx *t = p;
-	const char *st;
-	size_t n;
-
-	if (embed_is_stopword(word, len))
-		return;
-	st = embed_tok_stem(&t->tk, word, len, &n);
 	if (n >= sizeof(t->buf))
 		n = sizeof(t->buf) - 1;
 	if (!n)
@@ -284,11 +329,49 @@ static void tokenize_word(void *p, const char *word, size_t len)
 	t->fn(t->ctx, t->buf, n);
 }
 
+static void tokenize_word(void *p, const char *word, size_t len)
+{
+	tokenize_ctx *t = p;
+	stem_cache *c = t->cache;
+	const char *st;
+	int32_t off;
+	size_t n;
+
+	if (!c) {
+		if (!embed_is_stopword(word, len)) {
+			st = embed_tok_stem(&t->tk, word, len, &n);
+			emit_stem(t, st, n);
+		}
+		return;
+	}
+	if ((off = embed_map_get(&c->words, word, len)) == -1) {
+		if (embed_is_stopword(word, len)) {
+			off = -2;
+		} else {
+			size_t at;
+			st = embed_tok_stem(&c->tk, word, len, &n);
+			if (!n || embed_map_put(&c->stems, st, n, 0, NULL) != RAG_OK ||
+			    (at = embed_map_find_off(&c->stems, st, n)) > INT32_MAX) {
+				emit_stem(t, st, n); /* not cached */
+				return;
+			}
+			off = (int32_t)at;
+		}
+		embed_map_put(&c->words, word, len, off, NULL);
+	}
+	if (off >= 0) {
+		st = embed_map_key_at(&c->stems, (size_t)off);
+		emit_stem(t, st, strlen(st));
+	}
+}
+
 void embed_tokenize(const char *text, size_t len, embed_token_fn fn, void *ctx)
 {
-	tokenize_ctx t = {.fn = fn, .ctx = ctx};
+	tokenize_ctx t = {.cache = thread_cache(), .fn = fn, .ctx = ctx};
 
-	embed_tok_init(&t.tk);
+	if (!t.cache)
+		embed_tok_init(&t.tk);
 	embed_words(text, len, tokenize_word, &t);
-	embed_tok_release(&t.tk);
+	if (!t.cache)
+		embed_tok_release(&t.tk);
 }
