@@ -511,7 +511,8 @@ static rag_rc mark_live(verifier *v, rag_error *err)
 {
 	size_t k = 0;
 
-	qsort(v->chunks, v->nchunks, sizeof(*v->chunks), by_id);
+	if (v->nchunks) /* qsort's array must not be NULL, even for 0 */
+		qsort(v->chunks, v->nchunks, sizeof(*v->chunks), by_id);
 	for (size_t i = 0; i < v->nchunks; i++) {
 		if (i && v->chunks[i].id == v->chunks[i - 1].id)
 			problem(v, "chunk id %" PRId64 " is in two segments", v->chunks[i].id);
@@ -878,7 +879,8 @@ static rag_rc check_source(verifier *v, rag_error *err)
 		rag_error_prefix(err, "verify: listing the source \"%s\"", prefix);
 		return rc;
 	}
-	qsort(l.objects, l.nobjects, sizeof(*l.objects), object_by_key);
+	if (l.nobjects)
+		qsort(l.objects, l.nobjects, sizeof(*l.objects), object_by_key);
 	if (v->rep->version > 0 && !v->cat.loaded)
 		problem(v, "the source \"%s\" cannot be compared: the catalog snapshot \"%s\" was not "
 			"read", prefix, v->m.catalog.key);

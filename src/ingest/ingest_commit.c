@@ -739,7 +739,8 @@ static rag_rc compaction_pick(ingest_ctx *ic, cat_segment **pick, size_t *npick,
 	*npick = 0;
 	if ((rc = catalog_segments_live(ic->cat, &live, &nlive, err)))
 		return rc;
-	qsort(live, nlive, sizeof(*live), by_size);
+	if (nlive)
+		qsort(live, nlive, sizeof(*live), by_size);
 	for (size_t i = 0; i < nlive; i++) {
 		int64_t dead = catalog_segment_dead_chunks(ic->cat, live[i].id);
 		bool too_many = nlive - n + (n ? 1 : 0) > (size_t)ic->cfg->index.max_segments;
