@@ -32,8 +32,8 @@ void commit_token(char out[COMMIT_TOKEN_LEN])
 
 /* --------------------------------------------------------------- reading */
 
-static rag_rc latest_hint(s3_client *s3, const s3_op *op, const char *root, int64_t *version,
-			  rag_error *err)
+rag_rc commit_read_hint(s3_client *s3, const s3_op *op, const char *root, int64_t *version,
+			rag_error *err)
 {
 	char key[1200], mkey[1200];
 	rag_buf b;
@@ -104,6 +104,35 @@ static rag_rc exists(s3_client *s3, const s3_op *op, const char *root, int64_t v
 	return rc;
 }
 
+/* The highest version under manifests/ (0 if none): one LIST. */
+static rag_rc highest_listed(s3_client *s3, const s3_op *op, const char *root, int64_t *version,
+			     rag_error *err)
+{
+	char prefix[1200];
+	s3_list l = {0};
+	rag_rc rc;
+
+	*version = 0;
+	if ((size_t)snprintf(prefix, sizeof(prefix), "%smanifests/", root) >= sizeof(prefix))
+		return rag_error_set(err, RAG_ECONFIG, "index root too long: \"%s\"", root);
+	if ((rc = s3_list_objects(s3, op, prefix, "/", &l, err)))
+		return rc;
+	for (size_t i = 0; i < l.nobjects; i++) {
+		const char *name = l.objects[i].key + strlen(prefix);
+		char digits[16];
+		int64_t v;
+		size_t n = strspn(name, "0123456789");
+		if (n == 0 || n >= sizeof(digits) || strcmp(name + n, ".json") != 0)
+			continue;
+		memcpy(digits, name, n);
+		digits[n] = '\0';
+		if (rag_parse_i64(digits, &v) && v > *version)
+			*version = v;
+	}
+	s3_list_release(&l);
+	return RAG_OK;
+}
+
 rag_rc commit_read_newest(s3_client *s3, const s3_op *op, const char *root, commit_head *head,
 			  manifest *m, rag_error *err)
 {
@@ -113,14 +142,14 @@ rag_rc commit_read_newest(s3_client *s3, const s3_op *op, const char *root, comm
 
 	if (m)
 		memset(m, 0, sizeof(*m));
-	if ((rc = latest_hint(s3, op, root, &v, err)))
+	if ((rc = commit_read_hint(s3, op, root, &v, err)))
 		return rc;
 	/* invariant 4: LATEST may lag; the first absent version ends the probe.
-	 * A hint whose manifest is gone (GC after a long lag) restarts at 0. */
+	 * A hint whose manifest is gone starts from the highest one listed. */
 	if (v > 0 && ((rc = exists(s3, op, root, v, &found, err))))
 		return rc;
-	if (!found)
-		v = 0;
+	if (!found && (rc = highest_listed(s3, op, root, &v, err)))
+		return rc;
 	for (;;) {
 		if ((rc = exists(s3, op, root, v + 1, &found, err)))
 			return rc;
@@ -249,13 +278,35 @@ int64_t commit_max_chunk_id(const manifest *m)
 	return max;
 }
 
+int64_t commit_ids_high(const manifest *base, const manifest *m, int64_t ids_end)
+{
+	int64_t high = base->ids_high, own = commit_max_chunk_id(m), base_max = commit_max_chunk_id(base);
+
+	if (own > high)
+		high = own;
+	if (base_max > high)
+		high = base_max;
+	if (ids_end - 1 > high)
+		high = ids_end - 1;
+	return high;
+}
+
 rag_rc commit_claim_ids(s3_client *s3, const s3_op *op, const char *root, int64_t floor_id,
 			const char *token, int64_t *first, rag_error *err)
 {
-	/* ids start at 1: block b holds [b*BLOCK + 1, (b+1)*BLOCK] */
-	int64_t block = floor_id / COMMIT_ID_BLOCK + 1;
+	manifest newest;
+	int64_t block;
 	char key[1200];
 	rag_rc rc;
+
+	if ((rc = commit_read_newest(s3, op, root, NULL, &newest, err)))
+		return rc;
+	if (newest.ids_high > floor_id)
+		floor_id = newest.ids_high;
+	if (commit_max_chunk_id(&newest) > floor_id)
+		floor_id = commit_max_chunk_id(&newest);
+	manifest_release(&newest);
+	block = commit_id_block(floor_id) + 1;
 
 	for (int tries = 0; tries < 1000; tries++, block++) {
 		if ((size_t)snprintf(key, sizeof(key), "%sids/%012" PRId64, root, block) >= sizeof(key))

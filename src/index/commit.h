@@ -18,7 +18,9 @@
  *  4. LATEST is a hint, written after the manifest. It may lag, and with
  *     racing writers even step back: commit_read_newest() takes its version
  *     and probes V+1, V+2... until one is absent, so the newest committed
- *     version wins.
+ *     version wins. If the manifest it names is gone, the highest key under
+ *     manifests/ (one LIST) is the starting point instead; GC keeps the
+ *     manifest LATEST names.
  *  5. A lost race is detected, never guessed: a 412 after a retried PUT
  *     (whose first attempt may have landed) is settled by reading the
  *     manifest back and comparing its writer token. A 409
@@ -29,7 +31,10 @@
  *     than the grace period, so it is never deleted.
  *  7. Chunk ids are unique across writers: each writer claims blocks of
  *     COMMIT_ID_BLOCK ids by creating ids/<block> with `If-None-Match: *`,
- *     starting above the newest version's highest chunk id.
+ *     starting above the newest version's ids_high, the highest id any
+ *     committed writer claimed (each manifest carries the maximum forward,
+ *     so it never decreases). GC deletes only claims at or below ids_high:
+ *     no writer claims there again, even while their owner still uses them.
  *  8. A store that ignores `If-None-Match` (commit_probe() finds out with a
  *     throwaway key) cannot arbitrate: the writer then holds a lease object
  *     (writer.lock) and a second writer is refused with an error that says
@@ -79,6 +84,10 @@ typedef struct commit_head {
 rag_rc commit_read_newest(s3_client *s3, const s3_op *op, const char *root, commit_head *head,
 			  manifest *m, rag_error *err);
 
+/* The version LATEST names (0 when absent or unreadable: only a hint). */
+rag_rc commit_read_hint(s3_client *s3, const s3_op *op, const char *root, int64_t *version,
+			rag_error *err);
+
 /* Version's manifest; RAG_ENOTFOUND when it is not committed. */
 rag_rc commit_read_version(s3_client *s3, const s3_op *op, const char *root, int64_t version,
 			   commit_head *head, manifest *m, rag_error *err);
@@ -102,11 +111,23 @@ rag_rc commit_probe(s3_client *s3, const s3_op *op, const char *root, bool *cond
 		    rag_error *err);
 
 /*
- * Claim the next free chunk id block above floor_id (invariant 7): *first
- * is its first id; ids [*first, *first + COMMIT_ID_BLOCK) are the caller's.
+ * Claim the next free chunk id block above both floor_id and the newest
+ * version's high-water mark (read now: a stale one could fall on a block
+ * GC freed; invariant 7). *first is its first id; ids [*first, *first +
+ * COMMIT_ID_BLOCK) are the caller's.
  */
 rag_rc commit_claim_ids(s3_client *s3, const s3_op *op, const char *root, int64_t floor_id,
 			const char *token, int64_t *first, rag_error *err);
+
+/* The block holding chunk id (ids start at 1; block b is [b*BLOCK+1, (b+1)*BLOCK]). */
+static inline int64_t commit_id_block(int64_t id)
+{
+	return id > 0 ? (id - 1) / COMMIT_ID_BLOCK : -1;
+}
+
+/* The high-water mark a version publishes: its base's, its own chunks' and
+ * the writer's claimed range's (ids_end: one past the claimed block). */
+int64_t commit_ids_high(const manifest *base, const manifest *m, int64_t ids_end);
 
 /*
  * Single-writer lease for stores without conditional writes (invariant 8):

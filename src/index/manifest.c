@@ -72,6 +72,8 @@ rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err)
 		return rag_error_set(err, RAG_ENOMEM, "manifest: cannot build JSON");
 	if (m->writer[0])
 		json_object_set_new(root, "writer", json_string(m->writer));
+	if (m->ids_high)
+		json_object_set_new(root, "ids_high", json_integer((json_int_t)m->ids_high));
 	text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (!text)
@@ -182,6 +184,9 @@ rag_rc manifest_from_json(const char *text, size_t len, manifest *m, rag_error *
 	/* the writer token (commit.h, invariant 5); manifests before it have none */
 	if (json_object_get(root, "writer") &&
 	    (rc = get_str(root, "writer", m->writer, sizeof(m->writer), true, "manifest", err)))
+		goto out;
+	if (json_object_get(root, "ids_high") &&
+	    (rc = get_int(root, "ids_high", 0, INT64_MAX, &m->ids_high, "manifest", err)))
 		goto out;
 	x = json_object_get(root, "model");
 	if ((rc = get_str(x, "name", m->model.name, sizeof(m->model.name), true, "model", err)) ||

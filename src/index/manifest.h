@@ -49,6 +49,8 @@ typedef struct manifest {
 	size_t nsegments;
 	int64_t *tombstones;   /* [first,last] chunk id pairs; owned */
 	size_t ntombstones;    /* pairs */
+	int64_t ids_high;      /* highest chunk id any committed writer claimed
+	                        * (commit.h, invariant 7); 0 in old manifests */
 	int64_t documents, chunks;
 	int64_t source_bytes;  /* of the live documents' source objects */
 	struct {               /* the ingest run that made this version */

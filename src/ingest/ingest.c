@@ -503,14 +503,14 @@ static rag_rc plan_batch(ingest_ctx *ic, ingest_run_state *r, work_item *work, s
 			 size_t *done, size_t in_flight, ingest_summary *sum, fetch_job *f,
 			 rag_error *err)
 {
-	size_t pending = r->ndocs + r->noutcomes + in_flight, from = *done, to, take = 0,
-	       room = (size_t)ic->cfg->ingest.commit_every > pending
-			      ? (size_t)ic->cfg->ingest.commit_every - pending : 0,
-	       most = (size_t)ic->cfg->ingest.batch_docs;
+	size_t every = (size_t)ic->cfg->ingest.commit_every,
+	       pending = r->ndocs + r->noutcomes + in_flight, from = *done, to, take = 0,
+	       /* a commit is due before this batch settles: it opens the next window */
+	       room = every > pending ? every - pending : every,
+	       most = (size_t)ic->cfg->ingest.batch_docs < room ? (size_t)ic->cfg->ingest.batch_docs
+								: room;
 	rag_rc rc;
 
-	if (room && room < most)
-		most = room;
 	while (from < nwork && work[from].listed->size > ic->cfg->ingest.max_object_size)
 		if ((rc = reject_large(ic, r, &work[from++], sum, err)))
 			return rc;

@@ -470,6 +470,7 @@ static rag_rc build_manifest(ingest_ctx *ic, int64_t version, const seg_set *kno
 		}
 		m->nsegments++;
 	}
+	m->ids_high = commit_ids_high(&ic->latest, m, ic->ids_end);
 out:
 	free(live);
 	if (rc)
@@ -487,7 +488,22 @@ static void segment_name(ingest_ctx *ic, char tag, char *out, size_t len)
 	snprintf(out, len, "%c%s-%06u", tag, ic->token, ++ic->segments_named);
 }
 
-static rag_rc publish(ingest_ctx *ic, const seg_set *fresh, ingest_summary *sum, rag_error *err)
+/*
+ * Segments uploaded at born_ns (rag_now_ns) are too old to be named when GC
+ * may already take them for garbage of a dead writer (commit.h, invariant
+ * 6): past half of the grace period, less the second of Last-Modified's
+ * resolution. With a grace period under 2 s nothing is safe against a
+ * concurrent GC, and no age is refused.
+ */
+static bool too_old_to_name(const ingest_ctx *ic, uint64_t born_ns)
+{
+	double grace = (double)ic->cfg->index.gc_grace_s, age = rag_ms_since(born_ns) / 1e3;
+
+	return born_ns && grace >= 2 && age > (grace - 1) / 2;
+}
+
+static rag_rc publish(ingest_ctx *ic, const seg_set *fresh, uint64_t born_ns,
+		      ingest_summary *sum, rag_error *err)
 {
 	int64_t version = ic->latest.version + 1;
 	seg_set known = {0};
@@ -512,6 +528,12 @@ static rag_rc publish(ingest_ctx *ic, const seg_set *fresh, ingest_summary *sum,
 	sb.st_size = 0;
 	stat(snap, &sb);
 	unlink(snap);
+	if (too_old_to_name(ic, born_ns)) {
+		rc = rag_error_set(err, RAG_ETIMEOUT, "segments uploaded %.1f s ago are too close to "
+				   "index.gc_grace_s (%lld s) to be named", rag_ms_since(born_ns) / 1e3,
+				   (long long)ic->cfg->index.gc_grace_s);
+		goto out;
+	}
 	if ((rc = build_manifest(ic, version, &known, key, (uint64_t)sb.st_size, sum, &m, err)) ||
 	    (rc = commit_publish(ic->s3, S3_OP("ingest.commit", NULL), ic->root, ic->conditional, &m,
 				 err)))
@@ -790,7 +812,7 @@ static rag_rc compact_once(ingest_ctx *ic, const cat_segment *pick, size_t npick
 		catalog_rollback(ic->cat);
 		goto out;
 	}
-	rc = publish(ic, &fresh, sum, err);
+	rc = publish(ic, &fresh, 0, sum, err); /* segments uploaded just now */
 out:
 	rows_release(&r);
 	seg_set_release(&fresh);
@@ -841,6 +863,7 @@ typedef struct change {
 	uint64_t *rec_off;     /* per run chunk */
 	uint32_t *rec_len;
 	int64_t id0;           /* run chunk k has id id0 + k */
+	uint64_t born_ns;      /* when the uploads began */
 	bool built;
 } change;
 
@@ -866,9 +889,7 @@ static rag_rc take_ids(ingest_ctx *ic, size_t n, int64_t *first, rag_error *err)
 		int64_t floor;
 		if ((rc = check_writers(ic, err)))
 			return rc;
-		floor = commit_max_chunk_id(&ic->latest);
-		if (ic->ids_end > floor)
-			floor = ic->ids_end;
+		floor = ic->ids_end - 1; /* commit_claim_ids reads the newest mark */
 		if ((rc = commit_claim_ids(ic->s3, S3_OP("ingest.commit", NULL), ic->root, floor,
 					   ic->token, &ic->ids_next, err)))
 			return rc;
@@ -889,6 +910,7 @@ static rag_rc build_change(ingest_ctx *ic, ingest_run_state *r, change *ch, inge
 	rag_rc rc;
 
 	change_release(ch);
+	ch->born_ns = rag_now_ns();
 	rc = run_embed(ic->model, r, err);
 	sum->ms[ING_EMBED] += rag_ms_since(t);
 	if (rc || (rc = take_ids(ic, r->nchunks, &ch->id0, err)))
@@ -1123,12 +1145,18 @@ rag_rc ingest_commit(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum, r
 
 		if (!ch.built && (rc = build_change(ic, r, &ch, sum, err)))
 			break;
-		if ((rc = apply_change(ic, r, &ch, sum, err)) ||
-		    (rc = publish(ic, &ch.segs, sum, err)) != RAG_ECONFLICT)
+		if ((rc = apply_change(ic, r, &ch, sum, err)))
+			break;
+		rc = publish(ic, &ch.segs, ch.born_ns, sum, err);
+		if (rc != RAG_ECONFLICT && !(rc == RAG_ETIMEOUT && too_old_to_name(ic, ch.born_ns)))
 			break;
 		if (attempt >= COMMIT_MAX_ATTEMPTS) {
 			rag_error_prefix(err, "gave up after %u attempts", attempt);
 			break;
+		}
+		if (rc == RAG_ETIMEOUT) { /* GC may take our segments: new ones */
+			RAG_INFO(ic->log, "%s: uploading them again", err->msg);
+			ch.built = false;
 		}
 		rag_error_clear(err);
 		if ((rc = rebase(ic, attempt, &model_changed, sum, err)))
@@ -1187,7 +1215,7 @@ static rag_rc refit_once(ingest_ctx *ic, size_t fitted, ingest_summary *sum, rag
 	}
 	sum->segments_compacted = (int64_t)nlive;
 	sum->chunks = (int64_t)r.n;
-	rc = publish(ic, &fresh, sum, err);
+	rc = publish(ic, &fresh, 0, sum, err); /* segments uploaded just now */
 out:
 	free(live);
 	rows_release(&r);
@@ -1327,15 +1355,16 @@ static rag_rc keep_manifest(ingest_ctx *ic, const char *key, keyset *keep, rag_b
 	return rc ? rag_error_set(err, rc, "gc: out of memory") : RAG_OK;
 }
 
-/* Chunk id claims at or above the newest version's highest id may be in use. */
-static bool claim_in_use(const ingest_ctx *ic, const char *key, int64_t max_block)
+/* Chunk id claims above the newest version's high-water mark may be in use
+ * (commit.h, invariant 7); those at or below it are never claimed again. */
+static bool claim_in_use(const ingest_ctx *ic, const char *key, int64_t high_block)
 {
 	size_t rl = strlen(ic->root);
 	int64_t block;
 
 	if (strncmp(key, ic->root, rl) != 0 || strncmp(key + rl, "ids/", 4) != 0)
 		return false;
-	return !rag_parse_i64(key + rl + 4, &block) || block >= max_block;
+	return !rag_parse_i64(key + rl + 4, &block) || block > high_block;
 }
 
 /*
@@ -1354,7 +1383,8 @@ rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *e
 	const char **del = NULL;
 	char key[1200], newest_key[1200];
 	size_t ndel = 0;
-	int64_t now = rag_wall_time(), max_block;
+	int64_t now = rag_wall_time(), high_block, hint = 0;
+	char hint_key[1200];
 	commit_head head;
 	manifest newest;
 	rag_buf b;
@@ -1366,8 +1396,13 @@ rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *e
 				     err)))
 		goto out;
 	rag_strlcpy(newest_key, head.manifest_key, sizeof(newest_key));
-	max_block = commit_max_chunk_id(&newest) / COMMIT_ID_BLOCK;
+	high_block = commit_id_block(newest.ids_high > commit_max_chunk_id(&newest)
+					     ? newest.ids_high : commit_max_chunk_id(&newest));
 	manifest_release(&newest);
+	/* the manifest LATEST names stays (commit.h, invariant 4) */
+	if ((rc = commit_read_hint(ic->s3, S3_OP("ingest.gc", NULL), ic->root, &hint, err)) ||
+	    (rc = mf_manifest_key(ic->root, hint, hint_key, sizeof(hint_key))))
+		goto out;
 	if ((rc = s3_list_objects(ic->s3, S3_OP("ingest.gc", NULL), ic->root, NULL, &l, err)))
 		goto out;
 	if (!(del = calloc(l.nobjects + 1, sizeof(*del))) ||
@@ -1385,7 +1420,8 @@ rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *e
 		for (size_t j = i + 1; j < l.nobjects && !next; j++)
 			if (is_manifest(ic, l.objects[j].key))
 				next = &l.objects[j];
-		if (strcmp(o->key, newest_key) >= 0 || !next || now - next->last_modified < grace_s)
+		if (strcmp(o->key, newest_key) >= 0 || strcmp(o->key, hint_key) == 0 || !next ||
+		    now - next->last_modified < grace_s)
 			rc = keep_manifest(ic, o->key, &keep, &b, err);
 	}
 	if (rc)
@@ -1404,7 +1440,7 @@ rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *e
 	for (size_t i = 0; i < l.nobjects; i++) {
 		const s3_object *o = &l.objects[i];
 		if (keys_has(&keep, o->key) || now - o->last_modified < grace_s ||
-		    claim_in_use(ic, o->key, max_block))
+		    claim_in_use(ic, o->key, high_block))
 			continue;
 		del[ndel++] = o->key;
 	}
