@@ -199,10 +199,12 @@ int cmd_ingest(cli_env *env, int argc, char **argv)
 	 * (warnings and errors still go to stderr) */
 	if (quiet)
 		cli_set_quiet(env);
-	if ((rc = session_open(env, &s)))
-		return rc;
+	/* before the session: opening reads the store, and a SIGTERM meanwhile
+	 * must still mean "stop cleanly" */
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
+	if ((rc = session_open(env, &s)))
+		return rc;
 	s.ic.stop = &stop_flag;
 	if (!quiet) {
 		s.ic.progress = show_progress;
@@ -229,11 +231,11 @@ int cmd_daemon(cli_env *env, int argc, char **argv)
 
 	if (!parse_common(env, argc, argv, daemon_usage, NULL))
 		return CLI_USAGE;
-	if ((rc = session_open(env, &s)))
-		return rc;
-	signal(SIGINT, on_stop);
+	signal(SIGINT, on_stop); /* before the session, as in cmd_ingest */
 	signal(SIGTERM, on_stop);
 	signal(SIGHUP, on_hup);
+	if ((rc = session_open(env, &s)))
+		return rc;
 	RAG_INFO(&env->log, "daemon: watching s3://%s/%s every %lld s", s.cfg.s3.bucket,
 		 s.cfg.source.prefix, (long long)s.cfg.ingest.poll_s);
 	while (!stop_flag) {

@@ -25,10 +25,12 @@
  *     (whose first attempt may have landed) is settled by reading the
  *     manifest back and comparing its writer token. A 409
  *     (ConditionalRequestConflict) is retried by the S3 client.
- *  6. GC deletes only objects older than its grace period that no manifest
- *     it must keep names, and re-reads the newest manifest just before
- *     deleting: an object a concurrent writer is about to name is younger
- *     than the grace period, so it is never deleted.
+ *  6. GC deletes only objects older than its grace period (index.gc_grace_s,
+ *     Last-Modified read as late as its whole second allows) that no
+ *     manifest it must keep names, and re-reads the newest manifest just
+ *     before deleting. A writer never names an object older than half the
+ *     grace period: a change that waited longer (lost races) is uploaded
+ *     again. So every process of an index must use the same grace period.
  *  7. Chunk ids are unique across writers: each writer claims blocks of
  *     COMMIT_ID_BLOCK ids by creating ids/<block> with `If-None-Match: *`,
  *     starting above the newest version's ids_high, the highest id any

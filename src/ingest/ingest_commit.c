@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commit.h"
@@ -489,17 +490,17 @@ static void segment_name(ingest_ctx *ic, char tag, char *out, size_t len)
 }
 
 /*
- * Segments uploaded at born_ns (rag_now_ns) are too old to be named when GC
- * may already take them for garbage of a dead writer (commit.h, invariant
- * 6): past half of the grace period, less the second of Last-Modified's
- * resolution. With a grace period under 2 s nothing is safe against a
- * concurrent GC, and no age is refused.
+ * Segments uploaded at born_ns (rag_now_ns) are too old to be named once
+ * half of the GC grace period has passed: GC may take them for a dead
+ * writer's garbage when the grace period ends (commit.h, invariant 6), and
+ * the other half is the commit's time to land. Under 1 s nothing is safe
+ * against a concurrent GC, and no age is refused.
  */
 static bool too_old_to_name(const ingest_ctx *ic, uint64_t born_ns)
 {
 	double grace = (double)ic->cfg->index.gc_grace_s, age = rag_ms_since(born_ns) / 1e3;
 
-	return born_ns && grace >= 2 && age > (grace - 1) / 2;
+	return born_ns && grace >= 1 && age > grace / 2;
 }
 
 static rag_rc publish(ingest_ctx *ic, const seg_set *fresh, uint64_t born_ns,
@@ -1367,6 +1368,21 @@ static bool claim_in_use(const ingest_ctx *ic, const char *key, int64_t high_blo
 	return !rag_parse_i64(key + rl + 4, &block) || block > high_block;
 }
 
+static double wall_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* An object's least possible age: Last-Modified has whole seconds, so the
+ * object may be up to one second younger than it reads. */
+static double age_s(double now, const s3_object *o)
+{
+	return now - (double)(o->last_modified + 1);
+}
+
 /*
  * A manifest is kept while a reader may still hold it: it is the newest, or
  * the manifest that superseded it is younger than the grace period (so a
@@ -1383,7 +1399,8 @@ rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *e
 	const char **del = NULL;
 	char key[1200], newest_key[1200];
 	size_t ndel = 0;
-	int64_t now = rag_wall_time(), high_block, hint = 0;
+	double now = wall_seconds();
+	int64_t high_block, hint = 0;
 	char hint_key[1200];
 	commit_head head;
 	manifest newest;
@@ -1421,7 +1438,7 @@ rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *e
 			if (is_manifest(ic, l.objects[j].key))
 				next = &l.objects[j];
 		if (strcmp(o->key, newest_key) >= 0 || strcmp(o->key, hint_key) == 0 || !next ||
-		    now - next->last_modified < grace_s)
+		    age_s(now, next) < (double)grace_s)
 			rc = keep_manifest(ic, o->key, &keep, &b, err);
 	}
 	if (rc)
@@ -1439,7 +1456,7 @@ rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *e
 	qsort(keep.a, keep.n, sizeof(*keep.a), cmp_str);
 	for (size_t i = 0; i < l.nobjects; i++) {
 		const s3_object *o = &l.objects[i];
-		if (keys_has(&keep, o->key) || now - o->last_modified < grace_s ||
+		if (keys_has(&keep, o->key) || age_s(now, o) < (double)grace_s ||
 		    claim_in_use(ic, o->key, high_block))
 			continue;
 		del[ndel++] = o->key;

@@ -38,7 +38,9 @@ RANDOM=$seed
 echo "writers chaos: seed $seed, at least $kills_wanted kills, gc grace $grace s"
 export RAGMAP_INGEST_BATCH_DOCS=25 RAGMAP_INGEST_COMMIT_EVERY=50 RAGMAP_INDEX_MAX_SEGMENTS=4 \
 	RAGMAP_INGEST_REFIT_GROWTH=0 RAGMAP_INGEST_POLL_S=1 RAGMAP_LOG=warn
-chaos=(env RAGMAP_INDEX_NAME="$idx" RAGMAP_MODEL_PREFIX="models-$ns/")
+# every process of the index shares the grace period, as one config file
+# would: writers re-upload a change older than half of it (commit.h, 6)
+chaos=(env RAGMAP_INDEX_NAME="$idx" RAGMAP_MODEL_PREFIX="models-$ns/" RAGMAP_INDEX_GC_GRACE_S="$grace")
 clean=(env RAGMAP_INDEX_NAME="$idx-clean" RAGMAP_MODEL_PREFIX="models-$ns-clean/"
 	RAGMAP_LOCAL_DIR="$work/clean")
 stop=$work/stop
