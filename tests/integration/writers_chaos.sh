@@ -101,11 +101,23 @@ slot_loop gc 0.3 "${chaos[@]}" RAGMAP_LOCAL_DIR="$work/gc" RAGMAP_LOG=info \
 	RAGMAP_INDEX_GC_GRACE_S="$grace" "$bin" gc &
 sup[gc]=$!
 stop_slot() { # stop_slot SLOT: no new run; a daemon gets SIGTERM (finish the batch, commit)
-	local pid
+	local pid i live
 	touch "$stop.$1"
 	pid=$(cat "$work/pid.$1" 2>/dev/null)
-	[ -n "$pid" ] && [ "${kind[$1]}" = daemon ] && kill -TERM "$pid" 2>/dev/null &&
-		echo "$1" >>"$work/sigtermed"
+	# a process restarted a moment ago may not have its handler yet (under
+	# ASan start-up takes a while): SIGTERM waits until SigCgt has bit 15.
+	# One just SIGKILLed (a zombie, or gone) gets none.
+	live=0
+	for ((i = 0; i < 100; i++)); do
+		[ "${kind[$1]}" = daemon ] && [ -n "$pid" ] || break
+		grep -q '^State:\s*[^Z]' "/proc/$pid/status" 2>/dev/null || break
+		if (($(printf '%d' "0x$(sed -n 's/^SigCgt:\s*//p' "/proc/$pid/status")") & 0x4000)); then
+			live=1
+			break
+		fi
+		sleep 0.1
+	done
+	[ "$live" = 1 ] && kill -TERM "$pid" 2>/dev/null && echo "$1" >>"$work/sigtermed"
 	wait "${sup[$1]}"
 }
 
@@ -216,6 +228,7 @@ echo "chaos phase: $t_chaos s, $mutations mutation rounds, $kills kills" \
 # --- settle: no more kills nor changes. Everything but daemon d1 stops
 # (the other daemons on SIGTERM finish their batch and commit); d1 catches
 # up with the source (until `verify --source` passes), then stops too.
+sleep 1 # the last SIGKILL lands (an ASan process takes a while to die) before any SIGTERM
 for s in d2 d3 d4 compact gc; do
 	stop_slot "$s"
 done
