@@ -585,13 +585,11 @@ rag_rc ingest_follow(ingest_ctx *ic, rag_error *err)
 	return follow_newest(ic, "ingest.recover", &model_changed, err);
 }
 
-/* After a lost race: wait (jittered), then follow the winner. */
-static rag_rc rebase(ingest_ctx *ic, unsigned attempt, bool *model_changed,
-		     ingest_summary *sum, rag_error *err)
+/* After a lost race (counted), wait (jittered), then follow the winner. */
+static rag_rc rebase(ingest_ctx *ic, unsigned attempt, bool *model_changed, rag_error *err)
 {
 	rag_rc rc;
 
-	sum->conflicts++;
 	rag_sleep_ms(commit_backoff_ms(attempt));
 	if ((rc = follow_newest(ic, "ingest.commit", model_changed, err)))
 		return rc;
@@ -844,7 +842,10 @@ rag_rc ingest_compact(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 			sum->segments_compacted += (int64_t)npick;
 			return RAG_OK;
 		}
-		if (rc != RAG_ECONFLICT || (rc = rebase(ic, attempt, &model_changed, sum, err)))
+		if (rc != RAG_ECONFLICT)
+			return rc;
+		sum->conflicts++;
+		if ((rc = rebase(ic, attempt, &model_changed, err)))
 			return rc;
 	}
 	RAG_INFO(ic->log, "compaction deferred: other writers took 3 versions in a row");
@@ -1158,9 +1159,11 @@ rag_rc ingest_commit(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum, r
 		if (rc == RAG_ETIMEOUT) { /* GC may take our segments: new ones */
 			RAG_INFO(ic->log, "%s: uploading them again", err->msg);
 			ch.built = false;
+		} else {
+			sum->conflicts++;
 		}
 		rag_error_clear(err);
-		if ((rc = rebase(ic, attempt, &model_changed, sum, err)))
+		if ((rc = rebase(ic, attempt, &model_changed, err)))
 			break;
 		if (model_changed) { /* our vectors are from another model: again */
 			ch.built = false;
@@ -1260,6 +1263,7 @@ rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 
 		if ((rc = refit_once(ic, fitted, sum, err)) != RAG_ECONFLICT)
 			break;
+		sum->conflicts++;
 		if (attempt >= COMMIT_MAX_ATTEMPTS) {
 			rag_error_prefix(err, "refit gave up after %u attempts", attempt);
 			break;
@@ -1268,7 +1272,7 @@ rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 		/* keep our new model across the rebase (which loads the winner's) */
 		rag_strlcpy(model_key, ic->model_key, sizeof(model_key));
 		ic->model = NULL;
-		rc = rebase(ic, attempt, &model_changed, sum, err);
+		rc = rebase(ic, attempt, &model_changed, err);
 		embed_model_free(ic->model);
 		ic->model = mine;
 		rag_strlcpy(ic->model_key, model_key, sizeof(ic->model_key));
