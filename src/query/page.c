@@ -325,7 +325,7 @@ static const char page[] =
 	"\t}\n"
 	"\t/* load */\n"
 	"\tvar ld = stage(m, 'query.load');\n"
-	"\tset('f-load', plural(m.load.storage.requests, 'GET') + ', ' + fmtB(m.load.storage.bytes));\n"
+	"\tset('f-load', plural(m.load.storage.requests, 'request') + ', ' + fmtB(m.load.storage.bytes));\n"
 	"\tset('f-load2', fmt(m.load.ms, 0) + ' ms to load');\n"
 	"\tset('t3-req', String(ld.requests)); set('t3-bytes', fmtB(ld.bytes));\n"
 	"\tset('f-ram', 'vectors ' + fmtB(rb.vectors) + ' · text ' + fmtB(rb.text) + ' · pointers ' + fmtB(rb.pointers));\n"
