@@ -333,40 +333,50 @@ static rag_rc lease_key(const char *root, char *key, size_t len, rag_error *err)
 	return RAG_OK;
 }
 
-rag_rc commit_lease(s3_client *s3, const s3_op *op, const char *root, const char *token,
-		    int64_t ttl_s, rag_error *err)
+/* RAG_EUNSUPPORTED, naming the holder, when another writer's lease at key
+ * has not ended. */
+static rag_rc lease_check(s3_client *s3, const s3_op *op, const char *root, const char *key,
+			  const char *token, int64_t now, rag_error *err)
 {
-	char key[1200], host[256] = "";
-	int64_t now = rag_wall_time();
 	rag_buf b;
-	json_t *o = NULL;
-	char *text = NULL;
+	json_t *o;
 	rag_rc rc;
 
-	if ((rc = lease_key(root, key, sizeof(key), err)))
-		return rc;
 	rag_buf_init(&b, 1u << 16);
 	rc = s3_get(s3, op, key, &b, NULL, err);
 	if (rc == RAG_ENOTFOUND) {
 		rag_error_clear(err);
 		rc = RAG_OK;
 	} else if (!rc && (o = json_loadb(b.data, b.len, 0, NULL))) {
-		const char *holder = json_string_value(json_object_get(o, "writer"));
+		const char *holder = json_string_value(json_object_get(o, "writer")),
+			   *host = json_string_value(json_object_get(o, "host"));
 		json_int_t until = json_integer_value(json_object_get(o, "until"));
 		if (holder && strcmp(holder, token) != 0 && until > now)
 			rc = rag_error_set(err, RAG_EUNSUPPORTED,
 					   "index \"%s\" is being written by writer %s (%s, pid %lld) "
 					   "until its lease ends in %lld s: this store does not honour "
 					   "If-None-Match on PUT, so ragmap allows one writer at a time",
-					   root, holder,
-					   json_string_value(json_object_get(o, "host")) ?
-						   json_string_value(json_object_get(o, "host")) : "?",
+					   root, holder, host ? host : "?",
 					   (long long)json_integer_value(json_object_get(o, "pid")),
 					   (long long)(until - now));
 		json_decref(o);
 	}
-	if (rc)
-		goto out;
+	rag_buf_release(&b);
+	return rc;
+}
+
+rag_rc commit_lease(s3_client *s3, const s3_op *op, const char *root, const char *token,
+		    int64_t ttl_s, rag_error *err)
+{
+	char key[1200], host[256] = "";
+	int64_t now = rag_wall_time();
+	json_t *o;
+	char *text = NULL;
+	rag_rc rc;
+
+	if ((rc = lease_key(root, key, sizeof(key), err)) ||
+	    (rc = lease_check(s3, op, root, key, token, now, err)))
+		return rc;
 	gethostname(host, sizeof(host) - 1);
 	o = json_pack("{s:s, s:s, s:I, s:I}", "writer", token, "host", host,
 		      "pid", (json_int_t)getpid(), "until", (json_int_t)(now + ttl_s));
@@ -376,9 +386,10 @@ rag_rc commit_lease(s3_client *s3, const s3_op *op, const char *root, const char
 		rc = s3_put(s3, op, key, text, strlen(text), "application/json", NULL, err);
 	json_decref(o);
 	free(text);
-out:
-	rag_buf_release(&b);
-	return rc;
+	/* two writers that both found no lease: the last PUT holds it, and the
+	 * other learns so here (without conditional writes, a narrow window
+	 * remains between this read and the commit) */
+	return rc ? rc : lease_check(s3, op, root, key, token, now, err);
 }
 
 void commit_lease_release(s3_client *s3, const s3_op *op, const char *root, const char *token)
