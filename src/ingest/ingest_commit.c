@@ -748,6 +748,36 @@ static int by_size(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
+/*
+ * Inside the open transaction: version V is pending, written by this
+ * writer (the mark sync_catalog() reads to tell our catalog from a
+ * snapshot of someone else's V).
+ */
+static rag_rc stage_version(ingest_ctx *ic, int64_t version, rag_error *err)
+{
+	rag_rc rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err);
+
+	return rc ? rc : catalog_meta_set(ic->cat, META_WRITER, ic->token, err);
+}
+
+/*
+ * Inside the open transaction of version V: rebuild the chunks r into new
+ * segments (added to fresh), retire the segments old, stage V and commit.
+ * Rolled back on failure.
+ */
+static rag_rc rebuild_and_commit(ingest_ctx *ic, int64_t version, char tag, rows *r,
+				 const cat_segment *old, size_t nold, seg_set *fresh,
+				 ingest_summary *sum, rag_error *err)
+{
+	rag_rc rc;
+
+	if ((rc = rebuild(ic, version, tag, r, fresh, sum, err)) ||
+	    (rc = retire(ic, old, nold, err)) || (rc = stage_version(ic, version, err)) ||
+	    (rc = catalog_commit(ic->cat, err)))
+		catalog_rollback(ic->cat);
+	return rc;
+}
+
 /* The segments compaction picks: the smallest while there are more than
  * index.max_segments, and those whose tombstoned share is above a third. */
 static rag_rc compaction_pick(ingest_ctx *ic, cat_segment **pick, size_t *npick, rag_error *err)
@@ -801,16 +831,9 @@ static rag_rc compact_once(ingest_ctx *ic, const cat_segment *pick, size_t npick
 		}
 		r.a[j] = x;
 	}
-	if ((rc = catalog_begin(ic->cat, err)))
+	if ((rc = catalog_begin(ic->cat, err)) ||
+	    (rc = rebuild_and_commit(ic, version, 'c', &r, pick, npick, &fresh, sum, err)))
 		goto out;
-	if ((rc = rebuild(ic, version, 'c', &r, &fresh, sum, err)) ||
-	    (rc = retire(ic, pick, npick, err)) ||
-	    (rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err)) ||
-	    (rc = catalog_meta_set(ic->cat, META_WRITER, ic->token, err)) ||
-	    (rc = catalog_commit(ic->cat, err))) {
-		catalog_rollback(ic->cat);
-		goto out;
-	}
 	rc = publish(ic, &fresh, 0, sum, err); /* segments uploaded just now */
 out:
 	rows_release(&r);
@@ -1072,9 +1095,7 @@ static rag_rc apply_change(ingest_ctx *ic, ingest_run_state *r, const change *ch
 	if (!rc && sum->model_fitted)
 		rc = note_fit_chunks(ic, r->nchunks, err);
 	if (!rc)
-		rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err);
-	if (!rc)
-		rc = catalog_meta_set(ic->cat, META_WRITER, ic->token, err);
+		rc = stage_version(ic, version, err);
 	if (!rc)
 		rc = catalog_commit(ic->cat, err);
 	if (rc)
@@ -1208,15 +1229,12 @@ static rag_rc refit_once(ingest_ctx *ic, size_t fitted, ingest_summary *sum, rag
 	    (rc = catalog_segments_live(ic->cat, &live, &nlive, err)) ||
 	    (rc = catalog_begin(ic->cat, err)))
 		goto out;
-	if ((rc = note_fit_chunks(ic, fitted, err)) ||
-	    (rc = rebuild(ic, version, 'r', &r, &fresh, sum, err)) ||
-	    (rc = retire(ic, live, nlive, err)) ||
-	    (rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err)) ||
-	    (rc = catalog_meta_set(ic->cat, META_WRITER, ic->token, err)) ||
-	    (rc = catalog_commit(ic->cat, err))) {
+	if ((rc = note_fit_chunks(ic, fitted, err))) {
 		catalog_rollback(ic->cat);
 		goto out;
 	}
+	if ((rc = rebuild_and_commit(ic, version, 'r', &r, live, nlive, &fresh, sum, err)))
+		goto out;
 	sum->segments_compacted = (int64_t)nlive;
 	sum->chunks = (int64_t)r.n;
 	rc = publish(ic, &fresh, 0, sum, err); /* segments uploaded just now */
