@@ -33,16 +33,7 @@ ndocs=300
 "$top/bench/gen-corpus.sh" "$work/B" "$ndocs" "$((seed + 1000))" 2000 >/dev/null
 (cd "$work/A" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$work/names"
 mapfile -t names <"$work/names"
-declare -a state # per document: "" absent, A or B (the version in the store)
-
-put_doc() { # put_doc I VERSION
-	"$bin" s3 put "$work/$2/${names[$1]}" "$src${names[$1]}" >/dev/null || bad "put ${names[$1]}"
-	state[$1]=$2
-}
-rm_doc() {
-	"$bin" s3 rm "$src${names[$1]}" >/dev/null || bad "rm ${names[$1]}"
-	state[$1]=""
-}
+# put_doc, rm_doc and state[] (per document: "" absent, A or B): common.sh
 
 apply_wave() { # apply_wave N
 	local i k n=$1

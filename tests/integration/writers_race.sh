@@ -40,16 +40,7 @@ ndocs=360 # 300 uploaded in round 1, the rest arrive later
 (cd "$work/A" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$work/names"
 mapfile -t names <"$work/names"
 [ "${#names[@]}" = "$ndocs" ] || { bad "generated ${#names[@]} documents, want $ndocs"; finish; exit; }
-declare -a state # per document: "" absent, A or B (the version in the store)
-
-put_doc() { # put_doc I VERSION
-	"$bin" s3 put "$work/$2/${names[$1]}" "$src${names[$1]}" >/dev/null || bad "put ${names[$1]}"
-	state[$1]=$2
-}
-rm_doc() {
-	"$bin" s3 rm "$src${names[$1]}" >/dev/null || bad "rm ${names[$1]}"
-	state[$1]=""
-}
+# put_doc, rm_doc and state[] (per document: "" absent, A or B): common.sh
 
 # round 1: the first 300 documents; later rounds: 15 changes, 10 deletions,
 # 10 additions (never seen documents first, then deleted ones coming back)

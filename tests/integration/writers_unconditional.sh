@@ -50,17 +50,25 @@ expect status-one-at-a-time "^writers: +one at a time \(the store ignores If-Non
 check status-direct 0 "$bin" status
 expect status-direct-any "^writers: +any number" "$work/out"
 
+# start_daemon VERSION WRITER_ENV...: a daemon through the proxy ($dpid;
+# env execs ragmap, so it is the daemon's own pid), waited for until its
+# pass committed VERSION (20 s at most), or it died
+start_daemon() {
+	local v=$1
+	shift
+	"$@" AWS_ENDPOINT_URL="$proxy_url" RAGMAP_LOG=info RAGMAP_INGEST_POLL_S=600 "$bin" daemon \
+		>"$work/daemon.out" 2>"$work/daemon.err" &
+	dpid=$!
+	for _ in $(seq 1 200); do
+		grep -q "pass: version $v" "$work/daemon.err" && break
+		kill -0 "$dpid" 2>/dev/null || break
+		sleep 0.1
+	done
+}
+
 # --- a daemon (writer 1) takes the lease with its first commit and keeps it
 newdoc lease-a
-# (env execs ragmap: $! is the daemon's own pid)
-"${w1[@]}" AWS_ENDPOINT_URL="$proxy_url" RAGMAP_LOG=info RAGMAP_INGEST_POLL_S=600 "$bin" daemon \
-	>"$work/daemon.out" 2>"$work/daemon.err" &
-dpid=$!
-for _ in $(seq 1 200); do
-	grep -q "pass: version 2" "$work/daemon.err" && break
-	kill -0 "$dpid" 2>/dev/null || break
-	sleep 0.1
-done
+start_daemon 2 "${w1[@]}"
 expect daemon-committed "pass: version 2, 1 new documents" "$work/daemon.err"
 "$bin" s3 get "${root}writer.lock" - >"$work/lock.json" 2>"$work/lock.err" || bad "no writer.lock while the daemon runs"
 expect lease-names-daemon "\"pid\": *$dpid[,}]" "$work/lock.json"
@@ -101,14 +109,7 @@ expect verify-source-all "source: +$((ndocs + 2)) objects under .*: $((ndocs + 2
 # --- a holder killed with SIGKILL cannot release: its lease still refuses
 # the other writer (until it ends, 600 s after its last commit)
 newdoc lease-c
-"${w2[@]}" AWS_ENDPOINT_URL="$proxy_url" RAGMAP_LOG=info RAGMAP_INGEST_POLL_S=600 "$bin" daemon \
-	>"$work/daemon.out" 2>"$work/daemon.err" &
-dpid=$!
-for _ in $(seq 1 200); do
-	grep -q "pass: version $((v_before + 2))" "$work/daemon.err" && break
-	kill -0 "$dpid" 2>/dev/null || break
-	sleep 0.1
-done
+start_daemon "$((v_before + 2))" "${w2[@]}"
 expect killed-daemon-committed "pass: version $((v_before + 2)), 1 new documents" "$work/daemon.err"
 killed=$dpid
 kill -9 "$dpid"

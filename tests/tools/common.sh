@@ -76,6 +76,19 @@ equal() {
 # keys PREFIX: the keys under PREFIX, one a line (`s3 ls -r` without size and ETag)
 keys() { "$bin" s3 ls -r "$1" | sed -E 's/^ *[0-9]+ +[0-9a-f-]+ +//'; }
 
+# Documents in two versions for tests that change a source prefix: names[]
+# (relative paths, under both $work/A and $work/B), state[] the version in
+# the store ("" when absent). put_doc I VERSION uploads one, rm_doc I removes it.
+declare -a state
+put_doc() {
+	"$bin" s3 put "$work/$2/${names[$1]}" "$src${names[$1]}" >/dev/null || bad "put ${names[$1]}"
+	state[$1]=$2
+}
+rm_doc() {
+	"$bin" s3 rm "$src${names[$1]}" >/dev/null || bad "rm ${names[$1]}"
+	state[$1]=""
+}
+
 finish() {
 	if [ "$fails" = 0 ]; then echo "all passed"; else echo "$fails failed"; fi
 	[ "$fails" = 0 ]
