@@ -83,6 +83,11 @@ typedef struct rag_config {
 		int64_t chunk_overlap;
 		int64_t poll_s;           /* daemon: seconds between passes */
 		double refit_growth;      /* refit when live chunks grew by this factor; 0: never */
+		char *listen;             /* daemon: HOST:PORT of /v1/events ("": none) */
+		char *token;              /* secret: the daemon's bearer token ("": none) */
+		int64_t event_window_ms;  /* daemon: coalesce events this long */
+		int64_t retry_base_s;     /* failed objects: first backoff, doubling */
+		int64_t retry_max_s;      /* ... capped here */
 	} ingest;
 	struct {
 		char *dir;
@@ -97,6 +102,7 @@ typedef struct rag_config {
 					  * by the CLI with qmode_parse() (see
 					  * rag_config_check()) */
 		char *listen;            /* HOST:PORT */
+		char *replica;           /* name in answers ("": hostname:port) */
 		int64_t threads;         /* HTTP worker threads */
 		int64_t cache_mb;        /* cached mode: chunk text LRU */
 		int64_t list_cache_mb;   /* object mode: inverted list LRU (0: none) */
