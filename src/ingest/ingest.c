@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chunk.h"
 #include "ingest_int.h"
@@ -97,15 +98,32 @@ static bool is_marker(const char *key)
 	return n == 0 || key[n - 1] == '/';
 }
 
+int64_t ingest_retry_delay_s(const rag_config *cfg, int attempts)
+{
+	int64_t d = cfg->ingest.retry_base_s;
+
+	for (int i = 1; i < attempts && d < cfg->ingest.retry_max_s; i++)
+		d *= 2;
+	return d < cfg->ingest.retry_max_s ? d : cfg->ingest.retry_max_s;
+}
+
+/* A failed object is fetched again when it changed or its wait is over. */
+static bool retry_due(const cat_object *k, bool same, int64_t now)
+{
+	return !same || k->status != OBJ_FAILED || k->retry_at <= now;
+}
+
 /*
  * Merge the listing (sorted by key) with the catalog (sorted the same way:
- * both are byte order) into work items and deletions.
+ * both are byte order) into work items and deletions. Both hold only what
+ * this pass may touch (see pass_scope()).
  */
 static rag_rc diff(const s3_list *l, const cat_object *known, size_t nknown, work_item **work,
 		   size_t *nwork, ingest_run_state *r, ingest_summary *sum, rag_error *err)
 {
 	size_t i = 0, j = 0, n = 0;
 	work_item *w = calloc(l->nobjects + 1, sizeof(*w));
+	int64_t now = (int64_t)time(NULL);
 	rag_rc rc = RAG_OK;
 
 	if (!w)
@@ -132,8 +150,10 @@ static rag_rc diff(const s3_list *l, const cat_object *known, size_t nknown, wor
 		} else {
 			const cat_object *k = &known[j];
 			bool same = strcmp(k->etag, l->objects[i].etag) == 0;
-			if (!same || k->status == OBJ_FAILED || k->status == OBJ_DELETED ||
-			    k->status == OBJ_PENDING)
+			if (!retry_due(k, same, now))
+				sum->deferred++;
+			else if (!same || k->status == OBJ_FAILED || k->status == OBJ_DELETED ||
+				 k->status == OBJ_PENDING)
 				w[n++] = (work_item){&l->objects[i], k->doc_id,
 						     same && k->status == OBJ_FAILED ? k->attempts : 0};
 			else
@@ -286,6 +306,7 @@ static rag_rc settle_item(ingest_ctx *ic, ingest_run_state *r, batch_item *it,
 		break;
 	case OBJ_FAILED:
 		o.attempts = it->w->attempts + 1;
+		o.retry_at = (int64_t)time(NULL) + ingest_retry_delay_s(ic->cfg, o.attempts);
 		o.error = it->error;
 		/* a failed object keeps serving its last good document */
 		o.doc_id = it->w->prior_doc;
@@ -535,37 +556,196 @@ static rag_rc commit_batch(ingest_ctx *ic, ingest_run_state *r, ingest_summary *
 	return rc;
 }
 
-rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
+/* ---------------------------------------------------------- what a pass sees */
+
+static int cmp_object(const void *a, const void *b)
+{
+	return strcmp(((const s3_object *)a)->key, ((const s3_object *)b)->key);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Move the objects of src this process owns to the end of dst. */
+static rag_rc take_owned(ingest_ctx *ic, s3_list *src, s3_list *dst, ingest_summary *sum,
+			 rag_error *err)
+{
+	s3_object *p = realloc(dst->objects, (dst->nobjects + src->nobjects + 1) * sizeof(*p));
+
+	if (!p)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	dst->objects = p;
+	for (size_t i = 0; i < src->nobjects; i++) {
+		if (!scope_owns(&ic->scope, src->objects[i].key)) {
+			sum->others++;
+			continue;
+		}
+		dst->objects[dst->nobjects++] = src->objects[i];
+		src->objects[i].key = NULL; /* taken over */
+	}
+	return RAG_OK;
+}
+
+/* LIST every source prefix; keep the keys of this shard, sorted. */
+static rag_rc list_owned(ingest_ctx *ic, s3_list *out, ingest_summary *sum, rag_error *err)
+{
+	rag_rc rc = RAG_OK;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < ic->scope.nprefixes && !rc; i++) {
+		s3_list one;
+		if ((rc = s3_list_objects(ic->s3, S3_OP("ingest.list", NULL), ic->scope.prefixes[i],
+					  NULL, &one, err)))
+			break;
+		rc = take_owned(ic, &one, out, sum, err);
+		s3_list_release(&one);
+	}
+	/* disjoint prefixes (scope.h, invariant 1): sorting the concatenation
+	 * gives the one byte-ordered listing diff() merges with the catalog */
+	if (!rc && ic->scope.nprefixes > 1)
+		qsort(out->objects, out->nobjects, sizeof(*out->objects), cmp_object);
+	return rc;
+}
+
+typedef struct head_job {
+	ingest_ctx *ic;
+	char *const *keys;
+	s3_object *found;
+	rag_rc *rcs;
+	rag_error *errs;
+} head_job;
+
+static rag_rc head_one(void *ctx, size_t i)
+{
+	head_job *j = ctx;
+
+	j->rcs[i] = s3_head(j->ic->s3, S3_OP("ingest.list", NULL), j->keys[i], &j->found[i],
+			    &j->errs[i]);
+	return RAG_OK; /* judged per key below */
+}
+
+/* HEAD each key (sorted, owned): what a LIST would have said of it now. */
+static rag_rc head_keys(ingest_ctx *ic, char *const *keys, size_t n, s3_list *out,
+			rag_error *err)
+{
+	head_job j = {.ic = ic, .keys = keys};
+	rag_rc rc = RAG_OK;
+
+	memset(out, 0, sizeof(*out));
+	j.found = calloc(n + 1, sizeof(*j.found));
+	j.rcs = calloc(n + 1, sizeof(*j.rcs));
+	j.errs = calloc(n + 1, sizeof(*j.errs));
+	if (!j.found || !j.rcs || !j.errs) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto out;
+	}
+	s3_parallel(ic->s3, n, 0, head_one, &j);
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (j.rcs[i] == RAG_ENOTFOUND)
+			continue; /* gone: the diff tombstones what the catalog holds */
+		if (j.rcs[i]) {
+			rc = rag_error_set(err, j.rcs[i], "%s", j.errs[i].msg);
+			break;
+		}
+		if (!(j.found[i].key = rag_strdup(keys[i])))
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	if (!rc) {
+		size_t kept = 0;
+		for (size_t i = 0; i < n; i++)
+			if (j.found[i].key)
+				j.found[kept++] = j.found[i];
+		out->objects = j.found;
+		out->nobjects = kept;
+		j.found = NULL;
+	}
+out:
+	if (j.found) {
+		for (size_t i = 0; i < n; i++)
+			s3_object_release(&j.found[i]);
+		free(j.found);
+		out->objects = NULL;
+	}
+	free(j.rcs);
+	free(j.errs);
+	return rc;
+}
+
+/*
+ * The catalog objects this pass may change, first and in key order: those
+ * this process owns and, for a pass over some keys, one of them. The rest
+ * go after them, untouched (scope.h, invariant 3). Their count in *nmine.
+ */
+static rag_rc pass_scope(ingest_ctx *ic, cat_object *known, size_t nknown, char *const *keys,
+			 size_t nkeys, size_t *nmine, rag_error *err)
+{
+	cat_object *tmp = malloc((nknown + 1) * sizeof(*tmp));
+	size_t kept = 0, other = nknown;
+
+	if (!tmp)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	/* a stable partition: mine from the front, the rest from the back */
+	for (size_t i = 0; i < nknown; i++) {
+		bool mine = scope_owns(&ic->scope, known[i].key) &&
+			    (!keys || bsearch(&known[i].key, keys, nkeys, sizeof(*keys), cmp_str));
+		if (mine)
+			tmp[kept++] = known[i];
+		else
+			tmp[--other] = known[i];
+	}
+	memcpy(known, tmp, nknown * sizeof(*known));
+	free(tmp);
+	*nmine = kept;
+	return RAG_OK;
+}
+
+/* Sort and deduplicate keys in place, dropping those this process does not
+ * own; returns how many remain. */
+static size_t owned_keys(ingest_ctx *ic, char **keys, size_t n)
+{
+	size_t kept = 0;
+
+	qsort(keys, n, sizeof(*keys), cmp_str);
+	for (size_t i = 0; i < n; i++)
+		if (scope_owns(&ic->scope, keys[i]) && (kept == 0 || strcmp(keys[kept - 1], keys[i])))
+			keys[kept++] = keys[i];
+	return kept;
+}
+
+/* ------------------------------------------------------------------- run */
+
+/*
+ * One pass over what l lists (owned keys, sorted) against the catalog's
+ * objects of the same scope: fetch, process and commit the differences.
+ */
+static rag_rc run_pass(ingest_ctx *ic, s3_list *l, char *const *keys, size_t nkeys,
+		       ingest_summary *sum, uint64_t t0, rag_error *err)
 {
 	ingest_run_state r = {0};
-	s3_list l = {0};
 	cat_object *known = NULL;
-	size_t nknown = 0, nwork = 0, done = 0;
+	size_t nknown = 0, nmine = 0, nwork = 0, done = 0;
 	work_item *work = NULL;
 	/* two slots that swap roles: a fetch thread holds its job's address */
 	fetch_job slot[2] = {{0}, {0}}, *cur = &slot[0], *next = &slot[1];
-	uint64_t t0 = rag_now_ns(), t, bytes_total = 0, bytes_done = 0, batch_bytes = 0;
+	uint64_t t = rag_now_ns(), bytes_total = 0, bytes_done = 0, batch_bytes = 0;
+	char where[512];
 	rag_rc rc;
 
-	memset(sum, 0, sizeof(*sum));
-	t = rag_now_ns();
-	rc = ingest_follow(ic, err);
-	sum->ms[ING_RECOVER] = rag_ms_since(t);
-	if (rc)
+	sum->listed = (int64_t)l->nobjects;
+	if ((rc = catalog_objects_load(ic->cat, &known, &nknown, err)))
 		goto out;
-	t = rag_now_ns();
-	if ((rc = s3_list_objects(ic->s3, S3_OP("ingest.list", NULL), ic->cfg->source.prefix, NULL,
-				  &l, err)))
+	if ((rc = pass_scope(ic, known, nknown, keys, nkeys, &nmine, err)) ||
+	    (rc = diff(l, known, nmine, &work, &nwork, &r, sum, err)))
 		goto out;
-	sum->listed = (int64_t)l.nobjects;
-	if ((rc = catalog_objects_load(ic->cat, &known, &nknown, err)) ||
-	    (rc = diff(&l, known, nknown, &work, &nwork, &r, sum, err)))
-		goto out;
-	sum->ms[ING_LIST] = rag_ms_since(t);
+	sum->ms[ING_LIST] += rag_ms_since(t);
 	for (size_t i = 0; i < nwork; i++)
 		bytes_total += work[i].listed->size;
-	RAG_INFO(ic->log, "%lld objects listed under \"%s\": %zu to process, %lld unchanged",
-		 (long long)sum->listed, ic->cfg->source.prefix, nwork, (long long)sum->unchanged);
+	RAG_INFO(ic->log, "%lld objects %s %s: %zu to process, %lld unchanged, %lld failed "
+		 "waiting for their retry", (long long)sum->listed, keys ? "of the events under"
+		 : "listed under", scope_describe(&ic->scope, where, sizeof(where)), nwork,
+		 (long long)sum->unchanged, (long long)sum->deferred);
 	{
 		/* test seam: a window between LIST and GET in which a test can
 		 * delete or overwrite source objects */
@@ -622,7 +802,56 @@ out:
 	sum->total_ms = rag_ms_since(t0);
 	free(work);
 	cat_objects_free(known, nknown);
-	s3_list_release(&l);
 	run_release(&r);
+	return rc;
+}
+
+rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
+{
+	s3_list l = {0};
+	uint64_t t0 = rag_now_ns(), t;
+	rag_rc rc;
+
+	memset(sum, 0, sizeof(*sum));
+	t = rag_now_ns();
+	rc = ingest_follow(ic, err);
+	sum->ms[ING_RECOVER] = rag_ms_since(t);
+	if (rc)
+		goto out;
+	t = rag_now_ns();
+	if ((rc = list_owned(ic, &l, sum, err)))
+		goto out;
+	sum->ms[ING_LIST] = rag_ms_since(t);
+	rc = run_pass(ic, &l, NULL, 0, sum, t0, err);
+out:
+	sum->total_ms = rag_ms_since(t0);
+	s3_list_release(&l);
+	return rc;
+}
+
+rag_rc ingest_run_keys(ingest_ctx *ic, char **keys, size_t nkeys, ingest_summary *sum,
+		       rag_error *err)
+{
+	s3_list l = {0};
+	uint64_t t0 = rag_now_ns(), t;
+	rag_rc rc;
+
+	memset(sum, 0, sizeof(*sum));
+	nkeys = owned_keys(ic, keys, nkeys);
+	if (nkeys == 0)
+		return RAG_OK;
+	t = rag_now_ns();
+	rc = ingest_follow(ic, err);
+	sum->ms[ING_RECOVER] = rag_ms_since(t);
+	if (rc)
+		goto out;
+	t = rag_now_ns();
+	if ((rc = head_keys(ic, keys, nkeys, &l, err)))
+		goto out;
+	sum->ms[ING_LIST] = rag_ms_since(t);
+	rc = run_pass(ic, &l, keys, nkeys, sum, t0, err);
+out:
+	sum->total_ms = rag_ms_since(t0);
+	s3_list_release(&l);
 	return rc;
 }

@@ -36,6 +36,7 @@
 #include "rag_config.h"
 #include "rag_log.h"
 #include "s3.h"
+#include "scope.h"
 
 /* Stages timed by a run, in pipeline order. */
 #define INGEST_STAGES(X) \
@@ -54,8 +55,10 @@ const char *ingest_stage_name(ingest_stage s);
 
 /* What one run did. */
 typedef struct ingest_summary {
-	int64_t listed;           /* objects under the source prefix */
+	int64_t listed;           /* objects this process owns under the source prefixes */
+	int64_t others;           /* listed but in another worker's shard: not touched */
 	int64_t unchanged;        /* same ETag: no GET */
+	int64_t deferred;         /* failed before, unchanged, waiting for their retry */
 	int64_t status[OBJ_STATUS_COUNT]; /* objects processed this run, by outcome */
 	int64_t documents;        /* new documents indexed */
 	int64_t chunks;           /* new chunks */
@@ -86,6 +89,7 @@ typedef struct ingest_ctx {
 	ingest_progress_fn progress;
 	void *progress_ctx;
 	/* state, owned */
+	ingest_scope scope;           /* the source keys this process owns (scope.h) */
 	catalog *cat;
 	char root[1024];              /* <index.prefix><index.name>/ */
 	char cat_path[4096];
@@ -108,8 +112,22 @@ void ingest_close(ingest_ctx *ic);
  * its catalog snapshot and model. A pass starts with it. */
 rag_rc ingest_follow(ingest_ctx *ic, rag_error *err);
 
-/* One pass: diff, process, commit, compact, collect garbage. */
+/* One pass: diff, process, commit, compact, collect garbage. It lists
+ * every source prefix and touches only the keys the scope owns. */
 rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err);
+
+/*
+ * A pass over some keys only (those of S3 events): each owned key is
+ * HEADed and reconciled with the catalog as a full pass would, so an event
+ * that is late, repeated or out of order does no harm. Keys are sorted
+ * and deduplicated in place; keys outside the scope are ignored.
+ */
+rag_rc ingest_run_keys(ingest_ctx *ic, char **keys, size_t nkeys, ingest_summary *sum,
+		       rag_error *err);
+
+/* Seconds a failed object waits after its n-th failed attempt:
+ * ingest.retry_base_s doubled per earlier failure, capped at retry_max_s. */
+int64_t ingest_retry_delay_s(const rag_config *cfg, int attempts);
 
 /* Merge small or mostly dead segments into a new version (a no-op when
  * none qualifies; deferred when other writers keep winning). */

@@ -237,12 +237,18 @@ rag_rc ingest_open(ingest_ctx *ic, const rag_config *cfg, s3_client *s3, rag_log
 	ic->s3 = s3;
 	ic->log = log;
 	commit_token(ic->token);
+	if ((rc = scope_init(&ic->scope, cfg->source.prefix, err)))
+		return rc;
 	if (mf_index_root(cfg->index.prefix, cfg->index.name, ic->root, sizeof(ic->root)) ||
-	    (size_t)snprintf(dir, sizeof(dir), "%s/%s", cfg->local.dir, cfg->index.name) >= sizeof(dir))
-		return rag_error_set(err, RAG_ECONFIG, "index.prefix/index.name too long");
+	    (size_t)snprintf(dir, sizeof(dir), "%s/%s", cfg->local.dir, cfg->index.name) >= sizeof(dir)) {
+		rc = rag_error_set(err, RAG_ECONFIG, "index.prefix/index.name too long");
+		goto fail;
+	}
 	if ((size_t)snprintf(ic->cat_path, sizeof(ic->cat_path), "%.4000s/catalog.sqlite", dir) >=
-	    sizeof(ic->cat_path))
-		return rag_error_set(err, RAG_ECONFIG, "local.dir too long");
+	    sizeof(ic->cat_path)) {
+		rc = rag_error_set(err, RAG_ECONFIG, "local.dir too long");
+		goto fail;
+	}
 	if ((rc = mkdirs(dir, err)) || (rc = read_newest(ic, "ingest.recover", err)) ||
 	    (rc = catalog_open(ic->cat_path, &ic->cat, err)) || (rc = sync_catalog(ic, err)))
 		goto fail;
@@ -261,6 +267,7 @@ void ingest_close(ingest_ctx *ic)
 	catalog_close(ic->cat);
 	embed_model_free(ic->model);
 	manifest_release(&ic->latest);
+	scope_release(&ic->scope);
 	ic->cat = NULL;
 	ic->model = NULL;
 }

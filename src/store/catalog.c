@@ -76,6 +76,8 @@ static const char *const migrations[] = {
 	"CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks',"
 	"  content_rowid='chunk_id', tokenize='ragmap');"
 	"INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild');",
+	/* 3: failed objects wait for their next attempt (exponential backoff) */
+	"ALTER TABLE objects ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* ---- the FTS5 tokenizer "ragmap": embed_tokenize() as an FTS5 tokenizer */
@@ -289,7 +291,7 @@ rag_rc catalog_objects_load(catalog *c, cat_object **out, size_t *n, rag_error *
 	*out = NULL;
 	*n = 0;
 	if ((rc = prepare(c, "SELECT key, etag, size, last_modified, status, error, attempts,"
-			     " doc_id FROM objects ORDER BY key", &st, err)))
+			     " doc_id, retry_at FROM objects ORDER BY key", &st, err)))
 		return rc;
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
 		cat_object *o = rag_grow(objs, &cap, cnt + 1, sizeof(*o));
@@ -309,6 +311,7 @@ rag_rc catalog_objects_load(catalog *c, cat_object **out, size_t *n, rag_error *
 		o->error = col_dup(st, 5);
 		o->attempts = sqlite3_column_int(st, 6);
 		o->doc_id = sqlite3_column_int64(st, 7);
+		o->retry_at = sqlite3_column_int64(st, 8);
 		cnt++;
 		if (!o->key) {
 			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
@@ -343,7 +346,7 @@ rag_rc catalog_object_save(catalog *c, const cat_object *o, rag_error *err)
 	rag_rc rc;
 
 	if ((rc = prepare(c, "INSERT OR REPLACE INTO objects(key, etag, size, last_modified,"
-			     " status, error, attempts, doc_id) VALUES(?,?,?,?,?,?,?,?)", &st, err)))
+			     " status, error, attempts, doc_id, retry_at) VALUES(?,?,?,?,?,?,?,?,?)", &st, err)))
 		return rc;
 	sqlite3_bind_text(st, 1, o->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, o->etag, -1, SQLITE_STATIC);
@@ -354,6 +357,7 @@ rag_rc catalog_object_save(catalog *c, const cat_object *o, rag_error *err)
 		sqlite3_bind_text(st, 6, o->error, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 7, o->attempts);
 	sqlite3_bind_int64(st, 8, o->doc_id);
+	sqlite3_bind_int64(st, 9, o->retry_at);
 	return step_done(c, st, err, "save object");
 }
 

@@ -259,7 +259,7 @@ static void test_catalog_basics(void **state)
 	int64_t doc, id, ids[4], pub, pend;
 	double scores[4];
 	int n;
-	cat_object o = {.key = "source/a.md", .size = 10, .status = OBJ_INDEXED};
+	cat_object o = {.key = "source/a.md", .size = 10, .status = OBJ_INDEXED}, f;
 	cat_object *objs;
 	size_t nobjs;
 
@@ -267,7 +267,7 @@ static void test_catalog_basics(void **state)
 	close(fd);
 	unlink(path);
 	assert_int_equal(catalog_open(path, &c, &err), RAG_OK);
-	assert_int_equal(catalog_schema_version(c), 2);
+	assert_int_equal(catalog_schema_version(c), 3);
 	assert_int_equal(catalog_begin(c, &err), RAG_OK);
 	assert_int_equal(catalog_doc_insert(c, &(cat_doc){.key = "source/a.md", .etag = "e", .type = "markdown",
 							  .segment_id = "s1", .nchunks = 1}, &doc, &err), RAG_OK);
@@ -301,11 +301,23 @@ static void test_catalog_basics(void **state)
 	assert_int_equal(catalog_objects_load(c, &objs, &nobjs, &err), RAG_OK);
 	assert_int_equal(nobjs, 1);
 	assert_int_equal(objs[0].status, OBJ_INDEXED);
+	assert_int_equal(objs[0].retry_at, 0);
+	cat_objects_free(objs, nobjs);
+	/* a failed object keeps its attempts and the time of its next attempt */
+	f = (cat_object){.key = "source/b.pdf", .status = OBJ_FAILED, .error = "broken xref",
+			 .attempts = 3, .retry_at = 1700000000};
+	assert_int_equal(catalog_object_save(c, &f, &err), RAG_OK);
+	assert_int_equal(catalog_objects_load(c, &objs, &nobjs, &err), RAG_OK);
+	assert_int_equal(nobjs, 2);
+	assert_int_equal(objs[1].status, OBJ_FAILED);
+	assert_int_equal(objs[1].attempts, 3);
+	assert_int_equal(objs[1].retry_at, 1700000000);
+	assert_string_equal(objs[1].error, "broken xref");
 	cat_objects_free(objs, nobjs);
 	catalog_close(c);
 	/* reopening keeps the schema version (no migration runs twice) */
 	assert_int_equal(catalog_open(path, &c, &err), RAG_OK);
-	assert_int_equal(catalog_schema_version(c), 2);
+	assert_int_equal(catalog_schema_version(c), 3);
 	catalog_close(c);
 	unlink(path);
 }
