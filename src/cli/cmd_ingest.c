@@ -1,5 +1,6 @@
 /*
- * ragmap ingest | daemon | status | model fit | gc — the ingestion side.
+ * ragmap ingest | status | model fit | compact | gc — the ingestion side
+ * (the daemon is in cmd_daemon.c; both open an ingest_session).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -9,24 +10,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include "cli.h"
+#include "cli_ingest.h"
 #include "commit.h"
 #include "ingest.h"
 #include "rag_util.h"
 
 static volatile sig_atomic_t stop_flag;
-static volatile sig_atomic_t reload_flag;
 
 static void on_stop(int sig)
 {
 	(void)sig;
 	stop_flag = 1;
-}
-
-static void on_hup(int sig)
-{
-	(void)sig;
-	reload_flag = 1;
 }
 
 typedef struct progress {
@@ -92,9 +89,13 @@ static void print_summary(const ingest_summary *s, s3_client *c)
 	char bytes[32];
 
 	printf("listed %" PRId64 " objects: %" PRId64 " unchanged (no GET)", s->listed, s->unchanged);
+	if (s->deferred)
+		printf(", %" PRId64 " failed waiting for their retry", s->deferred);
 	for (int i = 0; i < OBJ_STATUS_COUNT; i++)
 		if (s->status[i])
 			printf(", %" PRId64 " %s", s->status[i], obj_status_name((obj_status)i));
+	if (s->others)
+		printf(" (and %" PRId64 " in other shards, not touched)", s->others);
 	printf("\n");
 	printf("new: %" PRId64 " documents, %" PRId64 " chunks, %s fetched; %" PRId64
 	       " documents tombstoned\n", s->documents, s->chunks,
@@ -115,15 +116,7 @@ static void print_summary(const ingest_summary *s, s3_client *c)
 	print_storage(c, "ingest.");
 }
 
-/* Shared set-up: config, client, pipeline. */
-typedef struct session {
-	rag_config cfg;
-	s3_client *s3;
-	ingest_ctx ic;
-	bool open;
-} session;
-
-static int session_open(cli_env *env, session *s)
+int ingest_session_open(cli_env *env, ingest_session *s, const char *shard)
 {
 	rag_error err = {0};
 
@@ -140,33 +133,52 @@ static int session_open(cli_env *env, session *s)
 		return cli_fail(&err);
 	}
 	s->open = true;
+	if (shard && scope_set_shard(&s->ic.scope, shard, &err)) {
+		ingest_session_close(s);
+		return cli_fail(&err);
+	}
 	return CLI_OK;
 }
 
-static void session_close(session *s)
+void ingest_session_close(ingest_session *s)
 {
 	if (s->open)
 		ingest_close(&s->ic);
 	s3_client_free(s->s3);
 	rag_config_release(&s->cfg);
-	s->open = false;
+	memset(s, 0, sizeof(*s));
 }
 
-static bool parse_common(cli_env *env, int argc, char **argv, const char *usage, bool *quiet)
+bool ingest_parse_opts(cli_env *env, int argc, char **argv, const char *usage, unsigned allowed,
+		       ingest_opts *o)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"shard", required_argument, NULL, 's'},
+		{"listen", required_argument, NULL, 'l'},
+		{"failed", no_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	int opt;
 
+	memset(o, 0, sizeof(*o));
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+		unsigned need = opt == 'q' ? OPT_QUIET : opt == 's' ? OPT_SHARD : opt == 'l' ? OPT_LISTEN
+			      : opt == 'f' ? OPT_FAILED : 0;
+		if (need && !(allowed & need)) {
+			cli_error("option %s is not for this command", argv[optind - 1]);
+			fputs(usage, stderr);
+			return false;
+		}
 		switch (opt) {
 		case 'c': env->config_path = optarg; break;
-		case 'q': if (quiet) *quiet = true; break;
+		case 'q': o->quiet = true; break;
+		case 's': o->shard = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 'f': o->failed = true; break;
 		case 'h': fputs(usage, stdout); exit(CLI_OK);
 		default: fputs(usage, stderr); return false;
 		}
@@ -179,101 +191,53 @@ static bool parse_common(cli_env *env, int argc, char **argv, const char *usage,
 }
 
 static const char ingest_usage[] =
-	"usage: ragmap ingest [--config FILE] [--quiet]\n"
-	"  One pass: list the source prefix, process new and changed objects,\n"
+	"usage: ragmap ingest [--config FILE] [--shard I/N] [--quiet]\n"
+	"  One pass: list the source prefixes, process new and changed objects,\n"
 	"  tombstone deleted ones, commit a new index version, exit.\n"
+	"  --shard I/N: own only the keys whose hash mod N is I (N workers, one\n"
+	"    slice each; their commits interleave through the commit protocol).\n"
 	"  --quiet: print nothing on success (warnings and errors still go to stderr).\n";
 
 int cmd_ingest(cli_env *env, int argc, char **argv)
 {
-	session s;
+	ingest_session s;
 	ingest_summary sum;
+	ingest_opts o;
 	rag_error err = {0};
 	progress p = {.tty = isatty(STDERR_FILENO), .start = rag_now_ns()};
-	bool quiet = false;
 	int rc;
 
-	if (!parse_common(env, argc, argv, ingest_usage, &quiet))
+	if (!ingest_parse_opts(env, argc, argv, ingest_usage, OPT_QUIET | OPT_SHARD, &o))
 		return CLI_USAGE;
 	/* --quiet: nothing on success -- no progress, no summary, no info lines
 	 * (warnings and errors still go to stderr) */
-	if (quiet)
+	if (o.quiet)
 		cli_set_quiet(env);
 	/* before the session: opening reads the store, and a SIGTERM meanwhile
 	 * must still mean "stop cleanly" */
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
-	if ((rc = session_open(env, &s)))
+	if ((rc = ingest_session_open(env, &s, o.shard)))
 		return rc;
 	s.ic.stop = &stop_flag;
-	if (!quiet) {
+	if (!o.quiet) {
 		s.ic.progress = show_progress;
 		s.ic.progress_ctx = &p;
 	}
 	if (ingest_run(&s.ic, &sum, &err))
 		rc = cli_fail(&err);
-	else if (!quiet)
+	else if (!o.quiet)
 		print_summary(&sum, s.s3);
-	session_close(&s);
+	ingest_session_close(&s);
 	return rc;
 }
 
-static const char daemon_usage[] =
-	"usage: ragmap daemon [--config FILE]\n"
-	"  Poll the source prefix every ingest.poll_s seconds and ingest what\n"
-	"  changed. SIGTERM/SIGINT: finish and commit the current batch, exit 0.\n"
-	"  SIGHUP: reload the configuration.\n";
-
-int cmd_daemon(cli_env *env, int argc, char **argv)
-{
-	session s;
-	int rc;
-
-	if (!parse_common(env, argc, argv, daemon_usage, NULL))
-		return CLI_USAGE;
-	signal(SIGINT, on_stop); /* before the session, as in cmd_ingest */
-	signal(SIGTERM, on_stop);
-	signal(SIGHUP, on_hup);
-	if ((rc = session_open(env, &s)))
-		return rc;
-	RAG_INFO(&env->log, "daemon: watching s3://%s/%s every %lld s", s.cfg.s3.bucket,
-		 s.cfg.source.prefix, (long long)s.cfg.ingest.poll_s);
-	while (!stop_flag) {
-		ingest_summary sum;
-		rag_error err = {0};
-
-		s.ic.stop = &stop_flag;
-		if (ingest_run(&s.ic, &sum, &err))
-			RAG_ERROR(&env->log, "pass failed (will retry): %s", err.msg);
-		else if (sum.version)
-			RAG_INFO(&env->log, "pass: version %lld, %lld new documents, %lld chunks, %.0f ms",
-				 (long long)sum.version, (long long)sum.documents,
-				 (long long)sum.chunks, sum.total_ms);
-		if (!stop_flag && ingest_refit_due(&s.ic)) {
-			RAG_INFO(&env->log, "the index outgrew its model: refitting");
-			if (ingest_refit(&s.ic, &sum, &err))
-				RAG_ERROR(&env->log, "refit failed: %s", err.msg);
-		}
-		for (int64_t waited = 0; waited < s.cfg.ingest.poll_s * 10 && !stop_flag && !reload_flag;
-		     waited++)
-			rag_sleep_ms(100);
-		if (reload_flag) {
-			reload_flag = 0;
-			RAG_INFO(&env->log, "SIGHUP: reloading the configuration");
-			session_close(&s);
-			if ((rc = session_open(env, &s)))
-				return rc;
-		}
-	}
-	RAG_INFO(&env->log, "daemon: stopped");
-	session_close(&s);
-	return CLI_OK;
-}
-
 static const char status_usage[] =
-	"usage: ragmap status [--config FILE]\n"
+	"usage: ragmap status [--config FILE] [--failed]\n"
 	"  Index version, documents by status, chunks, segments, model, and the\n"
-	"  bytes held under each prefix of the bucket.\n";
+	"  bytes held under each prefix of the bucket.\n"
+	"  --failed: every object whose last attempt failed, with the reason, the\n"
+	"    attempts so far and when it is fetched again (sooner if it changes).\n";
 
 static void prefix_bytes(s3_client *c, const char *label, const char *prefix)
 {
@@ -294,7 +258,7 @@ static void prefix_bytes(s3_client *c, const char *label, const char *prefix)
 }
 
 /* Whether many writers are safe here (commit.h, invariant 8), probed now. */
-static void print_writers(session *s)
+static void print_writers(ingest_session *s)
 {
 	rag_error err = {0};
 	bool conditional;
@@ -308,18 +272,61 @@ static void print_writers(session *s)
 		       "the lease writer.lock)\n");
 }
 
+/* "in 3m 20s", "due now": when a failed object is fetched again. */
+static const char *fmt_retry(int64_t at, char *buf, size_t len)
+{
+	int64_t d = at - (int64_t)time(NULL);
+
+	if (d <= 0)
+		snprintf(buf, len, "due now");
+	else if (d < 60)
+		snprintf(buf, len, "in %llds", (long long)d);
+	else if (d < 3600)
+		snprintf(buf, len, "in %lldm %llds", (long long)(d / 60), (long long)(d % 60));
+	else
+		snprintf(buf, len, "in %lldh %lldm", (long long)(d / 3600), (long long)(d % 3600 / 60));
+	return buf;
+}
+
+/* ragmap status --failed: every failed object, from the catalog. */
+static int print_failed(ingest_session *s)
+{
+	cat_object *f;
+	size_t n;
+	int64_t total;
+	rag_error err = {0};
+	char when[32];
+
+	if (catalog_failed(s->ic.cat, 0, &f, &n, &total, &err))
+		return cli_fail(&err);
+	printf("failed:   %" PRId64 " object%s (version %" PRId64 ")\n", total, total == 1 ? "" : "s",
+	       s->ic.latest.version);
+	if (n)
+		printf("  %-40s %8s  %-14s %s\n", "KEY", "ATTEMPTS", "NEXT RETRY", "REASON");
+	for (size_t i = 0; i < n; i++)
+		printf("  %-40s %8d  %-14s %s\n", f[i].key, f[i].attempts,
+		       fmt_retry(f[i].retry_at, when, sizeof(when)), f[i].error ? f[i].error : "");
+	cat_objects_free(f, n);
+	return CLI_OK;
+}
+
 int cmd_status(cli_env *env, int argc, char **argv)
 {
-	session s;
+	ingest_session s;
+	ingest_opts o;
 	catalog_stats st;
 	int64_t counts[OBJ_STATUS_COUNT];
 	rag_error err = {0};
 	int rc;
 
-	if (!parse_common(env, argc, argv, status_usage, NULL))
+	if (!ingest_parse_opts(env, argc, argv, status_usage, OPT_FAILED, &o))
 		return CLI_USAGE;
-	if ((rc = session_open(env, &s)))
+	if ((rc = ingest_session_open(env, &s, NULL)))
 		return rc;
+	if (o.failed) {
+		rc = print_failed(&s);
+		goto out;
+	}
 	if (catalog_stats_get(s.ic.cat, &st, &err) || catalog_object_counts(s.ic.cat, counts, &err)) {
 		rc = cli_fail(&err);
 		goto out;
@@ -338,15 +345,18 @@ int cmd_status(cli_env *env, int argc, char **argv)
 	printf("objects:  ");
 	for (int i = 0; i < OBJ_STATUS_COUNT; i++)
 		printf("%s%" PRId64 " %s", i ? ", " : "", counts[i], obj_status_name((obj_status)i));
+	if (counts[OBJ_FAILED])
+		printf(" (ragmap status --failed lists why)");
 	printf("\ndocuments: %" PRId64 " live, %" PRId64 " tombstoned\n", st.documents, st.tombstoned);
 	printf("chunks:   %" PRId64 "\nsegments: %" PRId64 "\n", st.chunks, st.segments);
 	printf("bytes by prefix:\n");
-	prefix_bytes(s.s3, "source", s.cfg.source.prefix);
+	for (size_t i = 0; i < s.ic.scope.nprefixes; i++)
+		prefix_bytes(s.s3, "source", s.ic.scope.prefixes[i]);
 	prefix_bytes(s.s3, "models", s.cfg.model.prefix);
 	prefix_bytes(s.s3, "index", s.ic.root);
 	prefix_bytes(s.s3, "logs", "logs/");
 out:
-	session_close(&s);
+	ingest_session_close(&s);
 	return rc;
 }
 
@@ -357,8 +367,9 @@ static const char model_usage[] =
 
 int cmd_model(cli_env *env, int argc, char **argv)
 {
-	session s;
+	ingest_session s;
 	ingest_summary sum;
+	ingest_opts o;
 	rag_error err = {0};
 	int rc;
 
@@ -370,9 +381,9 @@ int cmd_model(cli_env *env, int argc, char **argv)
 		fputs(model_usage, stderr);
 		return CLI_USAGE;
 	}
-	if (!parse_common(env, argc - 1, argv + 1, model_usage, NULL))
+	if (!ingest_parse_opts(env, argc - 1, argv + 1, model_usage, 0, &o))
 		return CLI_USAGE;
-	if ((rc = session_open(env, &s)))
+	if ((rc = ingest_session_open(env, &s, NULL)))
 		return rc;
 	if (ingest_refit(&s.ic, &sum, &err)) {
 		rc = cli_fail(&err);
@@ -382,7 +393,7 @@ int cmd_model(cli_env *env, int argc, char **argv)
 		       sum.version);
 		print_storage(s.s3, "ingest.");
 	}
-	session_close(&s);
+	ingest_session_close(&s);
 	return rc;
 }
 
@@ -393,14 +404,15 @@ static const char compact_usage[] =
 
 int cmd_compact(cli_env *env, int argc, char **argv)
 {
-	session s;
+	ingest_session s;
+	ingest_opts o;
 	ingest_summary sum = {0};
 	rag_error err = {0};
 	int rc;
 
-	if (!parse_common(env, argc, argv, compact_usage, NULL))
+	if (!ingest_parse_opts(env, argc, argv, compact_usage, 0, &o))
 		return CLI_USAGE;
-	if ((rc = session_open(env, &s)))
+	if ((rc = ingest_session_open(env, &s, NULL)))
 		return rc;
 	if (!s.ic.latest.version)
 		printf("no index version yet: nothing to compact\n");
@@ -412,7 +424,7 @@ int cmd_compact(cli_env *env, int argc, char **argv)
 		       sum.segments_compacted, sum.segments_written, sum.conflicts);
 	else
 		printf("nothing to compact (%" PRId64 " lost to other writers)\n", sum.conflicts);
-	session_close(&s);
+	ingest_session_close(&s);
 	return rc;
 }
 
@@ -423,14 +435,15 @@ static const char gc_usage[] =
 
 int cmd_gc(cli_env *env, int argc, char **argv)
 {
-	session s;
+	ingest_session s;
+	ingest_opts o;
 	int64_t deleted = 0;
 	rag_error err = {0};
 	int rc;
 
-	if (!parse_common(env, argc, argv, gc_usage, NULL))
+	if (!ingest_parse_opts(env, argc, argv, gc_usage, 0, &o))
 		return CLI_USAGE;
-	if ((rc = session_open(env, &s)))
+	if ((rc = ingest_session_open(env, &s, NULL)))
 		return rc;
 	if (!s.ic.latest.version)
 		printf("no index version yet: nothing to collect\n");
@@ -438,6 +451,6 @@ int cmd_gc(cli_env *env, int argc, char **argv)
 		rc = cli_fail(&err);
 	else
 		printf("deleted %" PRId64 " unreferenced objects\n", deleted);
-	session_close(&s);
+	ingest_session_close(&s);
 	return rc;
 }

@@ -23,12 +23,29 @@ void manifest_release(manifest *m)
 	free(m->tombstones);
 	free(m->model.key);
 	free(m->catalog.key);
+	for (size_t i = 0; i < m->nfailed; i++) {
+		free(m->failed[i].key);
+		free(m->failed[i].error);
+	}
+	free(m->failed);
 	memset(m, 0, sizeof(*m));
 }
 
 static json_t *object_json(const mf_object *o)
 {
 	return json_pack("{s:s, s:I}", "key", o->key ? o->key : "", "size", (json_int_t)o->size);
+}
+
+json_t *manifest_failed_json(const manifest *m)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; i < m->nfailed; i++)
+		json_array_append_new(list, json_pack("{s:s, s:s, s:i, s:I}", "key", m->failed[i].key,
+						      "error", m->failed[i].error ? m->failed[i].error : "",
+						      "attempts", m->failed[i].attempts,
+						      "retry_at", (json_int_t)m->failed[i].retry_at));
+	return json_pack("{s:I, s:o}", "total", (json_int_t)m->failed_total, "objects", list);
 }
 
 rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err)
@@ -74,6 +91,8 @@ rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err)
 		json_object_set_new(root, "writer", json_string(m->writer));
 	if (m->ids_high)
 		json_object_set_new(root, "ids_high", json_integer((json_int_t)m->ids_high));
+	if (m->failed_total)
+		json_object_set_new(root, "failed", manifest_failed_json(m));
 	text = json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(root);
 	if (!text)
@@ -81,6 +100,44 @@ rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err)
 	rc = rag_buf_puts(out, text);
 	free(text);
 	return rc ? rag_error_set(err, rc, "manifest: too large") : RAG_OK;
+}
+
+static rag_rc get_int(json_t *o, const char *name, int64_t lo, int64_t hi, int64_t *v,
+		      const char *where, rag_error *err);
+
+/* "failed": {"total": N, "objects": [{key, error, attempts, retry_at}]} */
+static rag_rc failed_from_json(json_t *f, manifest *m, rag_error *err)
+{
+	json_t *list = json_object_get(f, "objects");
+	int64_t attempts;
+	char where[48];
+	rag_rc rc;
+
+	if ((rc = get_int(f, "total", 0, INT64_MAX, &m->failed_total, "failed", err)))
+		return rc;
+	if (!json_is_array(list) || json_array_size(list) > MF_FAILED_MAX ||
+	    (int64_t)json_array_size(list) > m->failed_total)
+		return rag_error_set(err, RAG_ECORRUPT, "manifest: failed.objects missing or too long");
+	if (!(m->failed = calloc(json_array_size(list) + 1, sizeof(*m->failed))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	for (size_t i = 0; i < json_array_size(list); i++) {
+		json_t *o = json_array_get(list, i), *k = json_object_get(o, "key"),
+		       *e = json_object_get(o, "error");
+		mf_failed *d = &m->failed[i];
+		snprintf(where, sizeof(where), "failed.objects[%zu]", i);
+		if (!json_is_string(k) || !json_is_string(e))
+			return rag_error_set(err, RAG_ECORRUPT, "manifest: %s: key or error missing", where);
+		if ((rc = get_int(o, "attempts", 0, INT32_MAX, &attempts, where, err)) ||
+		    (rc = get_int(o, "retry_at", 0, INT64_MAX, &d->retry_at, where, err)))
+			return rc;
+		d->attempts = (int)attempts;
+		d->key = rag_strdup(json_string_value(k));
+		d->error = rag_strdup(json_string_value(e));
+		m->nfailed = i + 1;
+		if (!d->key || !d->error)
+			return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	return RAG_OK;
 }
 
 /* Field readers that name what is wrong. */
@@ -262,6 +319,9 @@ rag_rc manifest_from_json(const char *text, size_t len, manifest *m, rag_error *
 				  "stats.run", err)))
 			goto out;
 	}
+	if (json_object_get(root, "failed") &&
+	    (rc = failed_from_json(json_object_get(root, "failed"), m, err)))
+		goto out;
 out:
 	json_decref(root);
 	if (rc)

@@ -24,6 +24,20 @@ enum { MF_INDEX, MF_CHUNKS, MF_CHUNKS_IDX, MF_LISTS, MF_LISTS_IDX, MF_NOBJ };
 /* The object names in the order of the enum above. */
 extern const char *const mf_object_names[MF_NOBJ];
 
+/* A source object whose last attempt failed, as the manifest lists it. */
+typedef struct mf_failed {
+	char *key;             /* owned */
+	char *error;           /* owned; at most MF_FAILED_ERROR_MAX bytes */
+	int attempts;
+	int64_t retry_at;      /* unix s: not fetched again before */
+} mf_failed;
+
+/* The manifest lists at most this many failed objects (the catalog has
+ * them all): readers such as the query server see what fails without the
+ * catalog, and a broken corpus cannot bloat every version. */
+#define MF_FAILED_MAX 25
+#define MF_FAILED_ERROR_MAX 400
+
 typedef struct mf_segment {
 	char id[64];
 	char kind[8];          /* "flat" or "ivf" */
@@ -56,6 +70,9 @@ typedef struct manifest {
 	struct {               /* the ingest run that made this version */
 		int64_t objects_read, bytes_read, segments_written;
 	} run;
+	int64_t failed_total;  /* objects whose last attempt failed */
+	mf_failed *failed;     /* the first MF_FAILED_MAX of them by key; owned */
+	size_t nfailed;
 } manifest;
 
 void manifest_release(manifest *m);
@@ -65,6 +82,11 @@ rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err);
 
 /* Parse and validate; RAG_ECORRUPT naming the field on bad input. */
 rag_rc manifest_from_json(const char *json, size_t len, manifest *m, rag_error *err);
+
+/* {"total": N, "objects": [{"key", "error", "attempts", "retry_at"}]}: the
+ * failed objects as the manifest, /v1/status and the map show them. */
+struct json_t;
+struct json_t *manifest_failed_json(const manifest *m);
 
 /* True when chunk id is inside a tombstone range (ranges sorted by first). */
 bool manifest_is_tombstoned(const manifest *m, int64_t chunk_id);

@@ -425,6 +425,45 @@ static rag_rc known_segments(const ingest_ctx *ic, const seg_set *fresh, seg_set
 	return RAG_OK;
 }
 
+/* An error for the manifest's JSON: cut at a character boundary, and a
+ * placeholder when it is not UTF-8 (it may quote a document's bytes). */
+static char *manifest_error_text(const char *e)
+{
+	size_t n = strlen(e);
+
+	if (n > MF_FAILED_ERROR_MAX) {
+		n = MF_FAILED_ERROR_MAX;
+		while (n && ((unsigned char)e[n] & 0xC0) == 0x80)
+			n--;
+	}
+	return rag_utf8_valid(e, n) ? rag_strndup(e, n) : rag_strdup("(the error is not UTF-8)");
+}
+
+/* The first MF_FAILED_MAX failed objects, their errors cut to size. */
+static rag_rc list_failed(ingest_ctx *ic, manifest *m, rag_error *err)
+{
+	cat_object *f;
+	size_t n;
+	rag_rc rc;
+
+	if ((rc = catalog_failed(ic->cat, MF_FAILED_MAX, &f, &n, &m->failed_total, err)))
+		return rc;
+	if (n && !(m->failed = calloc(n, sizeof(*m->failed))))
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && !rc; i++) {
+		mf_failed *d = &m->failed[m->nfailed++];
+		d->key = f[i].key;
+		f[i].key = NULL; /* taken over */
+		d->error = manifest_error_text(f[i].error ? f[i].error : "");
+		d->attempts = f[i].attempts;
+		d->retry_at = f[i].retry_at;
+		if (!d->error)
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	cat_objects_free(f, n);
+	return rc;
+}
+
 /* The manifest of version V from the catalog (its transaction committed). */
 static rag_rc build_manifest(ingest_ctx *ic, int64_t version, const seg_set *known,
 			     const char *snap_key, uint64_t snap_size, const ingest_summary *sum,
@@ -456,6 +495,8 @@ static rag_rc build_manifest(ingest_ctx *ic, int64_t version, const seg_set *kno
 	m->run.objects_read = sum->fetched;
 	m->run.bytes_read = (int64_t)sum->bytes_read;
 	m->run.segments_written = sum->segments_written; /* compaction's output included */
+	if ((rc = list_failed(ic, m, err)))
+		goto out;
 	if (!m->model.key || !m->catalog.key || !(m->segments = calloc(nlive + 1, sizeof(*m->segments)))) {
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;

@@ -280,20 +280,20 @@ static char *col_dup(sqlite3_stmt *st, int i)
 	return t ? rag_strdup((const char *)t) : NULL;
 }
 
-rag_rc catalog_objects_load(catalog *c, cat_object **out, size_t *n, rag_error *err)
+#define OBJECT_COLUMNS "key, etag, size, last_modified, status, error, attempts, doc_id, retry_at"
+
+/* Rows of OBJECT_COLUMNS from st (prepared, bound), at most limit (0: all). */
+static rag_rc objects_read(catalog *c, sqlite3_stmt *st, size_t limit, cat_object **out,
+			   size_t *n, rag_error *err)
 {
-	sqlite3_stmt *st;
 	cat_object *objs = NULL;
 	size_t cnt = 0, cap = 0;
-	rag_rc rc;
-	int s;
+	rag_rc rc = RAG_OK;
+	int s = SQLITE_DONE;
 
 	*out = NULL;
 	*n = 0;
-	if ((rc = prepare(c, "SELECT key, etag, size, last_modified, status, error, attempts,"
-			     " doc_id, retry_at FROM objects ORDER BY key", &st, err)))
-		return rc;
-	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((!limit || cnt < limit) && (s = sqlite3_step(st)) == SQLITE_ROW) {
 		cat_object *o = rag_grow(objs, &cap, cnt + 1, sizeof(*o));
 		if (!o) {
 			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
@@ -318,7 +318,7 @@ rag_rc catalog_objects_load(catalog *c, cat_object **out, size_t *n, rag_error *
 			goto out;
 		}
 	}
-	if (s != SQLITE_DONE)
+	if (s != SQLITE_DONE && s != SQLITE_ROW)
 		rc = db_error(c, err, "load objects");
 out:
 	sqlite3_finalize(st);
@@ -329,6 +329,33 @@ out:
 	*out = objs;
 	*n = cnt;
 	return RAG_OK;
+}
+
+rag_rc catalog_objects_load(catalog *c, cat_object **out, size_t *n, rag_error *err)
+{
+	sqlite3_stmt *st;
+	rag_rc rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = prepare(c, "SELECT " OBJECT_COLUMNS " FROM objects ORDER BY key", &st, err)))
+		return rc;
+	return objects_read(c, st, 0, out, n, err);
+}
+
+rag_rc catalog_failed(catalog *c, size_t limit, cat_object **out, size_t *n, int64_t *total,
+		      rag_error *err)
+{
+	sqlite3_stmt *st;
+	rag_rc rc;
+
+	*out = NULL;
+	*n = 0;
+	*total = query_int(c, "SELECT count(*) FROM objects WHERE status = 'failed'", 0);
+	if ((rc = prepare(c, "SELECT " OBJECT_COLUMNS " FROM objects WHERE status = 'failed'"
+			     " ORDER BY key", &st, err)))
+		return rc;
+	return objects_read(c, st, limit, out, n, err);
 }
 
 void cat_objects_free(cat_object *objs, size_t n)

@@ -105,6 +105,11 @@ rag_rc catalog_objects_load(catalog *c, cat_object **out, size_t *n, rag_error *
 void cat_objects_free(cat_object *objs, size_t n);
 /* Insert or replace by key. */
 rag_rc catalog_object_save(catalog *c, const cat_object *o, rag_error *err);
+
+/* Failed objects by key, at most limit of them (0: all), and how many
+ * there are in *total. Free with cat_objects_free(). */
+rag_rc catalog_failed(catalog *c, size_t limit, cat_object **out, size_t *n, int64_t *total,
+		      rag_error *err);
 /* Counts per status into counts[OBJ_STATUS_COUNT]. */
 rag_rc catalog_object_counts(catalog *c, int64_t *counts, rag_error *err);
 
