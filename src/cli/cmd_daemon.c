@@ -251,7 +251,7 @@ int cmd_daemon(cli_env *env, int argc, char **argv)
 	{
 		char where[512];
 		RAG_INFO(&env->log, "daemon: watching s3://%s/ %s every %lld s%s", d.s.cfg.s3.bucket,
-			 scope_describe(&d.s.ic.scope, where, sizeof(where)),
+			 rag_scope_describe(&d.s.ic.scope, where, sizeof(where)),
 			 (long long)d.s.cfg.ingest.poll_s, d.ep ? ", and S3 events" : "");
 	}
 	while (!stop_flag) {

@@ -133,7 +133,7 @@ int ingest_session_open(cli_env *env, ingest_session *s, const char *shard)
 		return cli_fail(&err);
 	}
 	s->open = true;
-	if (shard && scope_set_shard(&s->ic.scope, shard, &err)) {
+	if (shard && rag_scope_set_shard(&s->ic.scope, shard, &err)) {
 		ingest_session_close(s);
 		return cli_fail(&err);
 	}
@@ -305,7 +305,7 @@ static int print_failed(ingest_session *s)
 		printf("  %-40s %8s  %-14s %s\n", "KEY", "ATTEMPTS", "NEXT RETRY", "REASON");
 	for (size_t i = 0; i < n; i++)
 		printf("  %-40s %8d  %-14s %s\n", f[i].key, f[i].attempts,
-		       fmt_retry(f[i].retry_at, when, sizeof(when)), f[i].error ? f[i].error : "");
+		       fmt_retry(ingest_retry_at(&s->cfg, &f[i]), when, sizeof(when)), f[i].error ? f[i].error : "");
 	cat_objects_free(f, n);
 	return CLI_OK;
 }

@@ -64,8 +64,8 @@ static void print_report(const rag_config *cfg, const char *root, const verify_r
 		printf("model:     %s %s, %d dims\n", r->model_name, r->model_version, r->dims);
 	}
 	if (r->source_checked)
-		printf("source:    %" PRId64 " objects under s3://%s/%s: %" PRId64 " indexed at their "
-		       "current ETag, %" PRId64 " skipped, rejected or failed there\n",
+		printf("source:    %" PRId64 " objects under s3://%s/%s: %" PRId64 " indexed at "
+		       "their current ETag, %" PRId64 " skipped, rejected or failed there\n",
 		       r->source_objects, cfg->s3.bucket, cfg->source.prefix, r->source_indexed,
 		       r->source_excused);
 }
@@ -95,6 +95,7 @@ int cmd_verify(cli_env *env, int argc, char **argv)
 	verify_opts vo = {0};
 	verify_report rep = {0};
 	rag_error err = {0};
+	rag_scope scope = {0};
 	char root[1024];
 	bool source = false;
 	int opt, rc;
@@ -123,7 +124,11 @@ int cmd_verify(cli_env *env, int argc, char **argv)
 	}
 	vo.root = root;
 	vo.index_name = cfg.index.name;
-	vo.source_prefix = source ? cfg.source.prefix : NULL;
+	if (source && rag_scope_init(&scope, cfg.source.prefix, &err)) {
+		rc = cli_fail(&err);
+		goto out;
+	}
+	vo.source = source ? &scope : NULL;
 	if (verify_index(s3, &vo, &rep, &err)) {
 		rc = cli_fail(&err);
 		goto out;
@@ -141,6 +146,7 @@ int cmd_verify(cli_env *env, int argc, char **argv)
 	if (vo.digest)
 		printf("digest %s\n", rep.digest);
 out:
+	rag_scope_release(&scope);
 	verify_report_release(&rep);
 	s3_client_free(s3);
 	rag_config_release(&cfg);

@@ -15,7 +15,7 @@
 
 static const cli_command commands[] = {
 	{"ingest", cmd_ingest, "one ingestion pass: source objects -> a new index version"},
-	{"daemon", cmd_daemon, "ingest continuously, polling the source prefix"},
+	{"daemon", cmd_daemon, "ingest continuously: S3 events, and a poll of the source prefixes"},
 	{"status", cmd_status, "index version, documents by status, chunks, segments, bytes"},
 	{"model", cmd_model, "model fit: refit the built-in model and re-embed everything"},
 	{"serve", cmd_serve, "the query server: HTTP API in a chosen backing mode"},

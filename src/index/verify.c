@@ -869,21 +869,45 @@ static void compare_source(verifier *v, const s3_list *l)
 	}
 }
 
+/* Append src's objects to dst (src's keys taken over). */
+static rag_rc append_listing(s3_list *dst, s3_list *src, rag_error *err)
+{
+	s3_object *p = realloc(dst->objects, (dst->nobjects + src->nobjects + 1) * sizeof(*p));
+
+	if (!p)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	dst->objects = p;
+	memcpy(dst->objects + dst->nobjects, src->objects, src->nobjects * sizeof(*p));
+	dst->nobjects += src->nobjects;
+	src->nobjects = 0; /* taken over */
+	return RAG_OK;
+}
+
 static rag_rc check_source(verifier *v, rag_error *err)
 {
-	const char *prefix = v->opts->source_prefix;
+	const rag_scope *sc = v->opts->source;
 	s3_list l = {0};
-	rag_rc rc;
+	char where[512];
+	rag_rc rc = RAG_OK;
 
-	if ((rc = s3_list_objects(v->s3, VERIFY_OP, prefix, NULL, &l, err))) {
-		rag_error_prefix(err, "verify: listing the source \"%s\"", prefix);
+	/* every prefix, whatever shard: the index answers for all of them */
+	for (size_t i = 0; i < sc->nprefixes && !rc; i++) {
+		s3_list one = {0};
+		if ((rc = s3_list_objects(v->s3, VERIFY_OP, sc->prefixes[i], NULL, &one, err)))
+			rag_error_prefix(err, "verify: listing the source \"%s\"", sc->prefixes[i]);
+		else
+			rc = append_listing(&l, &one, err);
+		s3_list_release(&one);
+	}
+	if (rc) {
+		s3_list_release(&l);
 		return rc;
 	}
 	if (l.nobjects)
 		qsort(l.objects, l.nobjects, sizeof(*l.objects), object_by_key);
 	if (v->rep->version > 0 && !v->cat.loaded)
-		problem(v, "the source \"%s\" cannot be compared: the catalog snapshot \"%s\" was not "
-			"read", prefix, v->m.catalog.key);
+		problem(v, "the source %s cannot be compared: the catalog snapshot \"%s\" was not "
+			"read", rag_scope_describe(sc, where, sizeof(where)), v->m.catalog.key);
 	else
 		compare_source(v, &l);
 	v->rep->source_checked = true;
@@ -988,7 +1012,7 @@ rag_rc verify_index(s3_client *s3, const verify_opts *opts, verify_report *out,
 		goto out;
 	if (out->version > 0 && (rc = check_version(&v, err)))
 		goto out;
-	if (opts->source_prefix && (rc = check_source(&v, err)))
+	if (opts->source && (rc = check_source(&v, err)))
 		goto out;
 	if (opts->keys && (rc = collect_keys(&v, err)))
 		goto out;

@@ -28,8 +28,8 @@
  *     same key and ordinal).
  *  7. Model: the weights load (checksum) and have the version and
  *     dimensions the manifest records.
- *  8. Source (only with opts->source_prefix): against the listing of that
- *     prefix (keys ending in '/' are directory markers, ignored as ingest
+ *  8. Source (only with opts->source): against the listing of its
+ *     prefixes, every shard (keys ending in '/' are directory markers, ignored as ingest
  *     ignores them), every source object has exactly one live document, at
  *     the object's current ETag, and no live document has a key that is not
  *     in the source. Excused, and counted in source_excused: an object
@@ -59,6 +59,7 @@
 #include <stdint.h>
 
 #include "rag_err.h"
+#include "rag_scope.h"
 #include "s3.h"
 
 /* Problems whose message a report keeps; the rest are only counted. */
@@ -67,7 +68,7 @@
 typedef struct verify_opts {
 	const char *root;           /* the index root, as mf_index_root() makes it */
 	const char *index_name;     /* the manifest must carry it (check 1) */
-	const char *source_prefix;  /* check 8 against this prefix; NULL: skip 8 */
+	const rag_scope *source;    /* check 8 against these prefixes; NULL: skip 8 */
 	bool digest;                /* fill verify_report.digest */
 	bool keys;                  /* fill verify_report.keys */
 	const char *tmp_dir;        /* for the snapshot copy; NULL: P_tmpdir */

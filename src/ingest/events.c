@@ -16,7 +16,7 @@ struct evq {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	char *bucket;
-	ingest_scope scope;
+	rag_scope scope;
 	/* the queued keys, in arrival order, and a hash set over them
 	 * (open addressing; slots hold index + 1, 0 = empty) */
 	char **keys;
@@ -27,7 +27,7 @@ struct evq {
 	evq_stats st;
 };
 
-evq *evq_new(const char *bucket, const ingest_scope *scope, rag_error *err)
+evq *evq_new(const char *bucket, const rag_scope *scope, rag_error *err)
 {
 	evq *q = calloc(1, sizeof(*q));
 
@@ -58,7 +58,7 @@ void evq_free(evq *q)
 	evq_keys_free(q->keys, q->nkeys);
 	free(q->slots);
 	free(q->bucket);
-	scope_release(&q->scope);
+	rag_scope_release(&q->scope);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->wake);
 	free(q);
@@ -233,7 +233,7 @@ count:
 		out->ignored = out->records - n;
 		for (size_t i = 0; i < n; i++) {
 			int added;
-			if (!scope_owns(&q->scope, keys[i])) {
+			if (!rag_scope_owns(&q->scope, keys[i])) {
 				out->ignored++;
 				free(keys[i]);
 				continue;

@@ -32,7 +32,7 @@
 #include <stdint.h>
 
 #include "rag_err.h"
-#include "scope.h"
+#include "rag_scope.h"
 
 typedef struct evq evq;
 
@@ -49,7 +49,7 @@ typedef struct evq_stats {
 } evq_stats;
 
 /* bucket: records naming another bucket are ignored. The scope is copied. */
-evq *evq_new(const char *bucket, const ingest_scope *scope, rag_error *err);
+evq *evq_new(const char *bucket, const rag_scope *scope, rag_error *err);
 void evq_free(evq *q);
 
 /* Parse a notification body and queue its keys (invariants 1-3).

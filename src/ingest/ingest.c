@@ -107,10 +107,16 @@ int64_t ingest_retry_delay_s(const rag_config *cfg, int attempts)
 	return d < cfg->ingest.retry_max_s ? d : cfg->ingest.retry_max_s;
 }
 
-/* A failed object is fetched again when it changed or its wait is over. */
-static bool retry_due(const cat_object *k, bool same, int64_t now)
+int64_t ingest_retry_at(const rag_config *cfg, const cat_object *o)
 {
-	return !same || k->status != OBJ_FAILED || k->retry_at <= now;
+	return o->failed_at + ingest_retry_delay_s(cfg, o->attempts);
+}
+
+/* A failed object is fetched again when it changed or its wait is over
+ * (the wait under today's settings: a shorter backoff applies at once). */
+static bool retry_due(const rag_config *cfg, const cat_object *k, bool same, int64_t now)
+{
+	return !same || k->status != OBJ_FAILED || ingest_retry_at(cfg, k) <= now;
 }
 
 /*
@@ -118,8 +124,9 @@ static bool retry_due(const cat_object *k, bool same, int64_t now)
  * both are byte order) into work items and deletions. Both hold only what
  * this pass may touch (see pass_scope()).
  */
-static rag_rc diff(const s3_list *l, const cat_object *known, size_t nknown, work_item **work,
-		   size_t *nwork, ingest_run_state *r, ingest_summary *sum, rag_error *err)
+static rag_rc diff(const rag_config *cfg, const s3_list *l, const cat_object *known,
+		   size_t nknown, work_item **work, size_t *nwork, ingest_run_state *r,
+		   ingest_summary *sum, rag_error *err)
 {
 	size_t i = 0, j = 0, n = 0;
 	work_item *w = calloc(l->nobjects + 1, sizeof(*w));
@@ -150,7 +157,7 @@ static rag_rc diff(const s3_list *l, const cat_object *known, size_t nknown, wor
 		} else {
 			const cat_object *k = &known[j];
 			bool same = strcmp(k->etag, l->objects[i].etag) == 0;
-			if (!retry_due(k, same, now))
+			if (!retry_due(cfg, k, same, now))
 				sum->deferred++;
 			else if (!same || k->status == OBJ_FAILED || k->status == OBJ_DELETED ||
 				 k->status == OBJ_PENDING)
@@ -306,7 +313,7 @@ static rag_rc settle_item(ingest_ctx *ic, ingest_run_state *r, batch_item *it,
 		break;
 	case OBJ_FAILED:
 		o.attempts = it->w->attempts + 1;
-		o.retry_at = (int64_t)time(NULL) + ingest_retry_delay_s(ic->cfg, o.attempts);
+		o.failed_at = (int64_t)time(NULL);
 		o.error = it->error;
 		/* a failed object keeps serving its last good document */
 		o.doc_id = it->w->prior_doc;
@@ -578,7 +585,7 @@ static rag_rc take_owned(ingest_ctx *ic, s3_list *src, s3_list *dst, ingest_summ
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	dst->objects = p;
 	for (size_t i = 0; i < src->nobjects; i++) {
-		if (!scope_owns(&ic->scope, src->objects[i].key)) {
+		if (!rag_scope_owns(&ic->scope, src->objects[i].key)) {
 			sum->others++;
 			continue;
 		}
@@ -602,7 +609,7 @@ static rag_rc list_owned(ingest_ctx *ic, s3_list *out, ingest_summary *sum, rag_
 		rc = take_owned(ic, &one, out, sum, err);
 		s3_list_release(&one);
 	}
-	/* disjoint prefixes (scope.h, invariant 1): sorting the concatenation
+	/* disjoint prefixes (rag_scope.h, invariant 1): sorting the concatenation
 	 * gives the one byte-ordered listing diff() merges with the catalog */
 	if (!rc && ic->scope.nprefixes > 1)
 		qsort(out->objects, out->nobjects, sizeof(*out->objects), cmp_object);
@@ -676,7 +683,7 @@ out:
 /*
  * The catalog objects this pass may change, first and in key order: those
  * this process owns and, for a pass over some keys, one of them. The rest
- * go after them, untouched (scope.h, invariant 3). Their count in *nmine.
+ * go after them, untouched (rag_scope.h, invariant 3). Their count in *nmine.
  */
 static rag_rc pass_scope(ingest_ctx *ic, cat_object *known, size_t nknown, char *const *keys,
 			 size_t nkeys, size_t *nmine, rag_error *err)
@@ -688,7 +695,7 @@ static rag_rc pass_scope(ingest_ctx *ic, cat_object *known, size_t nknown, char 
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	/* a stable partition: mine from the front, the rest from the back */
 	for (size_t i = 0; i < nknown; i++) {
-		bool mine = scope_owns(&ic->scope, known[i].key) &&
+		bool mine = rag_scope_owns(&ic->scope, known[i].key) &&
 			    (!keys || bsearch(&known[i].key, keys, nkeys, sizeof(*keys), cmp_str));
 		if (mine)
 			tmp[kept++] = known[i];
@@ -709,7 +716,7 @@ static size_t owned_keys(ingest_ctx *ic, char **keys, size_t n)
 
 	qsort(keys, n, sizeof(*keys), cmp_str);
 	for (size_t i = 0; i < n; i++)
-		if (scope_owns(&ic->scope, keys[i]) && (kept == 0 || strcmp(keys[kept - 1], keys[i])))
+		if (rag_scope_owns(&ic->scope, keys[i]) && (kept == 0 || strcmp(keys[kept - 1], keys[i])))
 			keys[kept++] = keys[i];
 	return kept;
 }
@@ -737,14 +744,14 @@ static rag_rc run_pass(ingest_ctx *ic, s3_list *l, char *const *keys, size_t nke
 	if ((rc = catalog_objects_load(ic->cat, &known, &nknown, err)))
 		goto out;
 	if ((rc = pass_scope(ic, known, nknown, keys, nkeys, &nmine, err)) ||
-	    (rc = diff(l, known, nmine, &work, &nwork, &r, sum, err)))
+	    (rc = diff(ic->cfg, l, known, nmine, &work, &nwork, &r, sum, err)))
 		goto out;
 	sum->ms[ING_LIST] += rag_ms_since(t);
 	for (size_t i = 0; i < nwork; i++)
 		bytes_total += work[i].listed->size;
 	RAG_INFO(ic->log, "%lld objects %s %s: %zu to process, %lld unchanged, %lld failed "
 		 "waiting for their retry", (long long)sum->listed, keys ? "of the events under"
-		 : "listed under", scope_describe(&ic->scope, where, sizeof(where)), nwork,
+		 : "listed under", rag_scope_describe(&ic->scope, where, sizeof(where)), nwork,
 		 (long long)sum->unchanged, (long long)sum->deferred);
 	{
 		/* test seam: a window between LIST and GET in which a test can

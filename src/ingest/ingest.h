@@ -36,7 +36,7 @@
 #include "rag_config.h"
 #include "rag_log.h"
 #include "s3.h"
-#include "scope.h"
+#include "rag_scope.h"
 
 /* Stages timed by a run, in pipeline order. */
 #define INGEST_STAGES(X) \
@@ -89,7 +89,7 @@ typedef struct ingest_ctx {
 	ingest_progress_fn progress;
 	void *progress_ctx;
 	/* state, owned */
-	ingest_scope scope;           /* the source keys this process owns (scope.h) */
+	rag_scope scope;              /* the source keys this process owns (rag_scope.h) */
 	catalog *cat;
 	char root[1024];              /* <index.prefix><index.name>/ */
 	char cat_path[4096];
@@ -128,6 +128,9 @@ rag_rc ingest_run_keys(ingest_ctx *ic, char **keys, size_t nkeys, ingest_summary
 /* Seconds a failed object waits after its n-th failed attempt:
  * ingest.retry_base_s doubled per earlier failure, capped at retry_max_s. */
 int64_t ingest_retry_delay_s(const rag_config *cfg, int attempts);
+
+/* When a failed object is fetched again (unless it changes first). */
+int64_t ingest_retry_at(const rag_config *cfg, const cat_object *o);
 
 /* Merge small or mostly dead segments into a new version (a no-op when
  * none qualifies; deferred when other writers keep winning). */

@@ -237,7 +237,7 @@ rag_rc ingest_open(ingest_ctx *ic, const rag_config *cfg, s3_client *s3, rag_log
 	ic->s3 = s3;
 	ic->log = log;
 	commit_token(ic->token);
-	if ((rc = scope_init(&ic->scope, cfg->source.prefix, err)))
+	if ((rc = rag_scope_init(&ic->scope, cfg->source.prefix, err)))
 		return rc;
 	if (mf_index_root(cfg->index.prefix, cfg->index.name, ic->root, sizeof(ic->root)) ||
 	    (size_t)snprintf(dir, sizeof(dir), "%s/%s", cfg->local.dir, cfg->index.name) >= sizeof(dir)) {
@@ -267,7 +267,7 @@ void ingest_close(ingest_ctx *ic)
 	catalog_close(ic->cat);
 	embed_model_free(ic->model);
 	manifest_release(&ic->latest);
-	scope_release(&ic->scope);
+	rag_scope_release(&ic->scope);
 	ic->cat = NULL;
 	ic->model = NULL;
 }
@@ -456,7 +456,7 @@ static rag_rc list_failed(ingest_ctx *ic, manifest *m, rag_error *err)
 		f[i].key = NULL; /* taken over */
 		d->error = manifest_error_text(f[i].error ? f[i].error : "");
 		d->attempts = f[i].attempts;
-		d->retry_at = f[i].retry_at;
+		d->retry_at = ingest_retry_at(ic->cfg, &f[i]);
 		if (!d->error)
 			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 	}

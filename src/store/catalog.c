@@ -76,8 +76,8 @@ static const char *const migrations[] = {
 	"CREATE VIRTUAL TABLE chunks_fts USING fts5(text, content='chunks',"
 	"  content_rowid='chunk_id', tokenize='ragmap');"
 	"INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild');",
-	/* 3: failed objects wait for their next attempt (exponential backoff) */
-	"ALTER TABLE objects ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;",
+	/* 3: when an object last failed: its next attempt waits (backoff) */
+	"ALTER TABLE objects ADD COLUMN failed_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* ---- the FTS5 tokenizer "ragmap": embed_tokenize() as an FTS5 tokenizer */
@@ -280,7 +280,7 @@ static char *col_dup(sqlite3_stmt *st, int i)
 	return t ? rag_strdup((const char *)t) : NULL;
 }
 
-#define OBJECT_COLUMNS "key, etag, size, last_modified, status, error, attempts, doc_id, retry_at"
+#define OBJECT_COLUMNS "key, etag, size, last_modified, status, error, attempts, doc_id, failed_at"
 
 /* Rows of OBJECT_COLUMNS from st (prepared, bound), at most limit (0: all). */
 static rag_rc objects_read(catalog *c, sqlite3_stmt *st, size_t limit, cat_object **out,
@@ -311,7 +311,7 @@ static rag_rc objects_read(catalog *c, sqlite3_stmt *st, size_t limit, cat_objec
 		o->error = col_dup(st, 5);
 		o->attempts = sqlite3_column_int(st, 6);
 		o->doc_id = sqlite3_column_int64(st, 7);
-		o->retry_at = sqlite3_column_int64(st, 8);
+		o->failed_at = sqlite3_column_int64(st, 8);
 		cnt++;
 		if (!o->key) {
 			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
@@ -373,7 +373,7 @@ rag_rc catalog_object_save(catalog *c, const cat_object *o, rag_error *err)
 	rag_rc rc;
 
 	if ((rc = prepare(c, "INSERT OR REPLACE INTO objects(key, etag, size, last_modified,"
-			     " status, error, attempts, doc_id, retry_at) VALUES(?,?,?,?,?,?,?,?,?)", &st, err)))
+			     " status, error, attempts, doc_id, failed_at) VALUES(?,?,?,?,?,?,?,?,?)", &st, err)))
 		return rc;
 	sqlite3_bind_text(st, 1, o->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, o->etag, -1, SQLITE_STATIC);
@@ -384,7 +384,7 @@ rag_rc catalog_object_save(catalog *c, const cat_object *o, rag_error *err)
 		sqlite3_bind_text(st, 6, o->error, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 7, o->attempts);
 	sqlite3_bind_int64(st, 8, o->doc_id);
-	sqlite3_bind_int64(st, 9, o->retry_at);
+	sqlite3_bind_int64(st, 9, o->failed_at);
 	return step_done(c, st, err, "save object");
 }
 

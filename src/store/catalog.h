@@ -50,8 +50,8 @@ typedef struct cat_object {
 	char *error;          /* owned; NULL unless failed/skipped/rejected */
 	int attempts;         /* processing attempts since the last success */
 	int64_t doc_id;       /* the live document, 0 if none */
-	int64_t retry_at;     /* failed: not fetched again before this (unix s);
-	                       * 0 otherwise */
+	int64_t failed_at;    /* failed: when the last attempt failed (unix s),
+	                       * the start of its backoff; 0 otherwise */
 } cat_object;
 
 typedef struct cat_doc {

@@ -126,9 +126,13 @@ esac
 [ "$(proxy_stat persistent)" -ge 6 ] && ok "persistent-fault-hit ($(proxy_stat persistent) GETs)" ||
 	bad "persistent fault hit $(proxy_stat persistent) times"
 
-# the fault stops: the next run (still through the 10% faults) indexes it
+# the fault stops: a run before the failed object's retry is due leaves it
+# alone (exponential backoff, ingest.retry_base_s); once due (base 0 here),
+# the next run (still through the 10% faults) indexes it
 proxy_set "fail-key="
-RAGMAP_S3_RETRY_BASE_MS=10 check recovered-ingest 0 through_proxy as_fault "$bin" ingest
+RAGMAP_S3_RETRY_BASE_MS=10 check deferred-ingest 0 through_proxy as_fault "$bin" ingest
+expect deferred-counts "^listed $((ndocs + 2)) objects: $((ndocs + 1)) unchanged \(no GET\), 1 failed waiting for their retry$" "$work/out"
+RAGMAP_INGEST_RETRY_BASE_S=0 RAGMAP_S3_RETRY_BASE_MS=10 check recovered-ingest 0 through_proxy as_fault "$bin" ingest
 expect recovered-counts "^listed $((ndocs + 2)) objects: $((ndocs + 1)) unchanged \(no GET\), 1 indexed$" "$work/out"
 check recovered-status 0 as_fault "$bin" status
 expect recovered-status-none-failed "^objects: +0 pending, $((ndocs + 2)) indexed, 0 skipped, 0 rejected, 0 failed, 0 deleted" "$work/out"

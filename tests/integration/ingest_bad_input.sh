@@ -68,8 +68,15 @@ equal invalid-bytes-replaced "$(sql "SELECT count(*) FROM chunks c JOIN document
 equal deep-top-text "$(sql "SELECT count(*) FROM chunks c JOIN documents d USING(doc_id) WHERE d.key = '${src}bad/deep.html' AND c.text LIKE '%quokkadeep%'")" 1
 equal unicode-key-exact "$(sql "SELECT count(*) FROM documents WHERE key = '${src}bad/dir with space/naïve résumé 東京 #1.md' AND live = 1")" 1
 
-# a re-run retries only the failed object (transient failures deserve it)
-check rerun 0 "$bin" ingest
+# a re-run leaves the failed object alone until its retry is due (backoff)
+check rerun-deferred 0 "$bin" ingest
+expect rerun-deferred-counts "^listed $((ndocs + 8)) objects: $((ndocs + 7)) unchanged \(no GET\), 1 failed waiting for their retry$" "$work/out"
+equal rerun-deferred-no-get "$(fetch_gets)" 0
+check status-failed 0 "$bin" status --failed
+expect status-failed-total "^failed: +1 object \(version 2\)$" "$work/out"
+expect status-failed-row "^  ${src}bad/corrupt.pdf +1 +in [0-9]+(m [0-9]+)?s +\"${src}bad/corrupt.pdf\": corrupt PDF" "$work/out"
+# ... and retries only it once due (transient failures deserve it)
+RAGMAP_INGEST_RETRY_BASE_S=0 check rerun 0 "$bin" ingest
 expect rerun-only-failed "^listed $((ndocs + 8)) objects: $((ndocs + 7)) unchanged \(no GET\), 1 failed$" "$work/out"
 equal rerun-one-get "$(fetch_gets)" 1
 expect_row corrupt-pdf-attempts corrupt.pdf "^failed \| "

@@ -15,39 +15,39 @@
 
 #include "events.h"
 #include "rag_util.h"
-#include "scope.h"
+#include "rag_scope.h"
 
 static void test_scope_prefixes(void **state)
 {
-	ingest_scope s;
+	rag_scope s;
 	rag_error err = {0};
 	char buf[256];
 
 	(void)state;
 	/* nested and duplicate prefixes collapse (invariant 1) */
-	assert_int_equal(scope_init(&s, " docs/ ,papers/, docs/old/,papers/", &err), RAG_OK);
+	assert_int_equal(rag_scope_init(&s, " docs/ ,papers/, docs/old/,papers/", &err), RAG_OK);
 	assert_int_equal(s.nprefixes, 2);
 	assert_string_equal(s.prefixes[0], "docs/");
 	assert_string_equal(s.prefixes[1], "papers/");
-	assert_true(scope_owns(&s, "docs/a.md"));
-	assert_true(scope_owns(&s, "docs/old/b.md"));
-	assert_true(scope_owns(&s, "papers/c.pdf"));
-	assert_false(scope_owns(&s, "other/d.md"));
-	assert_false(scope_owns(&s, "doc"));
-	assert_string_equal(scope_describe(&s, buf, sizeof(buf)), "\"docs/\", \"papers/\"");
-	scope_release(&s);
+	assert_true(rag_scope_owns(&s, "docs/a.md"));
+	assert_true(rag_scope_owns(&s, "docs/old/b.md"));
+	assert_true(rag_scope_owns(&s, "papers/c.pdf"));
+	assert_false(rag_scope_owns(&s, "other/d.md"));
+	assert_false(rag_scope_owns(&s, "doc"));
+	assert_string_equal(rag_scope_describe(&s, buf, sizeof(buf)), "\"docs/\", \"papers/\"");
+	rag_scope_release(&s);
 	/* the whole bucket alone is fine, not among others */
-	assert_int_equal(scope_init(&s, "", &err), RAG_OK);
+	assert_int_equal(rag_scope_init(&s, "", &err), RAG_OK);
 	assert_int_equal(s.nprefixes, 1);
-	assert_true(scope_owns(&s, "anything"));
-	scope_release(&s);
-	assert_int_equal(scope_init(&s, "a/,,b/", &err), RAG_ECONFIG);
+	assert_true(rag_scope_owns(&s, "anything"));
+	rag_scope_release(&s);
+	assert_int_equal(rag_scope_init(&s, "a/,,b/", &err), RAG_ECONFIG);
 	assert_non_null(strstr(err.msg, "source.prefix"));
 }
 
 static void test_scope_shards(void **state)
 {
-	ingest_scope s[3];
+	rag_scope s[3];
 	rag_error err = {0};
 	const char *bad[] = {"2/2", "-1/2", "1", "1/0", "a/b", "0/99999", "1/2x", ""};
 	char key[64];
@@ -57,15 +57,15 @@ static void test_scope_shards(void **state)
 	for (int i = 0; i < 3; i++) {
 		char spec[8];
 		snprintf(spec, sizeof(spec), "%d/3", i);
-		assert_int_equal(scope_init(&s[i], "src/", &err), RAG_OK);
-		assert_int_equal(scope_set_shard(&s[i], spec, &err), RAG_OK);
+		assert_int_equal(rag_scope_init(&s[i], "src/", &err), RAG_OK);
+		assert_int_equal(rag_scope_set_shard(&s[i], spec, &err), RAG_OK);
 	}
 	/* every key has exactly one owner, and the slices are balanced */
 	for (int k = 0; k < 3000; k++) {
 		int n = 0;
 		snprintf(key, sizeof(key), "src/doc-%05d.md", k);
 		for (int i = 0; i < 3; i++)
-			if (scope_owns(&s[i], key)) {
+			if (rag_scope_owns(&s[i], key)) {
 				n++;
 				owners[i]++;
 			}
@@ -74,15 +74,15 @@ static void test_scope_shards(void **state)
 	for (int i = 0; i < 3; i++)
 		assert_in_range(owners[i], 850, 1150);
 	/* the hash is part of the on-disk contract (invariant 2): pinned */
-	assert_int_equal(scope_shard_of("source/a.md", 1), 0);
-	assert_int_equal(scope_shard_of("source/a.md", 1000),
+	assert_int_equal(rag_scope_shard_of("source/a.md", 1), 0);
+	assert_int_equal(rag_scope_shard_of("source/a.md", 1000),
 			 rag_fnv1a(RAG_FNV_INIT, "source/a.md", 11) % 1000);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		assert_int_equal(scope_set_shard(&s[0], bad[i], &err), RAG_ECONFIG);
+		assert_int_equal(rag_scope_set_shard(&s[0], bad[i], &err), RAG_ECONFIG);
 		assert_non_null(strstr(err.msg, "--shard"));
 	}
 	for (int i = 0; i < 3; i++)
-		scope_release(&s[i]);
+		rag_scope_release(&s[i]);
 }
 
 static void test_decode_key(void **state)
@@ -104,7 +104,7 @@ static void test_decode_key(void **state)
 
 static void test_post_and_take(void **state)
 {
-	ingest_scope sc;
+	rag_scope sc;
 	rag_error err = {0};
 	evq *q;
 	evq_posted p;
@@ -121,9 +121,9 @@ static void test_post_and_take(void **state)
 		RECORD("s3:TestEvent", "b", "src/z.md") "]}";
 
 	(void)state;
-	assert_int_equal(scope_init(&sc, "src/", &err), RAG_OK);
+	assert_int_equal(rag_scope_init(&sc, "src/", &err), RAG_OK);
 	assert_non_null(q = evq_new("b", &sc, &err));
-	scope_release(&sc);
+	rag_scope_release(&sc);
 	assert_int_equal(evq_post(q, body, strlen(body), &p, &err), RAG_OK);
 	assert_int_equal(p.records, 6);
 	assert_int_equal(p.queued, 2);
@@ -173,16 +173,16 @@ static void test_post_malformed(void **state)
 		{"{\"Records\": [" RECORD("ObjectCreated:Put", "b", "src/bad%zz") "]}",
 		 "Records[0].s3.object.key: \"src/bad%zz\" is not a URL-encoded key"},
 	};
-	ingest_scope sc;
+	rag_scope sc;
 	rag_error err = {0};
 	evq *q;
 	evq_posted p;
 	evq_stats st;
 
 	(void)state;
-	assert_int_equal(scope_init(&sc, "src/", &err), RAG_OK);
+	assert_int_equal(rag_scope_init(&sc, "src/", &err), RAG_OK);
 	assert_non_null(q = evq_new("b", &sc, &err));
-	scope_release(&sc);
+	rag_scope_release(&sc);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		memset(&err, 0, sizeof(err));
 		assert_int_equal(evq_post(q, cases[i].body, strlen(cases[i].body), &p, &err), RAG_EINVAL);

@@ -301,17 +301,17 @@ static void test_catalog_basics(void **state)
 	assert_int_equal(catalog_objects_load(c, &objs, &nobjs, &err), RAG_OK);
 	assert_int_equal(nobjs, 1);
 	assert_int_equal(objs[0].status, OBJ_INDEXED);
-	assert_int_equal(objs[0].retry_at, 0);
+	assert_int_equal(objs[0].failed_at, 0);
 	cat_objects_free(objs, nobjs);
 	/* a failed object keeps its attempts and the time of its next attempt */
 	f = (cat_object){.key = "source/b.pdf", .status = OBJ_FAILED, .error = "broken xref",
-			 .attempts = 3, .retry_at = 1700000000};
+			 .attempts = 3, .failed_at = 1700000000};
 	assert_int_equal(catalog_object_save(c, &f, &err), RAG_OK);
 	assert_int_equal(catalog_objects_load(c, &objs, &nobjs, &err), RAG_OK);
 	assert_int_equal(nobjs, 2);
 	assert_int_equal(objs[1].status, OBJ_FAILED);
 	assert_int_equal(objs[1].attempts, 3);
-	assert_int_equal(objs[1].retry_at, 1700000000);
+	assert_int_equal(objs[1].failed_at, 1700000000);
 	assert_string_equal(objs[1].error, "broken xref");
 	cat_objects_free(objs, nobjs);
 	catalog_close(c);

@@ -1,7 +1,7 @@
 /*
- * scope.c — see scope.h.
+ * rag_scope.c — see rag_scope.h.
  */
-#include "scope.h"
+#include "rag_scope.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@ static bool has_prefix(const char *s, const char *prefix)
 }
 
 /* Drop entries that lie under (or equal) another entry (invariant 1). */
-static void make_disjoint(ingest_scope *s)
+static void make_disjoint(rag_scope *s)
 {
 	size_t kept = 0;
 
@@ -40,7 +40,7 @@ static void make_disjoint(ingest_scope *s)
 	s->nprefixes = kept;
 }
 
-rag_rc scope_init(ingest_scope *s, const char *prefixes, rag_error *err)
+rag_rc rag_scope_init(rag_scope *s, const char *prefixes, rag_error *err)
 {
 	const char *p = prefixes ? prefixes : "";
 	bool empty_entry = false;
@@ -57,12 +57,12 @@ rag_rc scope_init(ingest_scope *s, const char *prefixes, rag_error *err)
 		entries++;
 		if (a == b) {
 			empty_entry = true;
-		} else if (s->nprefixes == SCOPE_MAX_PREFIXES) {
-			scope_release(s);
+		} else if (s->nprefixes == RAG_SCOPE_MAX_PREFIXES) {
+			rag_scope_release(s);
 			return rag_error_set(err, RAG_ECONFIG, "source.prefix: more than %d prefixes",
-					     SCOPE_MAX_PREFIXES);
+					     RAG_SCOPE_MAX_PREFIXES);
 		} else if (!(s->prefixes[s->nprefixes++] = rag_strndup(a, (size_t)(b - a)))) {
-			scope_release(s);
+			rag_scope_release(s);
 			return rag_error_set(err, RAG_ENOMEM, "out of memory");
 		}
 		if (!end)
@@ -70,27 +70,27 @@ rag_rc scope_init(ingest_scope *s, const char *prefixes, rag_error *err)
 		p = end + 1;
 	}
 	if (empty_entry && entries > 1) {
-		scope_release(s);
+		rag_scope_release(s);
 		return rag_error_set(err, RAG_ECONFIG,
 				     "source.prefix: \"%s\" has an empty entry (the whole bucket) "
 				     "among others", prefixes);
 	}
 	if (s->nprefixes == 0 && !(s->prefixes[s->nprefixes++] = rag_strdup(""))) {
-		scope_release(s);
+		rag_scope_release(s);
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	}
 	make_disjoint(s);
 	return RAG_OK;
 }
 
-void scope_release(ingest_scope *s)
+void rag_scope_release(rag_scope *s)
 {
 	for (size_t i = 0; i < s->nprefixes; i++)
 		free(s->prefixes[i]);
 	memset(s, 0, sizeof(*s));
 }
 
-rag_rc scope_set_shard(ingest_scope *s, const char *spec, rag_error *err)
+rag_rc rag_scope_set_shard(rag_scope *s, const char *spec, rag_error *err)
 {
 	const char *slash = spec ? strchr(spec, '/') : NULL;
 	char first[32];
@@ -101,7 +101,7 @@ rag_rc scope_set_shard(ingest_scope *s, const char *spec, rag_error *err)
 	memcpy(first, spec, (size_t)(slash - spec));
 	first[slash - spec] = '\0';
 	if (!rag_parse_i64(first, &i) || !rag_parse_i64(slash + 1, &n) || n < 1 ||
-	    n > SCOPE_MAX_SHARDS || i < 0 || i >= n)
+	    n > RAG_SCOPE_MAX_SHARDS || i < 0 || i >= n)
 		goto bad;
 	s->shard = (unsigned)i;
 	s->shards = (unsigned)n;
@@ -109,24 +109,24 @@ rag_rc scope_set_shard(ingest_scope *s, const char *spec, rag_error *err)
 bad:
 	return rag_error_set(err, RAG_ECONFIG,
 			     "--shard: \"%s\" is not I/N with 0 <= I < N <= %d (e.g. 0/2)",
-			     spec ? spec : "", SCOPE_MAX_SHARDS);
+			     spec ? spec : "", RAG_SCOPE_MAX_SHARDS);
 }
 
-unsigned scope_shard_of(const char *key, unsigned n)
+unsigned rag_scope_shard_of(const char *key, unsigned n)
 {
 	return n <= 1 ? 0 : (unsigned)(rag_fnv1a(RAG_FNV_INIT, key, strlen(key)) % n);
 }
 
-bool scope_owns(const ingest_scope *s, const char *key)
+bool rag_scope_owns(const rag_scope *s, const char *key)
 {
 	bool under = false;
 
 	for (size_t i = 0; i < s->nprefixes && !under; i++)
 		under = has_prefix(key, s->prefixes[i]);
-	return under && scope_shard_of(key, s->shards) == s->shard;
+	return under && rag_scope_shard_of(key, s->shards) == s->shard;
 }
 
-const char *scope_describe(const ingest_scope *s, char *buf, size_t len)
+const char *rag_scope_describe(const rag_scope *s, char *buf, size_t len)
 {
 	size_t at = 0;
 

@@ -1,5 +1,5 @@
 /*
- * scope — which source keys one ingestion process owns: the keys under one
+ * rag_scope — which source keys one ingestion process owns: the keys under one
  * of the index's source prefixes (source.prefix, a comma-separated list)
  * that fall into its shard (`--shard I/N`).
  *
@@ -14,38 +14,38 @@
  *     of other prefixes and other shards are never touched, so ingesting
  *     one prefix or shard never tombstones another's documents.
  */
-#ifndef INGEST_SCOPE_H
-#define INGEST_SCOPE_H
+#ifndef RAG_SCOPE_H
+#define RAG_SCOPE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "rag_err.h"
 
-#define SCOPE_MAX_PREFIXES 64
-#define SCOPE_MAX_SHARDS 4096
+#define RAG_SCOPE_MAX_PREFIXES 64
+#define RAG_SCOPE_MAX_SHARDS 4096
 
-typedef struct ingest_scope {
-	char *prefixes[SCOPE_MAX_PREFIXES]; /* owned, disjoint (invariant 1) */
+typedef struct rag_scope {
+	char *prefixes[RAG_SCOPE_MAX_PREFIXES]; /* owned, disjoint (invariant 1) */
 	size_t nprefixes;
 	unsigned shard, shards;             /* this process is shard `shard` of `shards` */
-} ingest_scope;
+} rag_scope;
 
 /* Parse "a/, b/" into disjoint prefixes; shard 0 of 1. An empty entry (the
  * whole bucket) is allowed only alone. RAG_ECONFIG naming source.prefix. */
-rag_rc scope_init(ingest_scope *s, const char *prefixes, rag_error *err);
-void scope_release(ingest_scope *s);
+rag_rc rag_scope_init(rag_scope *s, const char *prefixes, rag_error *err);
+void rag_scope_release(rag_scope *s);
 
-/* "I/N" with 0 <= I < N <= SCOPE_MAX_SHARDS; RAG_ECONFIG naming --shard. */
-rag_rc scope_set_shard(ingest_scope *s, const char *spec, rag_error *err);
+/* "I/N" with 0 <= I < N <= RAG_SCOPE_MAX_SHARDS; RAG_ECONFIG naming --shard. */
+rag_rc rag_scope_set_shard(rag_scope *s, const char *spec, rag_error *err);
 
 /* The shard of key among n (invariant 2). */
-unsigned scope_shard_of(const char *key, unsigned n);
+unsigned rag_scope_shard_of(const char *key, unsigned n);
 
 /* Under one of the prefixes and in this shard. */
-bool scope_owns(const ingest_scope *s, const char *key);
+bool rag_scope_owns(const rag_scope *s, const char *key);
 
 /* The prefixes joined by ", " (for messages), in buf. */
-const char *scope_describe(const ingest_scope *s, char *buf, size_t len);
+const char *rag_scope_describe(const rag_scope *s, char *buf, size_t len);
 
 #endif
