@@ -45,6 +45,8 @@ typedef struct daemon_state {
 	ingest_session s;
 	evq *q;
 	ingest_endpoint *ep;     /* NULL without an address */
+	char asked[256];         /* the address asked for, and the one bound: */
+	char bound[256];         /* a reload keeps a port 0 picked */
 	json_t *last;            /* the last pass, for /v1/status */
 } daemon_state;
 
@@ -108,11 +110,15 @@ static int daemon_open(daemon_state *d)
 	listen = d->listen ? d->listen : d->s.cfg.ingest.listen;
 	if (listen && *listen) {
 		const char *colon = strrchr(listen, ':');
-		if (endpoint_start(&d->s.cfg, listen, d->q, &d->env->log, &d->ep, &err))
+		bool again = strcmp(listen, d->asked) == 0;
+		if (endpoint_start(&d->s.cfg, again ? d->bound : listen, d->q, &d->env->log, &d->ep,
+				   &err))
 			return cli_fail(&err);
+		rag_strlcpy(d->asked, listen, sizeof(d->asked));
+		snprintf(d->bound, sizeof(d->bound), "%.*s:%d", colon ? (int)(colon - listen) : 0,
+			 listen, endpoint_port(d->ep));
 		/* stdout, so that a script that asked for port 0 learns the port */
-		printf("ragmap daemon: events on http://%.*s:%d/v1/events\n",
-		       colon ? (int)(colon - listen) : 0, listen, endpoint_port(d->ep));
+		printf("ragmap daemon: events on http://%s/v1/events\n", d->bound);
 		fflush(stdout);
 	}
 	publish_status(d);
@@ -229,7 +235,8 @@ static const char daemon_usage[] =
 	"  (/v1/events also takes ?token=TOKEN, for push endpoints that are URLs).\n"
 	"  --shard I/N: own the keys whose hash mod N is I (run N daemons).\n"
 	"  SIGTERM/SIGINT: finish and commit the current batch, exit 0.\n"
-	"  SIGHUP: reload the configuration (a bad one is refused, the old kept).\n";
+	"  SIGHUP: reload the configuration (a bad one is refused, the old kept)\n"
+	"  and make a full pass.\n";
 
 int cmd_daemon(cli_env *env, int argc, char **argv)
 {
@@ -275,6 +282,7 @@ int cmd_daemon(cli_env *env, int argc, char **argv)
 			reload_flag = 0;
 			if ((rc = daemon_reload(&d)))
 				goto out;
+			next_poll = 0; /* the prefixes may have changed: a full pass now */
 		}
 		wake_flag = stop_flag;
 	}
