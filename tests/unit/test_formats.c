@@ -51,6 +51,13 @@ static void fill_manifest(manifest *m)
 	m->run.objects_read = 11;
 	m->run.bytes_read = 130000;
 	m->run.segments_written = 3;
+	m->failed_total = 3;
+	m->nfailed = 1;
+	m->failed = calloc(1, sizeof(*m->failed));
+	m->failed[0].key = strdup("source/broken.pdf");
+	m->failed[0].error = strdup("\"source/broken.pdf\": corrupt PDF");
+	m->failed[0].attempts = 4;
+	m->failed[0].retry_at = 1796000000;
 }
 
 static void test_manifest_round_trip(void **state)
@@ -72,6 +79,12 @@ static void test_manifest_round_trip(void **state)
 	assert_int_equal(back.run.objects_read, 11);
 	assert_int_equal(back.run.bytes_read, 130000);
 	assert_int_equal(back.run.segments_written, 3);
+	assert_int_equal(back.failed_total, 3);
+	assert_int_equal(back.nfailed, 1);
+	assert_string_equal(back.failed[0].key, "source/broken.pdf");
+	assert_string_equal(back.failed[0].error, "\"source/broken.pdf\": corrupt PDF");
+	assert_int_equal(back.failed[0].attempts, 4);
+	assert_int_equal(back.failed[0].retry_at, 1796000000);
 	assert_true(manifest_is_tombstoned(&back, 5));
 	assert_true(manifest_is_tombstoned(&back, 9));
 	assert_true(manifest_is_tombstoned(&back, 20));
@@ -100,6 +113,9 @@ static void test_manifest_rejects_bad_fields(void **state)
 		{"\"version\": 7", "\"version\": \"7\"", "version"},
 		{"\"source_bytes\": 123456", "\"source_bytes\": -5", "source_bytes"},
 		{"\"objects_read\": 11", "\"objects_read\": \"x\"", "objects_read"},
+		{"\"attempts\": 4", "\"attempts\": -4", "failed.objects[0].attempts"},
+		{"\"total\": 3", "\"total\": 0", "failed.objects"},
+		{"\"key\": \"source/broken.pdf\"", "\"key\": 5", "failed.objects[0]"},
 	};
 	manifest m, back;
 	rag_buf b;
