@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "rag_util.h"
@@ -253,6 +254,182 @@ rag_rc s3_xml_parse_delete_result(const char *body, size_t len, size_t *nerrors,
 	}
 	xmlFreeDoc(doc);
 	return RAG_OK;
+}
+
+/* ---- bucket notifications and topics ---- */
+
+/* Whether n has an element child (an empty <S3Tags/> filters nothing). */
+static bool has_element(const xmlNode *n)
+{
+	for (const xmlNode *c = n->children; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE)
+			return true;
+	return false;
+}
+
+/* The key filter: one prefix rule is what a rule here can hold. */
+static void parse_key_filter(const xmlNode *s3key, s3_notification *r, char **prefix)
+{
+	for (const xmlNode *f = s3key->children; f; f = f->next) {
+		char name[32];
+		if (f->type != XML_ELEMENT_NODE)
+			continue;
+		if (!is(f, "FilterRule") || !child_text(f, "Name", name, sizeof(name)) ||
+		    strcasecmp(name, "prefix") != 0 || *prefix) {
+			r->other = true;
+			continue;
+		}
+		*prefix = child_dup(f, "Value");
+	}
+}
+
+static void parse_rule_body(const xmlNode *n, s3_notification *r, char **prefix)
+{
+	for (const xmlNode *c = n->children; c; c = c->next) {
+		char ev[64];
+		if (c->type != XML_ELEMENT_NODE || is(c, "Id") || is(c, "Topic"))
+			continue;
+		if (is(c, "Event")) {
+			xmlChar *t = xmlNodeGetContent(c);
+			rag_strlcpy(ev, t ? (const char *)t : "", sizeof(ev));
+			xmlFree(t);
+			if (strcmp(ev, "s3:ObjectCreated:*") == 0)
+				r->events |= S3_EVENT_CREATED;
+			else if (strcmp(ev, "s3:ObjectRemoved:*") == 0)
+				r->events |= S3_EVENT_REMOVED;
+			else
+				r->other = true;
+		} else if (is(c, "Filter")) {
+			for (const xmlNode *f = c->children; f; f = f->next) {
+				if (f->type != XML_ELEMENT_NODE)
+					continue;
+				if (is(f, "S3Key"))
+					parse_key_filter(f, r, prefix);
+				else if (has_element(f))
+					r->other = true; /* S3Metadata, S3Tags with rules */
+			}
+		} else {
+			r->other = true;
+		}
+	}
+}
+
+static rag_rc add_rule(s3_notification_list *l, size_t *cap, const xmlNode *n, rag_error *err)
+{
+	s3_notification r = {0};
+	char *id = child_dup(n, "Id"), *arn = child_dup(n, "Topic"), *prefix = NULL;
+	s3_notification *p;
+
+	/* queues and functions (AWS) are rules too, of a kind kept as is */
+	r.other = !is(n, "TopicConfiguration");
+	parse_rule_body(n, &r, &prefix);
+	if (!id || !*id) {
+		free(id);
+		free(arn);
+		free(prefix);
+		return rag_error_set(err, RAG_EPARSE, "notification configuration: a rule without <Id>");
+	}
+	if (!(p = rag_grow(l->rules, cap, l->n + 1, sizeof(*p)))) {
+		free(id);
+		free(arn);
+		free(prefix);
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	r.id = id;
+	r.topic_arn = arn;
+	r.prefix = prefix;
+	l->rules = p;
+	l->rules[l->n++] = r;
+	return RAG_OK;
+}
+
+rag_rc s3_xml_parse_notifications(const char *body, size_t len, s3_notification_list *out,
+				  rag_error *err)
+{
+	xmlDocPtr doc = parse_doc(body, len);
+	xmlNode *root;
+	size_t cap = 0;
+	rag_rc rc = RAG_OK;
+
+	memset(out, 0, sizeof(*out));
+	if (!doc)
+		return rag_error_set(err, RAG_EPARSE, "notification configuration: not XML");
+	root = xmlDocGetRootElement(doc);
+	if (!root || !is(root, "NotificationConfiguration")) {
+		xmlFreeDoc(doc);
+		return rag_error_set(err, RAG_EPARSE,
+				     "notification configuration: expected <NotificationConfiguration>");
+	}
+	for (xmlNode *c = root->children; c && !rc; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && !is(c, "EventBridgeConfiguration"))
+			rc = add_rule(out, &cap, c, err);
+	xmlFreeDoc(doc);
+	if (rc)
+		s3_notification_list_release(out);
+	return rc;
+}
+
+void s3_notification_list_release(s3_notification_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		/* the list's own copies (s3_notification's fields are const for callers) */
+		free((char *)l->rules[i].id);
+		free((char *)l->rules[i].topic_arn);
+		free((char *)l->rules[i].prefix);
+	}
+	free(l->rules);
+	memset(l, 0, sizeof(*l));
+}
+
+/* Depth-first: the first <TopicArn> whose last ':' field is name (any when NULL). */
+static const xmlNode *find_arn(const xmlNode *n, const char *name)
+{
+	for (const xmlNode *c = n; c; c = c->next) {
+		const xmlNode *hit;
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (is(c, "TopicArn")) {
+			xmlChar *t = xmlNodeGetContent(c);
+			const char *s = t ? (const char *)t : "", *last = strrchr(s, ':');
+			bool match = *s && (!name || (last && strcmp(last + 1, name) == 0));
+			xmlFree(t);
+			if (match)
+				return c;
+		}
+		if ((hit = find_arn(c->children, name)))
+			return hit;
+	}
+	return NULL;
+}
+
+rag_rc s3_xml_topic_arn(const char *body, size_t len, const char *name, char *arn,
+			size_t arn_len, rag_error *err)
+{
+	xmlDocPtr doc = parse_doc(body, len);
+	const xmlNode *hit;
+	xmlChar *t;
+	rag_rc rc = RAG_OK;
+
+	if (arn_len)
+		arn[0] = '\0';
+	if (!doc)
+		return rag_error_set(err, RAG_EPARSE, "topic: answer is not XML");
+	hit = find_arn(xmlDocGetRootElement(doc), name);
+	if (!hit) {
+		xmlFreeDoc(doc);
+		return name ? rag_error_set(err, RAG_ENOTFOUND, "no topic \"%s\"", name)
+			    : rag_error_set(err, RAG_EPARSE, "topic: no <TopicArn> in answer");
+	}
+	t = xmlNodeGetContent(hit);
+	if (!t)
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+	else if (strlen((const char *)t) >= arn_len)
+		rc = rag_error_set(err, RAG_ETOOBIG, "topic ARN longer than %zu bytes", arn_len);
+	else
+		rag_strlcpy(arn, (const char *)t, arn_len);
+	xmlFree(t);
+	xmlFreeDoc(doc);
+	return rc;
 }
 
 int64_t s3_parse_time(const char *s)
