@@ -3,7 +3,8 @@
  *
  * Layout of this file: client lifecycle and the curl handle pool; the
  * counters; one request (s3_perform and its callbacks); the operations
- * built on it (list, get, head, put, multipart, delete); parallel batches.
+ * built on it (list, get, head, put, multipart, delete); topics and bucket
+ * notifications; parallel batches.
  */
 #include "s3.h"
 
@@ -40,6 +41,7 @@ struct s3_client {
 	char *secret_key;
 	char *ca_file;      /* NULL: the system's CA store */
 	char sigv4[128];
+	char sigv4_sns[128]; /* topic actions (RGW accepts either service name) */
 	bool path_style;
 	bool drop_expect;   /* send "Expect:" to skip 100-continue (see below) */
 	atomic_bool bucket_seen; /* a request to the bucket succeeded once */
@@ -160,6 +162,7 @@ s3_client *s3_client_new(const rag_config *cfg, rag_log *log, rag_error *err)
 		goto fail;
 	}
 	snprintf(c->sigv4, sizeof(c->sigv4), "aws:amz:%s:s3", cfg->s3.region);
+	snprintf(c->sigv4_sns, sizeof(c->sigv4_sns), "aws:amz:%s:sns", cfg->s3.region);
 	c->drop_expect = s3_can_drop_expect();
 	c->path_style = cfg->s3.path_style;
 	c->max_retries = (unsigned)cfg->s3.max_retries;
@@ -327,7 +330,8 @@ size_t s3_client_stats(s3_client *c, s3_stage_stats *out, size_t max)
 
 /* --------------------------------------------------------- pure helpers */
 
-rag_rc s3_uri_encode(const char *s, bool keep_slash, rag_buf *out)
+/* Percent-encode all but unreserved characters (and '/', '.' as asked). */
+static rag_rc uri_encode(const char *s, bool keep_slash, bool keep_dot, rag_buf *out)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	rag_rc rc = RAG_OK;
@@ -335,7 +339,7 @@ rag_rc s3_uri_encode(const char *s, bool keep_slash, rag_buf *out)
 	for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
 		unsigned char ch = *p;
 		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || (keep_dot && ch == '.') ||
 		    ch == '~' || (keep_slash && ch == '/')) {
 			rc = rag_buf_putc(out, (char)ch);
 		} else {
@@ -344,6 +348,11 @@ rag_rc s3_uri_encode(const char *s, bool keep_slash, rag_buf *out)
 		}
 	}
 	return rc;
+}
+
+rag_rc s3_uri_encode(const char *s, bool keep_slash, rag_buf *out)
+{
+	return uri_encode(s, keep_slash, true, out);
 }
 
 unsigned s3_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms,
@@ -437,6 +446,7 @@ typedef struct s3_request {
 	const char *method; /* GET HEAD PUT POST DELETE */
 	s3_kind kind;
 	const char *key;    /* NULL: the bucket */
+	bool sns;           /* a topic action: the service root, signed for "sns" */
 	const char *query;  /* encoded and sorted by name, no '?'; may be NULL */
 	const void *body;
 	size_t body_len;
@@ -630,6 +640,8 @@ static rag_rc build_url(s3_client *c, const s3_request *rq, rag_buf *url)
 {
 	rag_rc rc;
 
+	if (rq->sns)
+		return rag_buf_printf(url, "%s://%s%s/", c->scheme, c->hostport, c->base_path);
 	if (c->path_style)
 		rc = rag_buf_printf(url, "%s://%s%s/%s", c->scheme, c->hostport,
 				    c->base_path, c->bucket);
@@ -724,7 +736,7 @@ static void setup_handle(s3_client *c, xfer *x, const char *url, struct curl_sli
 	if (c->ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
 	if (c->access_key) {
-		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
+		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, rq->sns ? c->sigv4_sns : c->sigv4);
 		curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);
 		curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);
 	}
@@ -791,7 +803,9 @@ static struct curl_slist *resume_headers(const s3_client *c, const s3_request *r
 /* The name an error message uses for the target: "bucket/key" or "bucket". */
 static void target_name(s3_client *c, const s3_request *rq, char *buf, size_t len)
 {
-	if (rq->key)
+	if (rq->sns)
+		snprintf(buf, len, "%s://%s%s/ (topics)", c->scheme, c->hostport, c->base_path);
+	else if (rq->key)
 		snprintf(buf, len, "s3://%s/%s", c->bucket, rq->key);
 	else
 		snprintf(buf, len, "s3://%s", c->bucket);
@@ -807,7 +821,7 @@ static rag_rc http_error(s3_client *c, const s3_request *rq, s3_response *rs, ra
 	target_name(c, rq, target, sizeof(target));
 	if (!s3_xml_parse_error(rs->small.data, rs->small.len, &x)) {
 		memset(&x, 0, sizeof(x));
-		if (rs->status == 404)
+		if (rs->status == 404 && !rq->sns)
 			rag_strlcpy(x.code, rq->key ? "NoSuchKey" : "NoSuchBucket", sizeof(x.code));
 		else if (rs->status == 403)
 			rag_strlcpy(x.code, "AccessDenied", sizeof(x.code));
@@ -974,7 +988,8 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 		if (cc == CURLE_OK && rs->status >= 200 && rs->status < 300) {
 			bool has_body = strcmp(rq->method, "HEAD") != 0;
 
-			atomic_store(&c->bucket_seen, true);
+			if (!rq->sns)
+				atomic_store(&c->bucket_seen, true);
 			if (!has_body || rs->content_length < 0 ||
 			    (uint64_t)rs->content_length == x.got) {
 				rc = RAG_OK;
@@ -1625,6 +1640,316 @@ rag_rc s3_delete_many(s3_client *c, const s3_op *op, const char *const *keys,
 	}
 	rag_buf_release(&body);
 	rag_buf_release(&answer);
+	return rc;
+}
+
+/* ------------------------------------------- topics and notifications */
+
+#define CONFIG_ANSWER_MAX (4u << 20) /* ListTopics names every topic of the tenant */
+
+/* One topic action: a form POSTed to the service root (s3.h). */
+static rag_rc topic_action(s3_client *c, const s3_op *op, const rag_buf *form, rag_buf *answer,
+			   rag_error *err)
+{
+	s3_request rq = {.method = "POST", .kind = S3_CONFIG, .sns = true, .body = form->data,
+			 .body_len = form->len, .content_type = "application/x-www-form-urlencoded",
+			 .out = answer, .fd = -1};
+	s3_response rs = {0};
+	rag_rc rc = s3_perform(c, op, &rq, &rs, err);
+
+	response_release(&rs);
+	return rc;
+}
+
+/*
+ * "&Attributes.entry.N.key=KEY&Attributes.entry.N.value=VALUE". RGW 16
+ * splits these parameters at '.' before decoding them and drops empty
+ * pieces ("a..b." came back as "a.b"), so every '.' of the value is sent
+ * as %2E.
+ */
+static rag_rc add_attribute(rag_buf *form, int n, const char *key, const char *value)
+{
+	rag_rc rc = rag_buf_printf(form, "&Attributes.entry.%d.key=%s&Attributes.entry.%d.value=",
+				   n, key, n);
+
+	return rc ? rc : uri_encode(value, false, false, form);
+}
+
+static bool topic_name_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > 256)
+		return false;
+	/* AWS's rule; it also keeps the name a single ARN field */
+	return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == n;
+}
+
+rag_rc s3_topic_create(s3_client *c, const s3_op *op, const char *name, const char *push_endpoint,
+		       const char *opaque_data, bool persistent, char *arn, size_t arn_len,
+		       rag_error *err)
+{
+	rag_buf form, answer;
+	const char *host;
+	int n = 0;
+	rag_rc rc;
+
+	if (!topic_name_ok(name))
+		return rag_error_set(err, RAG_EINVAL, "topic \"%s\": a name is 1 to 256 letters, "
+				     "digits, '-' or '_'", name ? name : "");
+	/* the endpoint itself may hold a secret: no message quotes it */
+	if (!push_endpoint || (strncmp(push_endpoint, "http://", 7) != 0 &&
+			       strncmp(push_endpoint, "https://", 8) != 0))
+		return rag_error_set(err, RAG_EINVAL, "topic \"%s\": the push endpoint must be an "
+				     "http:// or https:// URL", name);
+	rag_buf_init(&form, 64 * 1024);
+	rag_buf_init(&answer, CONFIG_ANSWER_MAX);
+	rc = rag_buf_printf(&form, "Action=CreateTopic&Name=%s", name);
+	if (!rc)
+		rc = add_attribute(&form, ++n, "push-endpoint", push_endpoint);
+	if (!rc && opaque_data)
+		rc = add_attribute(&form, ++n, "OpaqueData", opaque_data);
+	if (!rc && persistent)
+		rc = add_attribute(&form, ++n, "persistent", "true");
+	if (rc) {
+		rag_error_set(err, rc, "topic \"%s\": push endpoint or opaque data too long", name);
+		goto out;
+	}
+	rc = topic_action(c, op, &form, &answer, err);
+	host = strstr(push_endpoint, "://") + 3;
+	if (rc == RAG_ESTORAGE && memchr(host, '@', strcspn(host, "/?#")))
+		rag_error_prefix(err, "topic \"%s\": the push endpoint holds user:password, which "
+				 "RGW accepts only over https", name);
+	else if (rc)
+		rag_error_prefix(err, "topic \"%s\"", name);
+	if (!rc)
+		rc = s3_xml_topic_arn(answer.data, answer.len, NULL, arn, arn_len, err);
+out:
+	rag_buf_release(&form);
+	rag_buf_release(&answer);
+	return rc;
+}
+
+rag_rc s3_topic_delete(s3_client *c, const s3_op *op, const char *topic, rag_error *err)
+{
+	rag_buf form, answer;
+	char arn[512];
+	rag_rc rc = RAG_OK;
+
+	if (!topic || (strncmp(topic, "arn:", 4) != 0 && !topic_name_ok(topic)))
+		return rag_error_set(err, RAG_EINVAL, "topic \"%s\": neither a name nor an ARN",
+				     topic ? topic : "");
+	rag_buf_init(&form, 4096);
+	rag_buf_init(&answer, CONFIG_ANSWER_MAX);
+	if (strncmp(topic, "arn:", 4) == 0) {
+		rag_strlcpy(arn, topic, sizeof(arn));
+	} else {
+		rc = rag_buf_puts(&form, "Action=ListTopics");
+		if (!rc)
+			rc = topic_action(c, op, &form, &answer, err);
+		/* RGW 16 refuses ListTopics over http once a topic holds a password */
+		if (rc == RAG_EACCESS)
+			rag_error_prefix(err, "looking up topic \"%s\" (delete it by ARN)", topic);
+		if (!rc)
+			rc = s3_xml_topic_arn(answer.data, answer.len, topic, arn, sizeof(arn), err);
+		if (rc == RAG_ENOTFOUND) {
+			rc = RAG_OK; /* absent: as a DELETE of an absent key */
+			goto out;
+		}
+	}
+	rag_buf_reset(&form);
+	if (!rc)
+		rc = rag_buf_puts(&form, "Action=DeleteTopic&TopicArn=");
+	if (!rc)
+		rc = uri_encode(arn, false, true, &form);
+	rag_buf_reset(&answer);
+	if (!rc)
+		rc = topic_action(c, op, &form, &answer, err);
+	if (rc)
+		rag_error_prefix(err, "delete topic \"%s\"", topic);
+out:
+	rag_buf_release(&form);
+	rag_buf_release(&answer);
+	return rc;
+}
+
+/* GET, PUT or DELETE of ?notification[=ID]; *status gets the HTTP status. */
+static rag_rc notification_request(s3_client *c, const s3_op *op, const char *method,
+				   const char *id, const rag_buf *body, rag_buf *answer,
+				   long *status, rag_error *err)
+{
+	rag_buf q;
+	rag_rc rc;
+
+	rag_buf_init(&q, 4096);
+	rc = add_param(&q, "notification", id ? id : "");
+	if (rc) {
+		rag_buf_release(&q);
+		return rag_error_set(err, rc, "notification id too long");
+	}
+	s3_request rq = {.method = method, .kind = S3_CONFIG, .query = q.data,
+			 .body = body ? body->data : NULL, .body_len = body ? body->len : 0,
+			 .md5 = body != NULL, .content_type = body ? "application/xml" : NULL,
+			 .out = answer, .fd = -1};
+	s3_response rs = {0};
+	rc = s3_perform(c, op, &rq, &rs, err);
+	if (status)
+		*status = rs.status;
+	response_release(&rs);
+	rag_buf_release(&q);
+	return rc;
+}
+
+rag_rc s3_bucket_notification_get(s3_client *c, const s3_op *op, rag_buf *xml, rag_error *err)
+{
+	return notification_request(c, op, "GET", NULL, NULL, xml, NULL, err);
+}
+
+static rag_rc notification_xml(const s3_notification *rules, size_t n, rag_buf *b)
+{
+	rag_rc rc = rag_buf_puts(b, "<NotificationConfiguration "
+				    "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		const s3_notification *r = &rules[i];
+		if ((rc = rag_buf_puts(b, "<TopicConfiguration><Id>")) || (rc = xml_escape(b, r->id)) ||
+		    (rc = rag_buf_puts(b, "</Id><Topic>")) || (rc = xml_escape(b, r->topic_arn)) ||
+		    (rc = rag_buf_puts(b, "</Topic>")))
+			break;
+		if ((r->events & S3_EVENT_CREATED) &&
+		    (rc = rag_buf_puts(b, "<Event>s3:ObjectCreated:*</Event>")))
+			break;
+		if ((r->events & S3_EVENT_REMOVED) &&
+		    (rc = rag_buf_puts(b, "<Event>s3:ObjectRemoved:*</Event>")))
+			break;
+		if (r->prefix && *r->prefix &&
+		    ((rc = rag_buf_puts(b, "<Filter><S3Key><FilterRule><Name>prefix</Name><Value>")) ||
+		     (rc = xml_escape(b, r->prefix)) ||
+		     (rc = rag_buf_puts(b, "</Value></FilterRule></S3Key></Filter>"))))
+			break;
+		rc = rag_buf_puts(b, "</TopicConfiguration>");
+	}
+	return rc ? rc : rag_buf_puts(b, "</NotificationConfiguration>");
+}
+
+static bool same_rule(const s3_notification *a, const s3_notification *b)
+{
+	return !a->other && !b->other && strcmp(a->id, b->id) == 0 && a->topic_arn &&
+	       strcmp(a->topic_arn, b->topic_arn) == 0 && a->events == b->events &&
+	       strcmp(a->prefix ? a->prefix : "", b->prefix ? b->prefix : "") == 0;
+}
+
+static bool wanted(const s3_notification *rules, size_t n, const s3_notification *r)
+{
+	for (size_t i = 0; i < n; i++)
+		if (same_rule(&rules[i], r))
+			return true;
+	return false;
+}
+
+/* Read the configuration back into cur; *exact: it holds rules and nothing else. */
+static rag_rc read_back(s3_client *c, const s3_op *op, const s3_notification *rules, size_t n,
+			s3_notification_list *cur, bool *exact, rag_error *err)
+{
+	rag_buf xml;
+	size_t matched = 0;
+	rag_rc rc;
+
+	rag_buf_init(&xml, CONFIG_ANSWER_MAX);
+	rc = s3_bucket_notification_get(c, op, &xml, err);
+	if (!rc)
+		rc = s3_xml_parse_notifications(xml.data, xml.len, cur, err);
+	rag_buf_release(&xml);
+	if (rc)
+		return rc;
+	*exact = true;
+	for (size_t i = 0; i < cur->n; i++) {
+		if (wanted(rules, n, &cur->rules[i]))
+			matched++;
+		else
+			*exact = false;
+	}
+	/* every rule written is there once (duplicates would count twice) */
+	if (matched != n)
+		*exact = false;
+	return RAG_OK;
+}
+
+/*
+ * RGW keeps rules a PUT did not name: delete every rule whose id is that
+ * of a rule not written. RGW deletes the first rule with the id, so the
+ * id is deleted as many times as it appears, written rules with that id
+ * included (the caller writes them again).
+ */
+static rag_rc delete_extra(s3_client *c, const s3_op *op, const s3_notification *rules, size_t n,
+			   const s3_notification_list *cur, rag_error *err)
+{
+	rag_rc rc = RAG_OK;
+
+	for (size_t i = 0; i < cur->n && !rc; i++) {
+		const char *id = cur->rules[i].id;
+		bool first = true;
+		if (wanted(rules, n, &cur->rules[i]))
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (!wanted(rules, n, &cur->rules[j]) && strcmp(cur->rules[j].id, id) == 0)
+				first = false; /* this id was dealt with */
+		if (!first)
+			continue;
+		for (size_t j = 0; j < cur->n && !rc; j++) {
+			if (strcmp(cur->rules[j].id, id) == 0)
+				rc = notification_request(c, op, "DELETE", id, NULL, NULL, NULL, err);
+		}
+	}
+	return rc;
+}
+
+rag_rc s3_bucket_notification_put(s3_client *c, const s3_op *op, const s3_notification *rules,
+				  size_t n, rag_error *err)
+{
+	s3_notification_list cur = {0};
+	rag_buf body;
+	rag_error put_err = {0};
+	bool exact = false;
+	long status = 0;
+	rag_rc rc = RAG_OK, put_rc;
+
+	for (size_t i = 0; i < n; i++) {
+		const s3_notification *r = &rules[i];
+		if (!r->id || !*r->id || !r->topic_arn || !*r->topic_arn || !r->events || r->other)
+			return rag_error_set(err, RAG_EINVAL, "notification rule \"%s\": %s",
+					     r->id ? r->id : "",
+					     r->other ? "holds settings ragmap cannot write"
+						      : "needs an id, a topic ARN and events");
+	}
+	rag_buf_init(&body, CONFIG_ANSWER_MAX);
+	if (notification_xml(rules, n, &body)) {
+		rc = rag_error_set(err, RAG_ETOOBIG, "notification configuration too large");
+		goto out;
+	}
+	put_rc = notification_request(c, op, "PUT", NULL, &body, NULL, &status, &put_err);
+	/* RGW refuses an empty configuration (400): the rules go one by one */
+	if (put_rc && !(n == 0 && status == 400)) {
+		rc = put_rc;
+		if (err)
+			*err = put_err;
+		goto out;
+	}
+	/* AWS: exact now. RGW: exact unless it kept rules not written */
+	if ((rc = read_back(c, op, rules, n, &cur, &exact, err)) || exact)
+		goto out;
+	if ((rc = delete_extra(c, op, rules, n, &cur, err)))
+		goto out;
+	if (n && (rc = notification_request(c, op, "PUT", NULL, &body, NULL, NULL, err)))
+		goto out;
+	s3_notification_list_release(&cur);
+	if (!(rc = read_back(c, op, rules, n, &cur, &exact, err)) && !exact)
+		rc = rag_error_set(err, RAG_ESTORAGE,
+				   "s3://%s: the notification configuration read back (%zu rules) "
+				   "is not the %zu written", c->bucket, cur.n, n);
+out:
+	s3_notification_list_release(&cur);
+	rag_buf_release(&body);
 	return rc;
 }
 

@@ -32,9 +32,11 @@
 #include "rag_log.h"
 #include "s3_xml.h"
 
-/* Request kinds, as counted. MPU = multipart create/complete/abort. */
+/* Request kinds, as counted. MPU = multipart create/complete/abort;
+ * CONFIG = topics and bucket notification configurations. */
 #define S3_KIND_LIST(X) X(LIST, "list") X(GET, "get") X(HEAD, "head") \
-	X(PUT, "put") X(PART, "part") X(MPU, "multipart") X(DELETE, "delete")
+	X(PUT, "put") X(PART, "part") X(MPU, "multipart") X(DELETE, "delete") \
+	X(CONFIG, "config")
 
 typedef enum {
 #define S3_X(name, str) S3_##name,
@@ -179,6 +181,86 @@ rag_rc s3_delete(s3_client *c, const s3_op *op, const char *key, rag_error *err)
 /* Multi-object delete, 1000 keys per request. */
 rag_rc s3_delete_many(s3_client *c, const s3_op *op, const char *const *keys,
 		      size_t n, rag_error *err);
+
+/* ---- event notifications: topics and bucket rules ----
+ *
+ * A bucket's notification configuration is a list of rules (s3_notification,
+ * in s3_xml.h), each sending the events of keys under a prefix to a topic,
+ * and a topic holds the push endpoint. This is Ceph RGW's API: topics are
+ * created by SNS-style actions POSTed to the service root of the S3
+ * endpoint (AWS keeps topics in SNS, another service: not supported here).
+ *
+ * What Ceph RGW 16.2 does with them (found by trying; see
+ * tests/integration/s3_notify.sh):
+ *  1. A rule holds a copy of its topic made when the rule is written: a
+ *     topic changed later reaches the rule only when it is written again.
+ *  2. Without `persistent`, the push happens inside the request that made
+ *     the event: the client's PUT or DELETE waits for the endpoint's answer
+ *     (up to rgw_curl_low_speed_time, 300 s, for an endpoint that accepts
+ *     and never answers). A failed push (refused, non-2xx) is logged and
+ *     dropped, never retried, and the request still succeeds, but RGW stops
+ *     there: the rules after it (in the order of "<id>_<topic>") receive
+ *     nothing for that request.
+ *  3. A persistent topic queues events in RADOS and pushes them from a
+ *     background thread, retrying until the endpoint answers 2xx; the
+ *     client's request does not wait.
+ *  4. Each push is one POST of {"Records": [one record]}, Content-Type
+ *     application/json, no Authorization header, to the endpoint URL as
+ *     given (its query string included). eventName is "ObjectCreated:Put",
+ *     "ObjectRemoved:Delete", ... (no "s3:" prefix), s3.object.key is the
+ *     raw key (not URL-encoded as AWS does), eTag unquoted, and the topic's
+ *     OpaqueData comes back in every record as "opaqueData".
+ *  5. Topic actions are not authorised per user: anonymous requests may
+ *     create, read (push endpoint and OpaqueData included), list and delete
+ *     the topics of the default tenant (fixed in later Ceph releases). A
+ *     secret in a topic is only as private as RGW's port.
+ */
+
+/*
+ * Create the topic called name (letters, digits, '-', '_'; at most 256)
+ * or update its attributes, and put its ARN in arn (arn_len bytes, 256 is
+ * plenty). push_endpoint is an http:// or https:// URL (it may carry a
+ * secret, e.g. a ?token= parameter: it is never logged or put in an error
+ * message). opaque_data (NULL: none) is sent back in every record.
+ * persistent: RGW queues and retries delivery (invariant 3 above). RGW
+ * refuses an endpoint with user:password@ unless this request comes over
+ * https. Rules already written keep the old copy (invariant 1).
+ */
+rag_rc s3_topic_create(s3_client *c, const s3_op *op, const char *name, const char *push_endpoint,
+		       const char *opaque_data, bool persistent, char *arn, size_t arn_len,
+		       rag_error *err);
+
+/*
+ * Delete a topic, given its ARN ("arn:...") or its name (then its ARN is
+ * looked up with ListTopics, which RGW 16 refuses over http once any topic
+ * of the tenant holds a password: RAG_EACCESS). An absent topic is not an
+ * error. Rules naming it keep their copy (invariant 1): remove them first.
+ */
+rag_rc s3_topic_delete(s3_client *c, const s3_op *op, const char *topic, rag_error *err);
+
+/*
+ * The bucket's notification configuration as the store sends it (XML,
+ * appended to xml, bounded by xml->max); s3_xml_parse_notifications()
+ * reads it.
+ */
+rag_rc s3_bucket_notification_get(s3_client *c, const s3_op *op, rag_buf *xml, rag_error *err);
+
+/*
+ * Make rules (n of them; 0: none) the bucket's whole notification
+ * configuration, and check it by reading it back. Every rule needs an id,
+ * a topic ARN and events; a rule marked `other` cannot be written
+ * (RAG_EINVAL). AWS replaces the configuration with one PUT. Ceph RGW adds
+ * a PUT's rules to the ones it has (a rule with the same id and topic is
+ * replaced; the same id with another topic is a second rule) and refuses an
+ * empty configuration; so when the read-back shows rules that were not
+ * written, they are deleted one by one by id (DELETE ?notification=ID, an
+ * RGW extension, sent only after such a read-back) and the rules written
+ * again. RAG_ESTORAGE when the configuration read back still differs.
+ * Not atomic: two processes rewriting one bucket's configuration at once
+ * can lose each other's rules.
+ */
+rag_rc s3_bucket_notification_put(s3_client *c, const s3_op *op, const s3_notification *rules,
+				  size_t n, rag_error *err);
 
 /* ---- parallel transfers ---- */
 
