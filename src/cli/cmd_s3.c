@@ -1,6 +1,8 @@
 /*
- * ragmap s3 ls|get|put|rm|stat — a small, honest aws-s3-like tool on top of
- * the s3 module, with the storage cost of each command on request.
+ * ragmap s3 ls|get|put|rm|stat|notify — a small, honest aws-s3-like tool on
+ * top of the s3 module, with the storage cost of each command on request.
+ * `notify` manages the bucket's event notification rules and their topics
+ * (Ceph RGW's topic API; see s3.h).
  */
 #include <dirent.h>
 #include <getopt.h>
@@ -25,6 +27,16 @@ static const char s3_usage[] =
 	"  put DIR PREFIX           upload every file below DIR, in parallel\n"
 	"  rm KEY...                delete keys\n"
 	"  stat KEY                 size, ETag and last-modified of one key\n"
+	"  notify add --topic NAME --push URL [--prefix P] [--opaque DATA] [--persistent]\n"
+	"                           create or update topic NAME (its push endpoint URL;\n"
+	"                           '-' reads it from stdin, so a token in it stays out of\n"
+	"                           the process list) and make rule NAME send the created\n"
+	"                           and removed events of keys under P (default: the\n"
+	"                           source prefix) to it, keeping the other rules\n"
+	"  notify rm --topic NAME   remove rule NAME and delete topic NAME\n"
+	"  notify ls                the bucket's rules: id, events, prefix, topic\n"
+	"                           (add and rm rewrite the configuration: do not run\n"
+	"                           two at once on one bucket)\n"
 	"options:\n"
 	"  --config FILE            configuration file\n"
 	"  --stats                  print the storage requests made, on stderr\n"
@@ -241,6 +253,193 @@ static int do_rm(s3_client *c, int argc, char **argv)
 		       ? cli_fail(&err) : CLI_OK;
 }
 
+/* ---- notify ---- */
+
+typedef struct notify_opts {
+	const char *topic, *push, *prefix, *opaque;
+	bool persistent;
+} notify_opts;
+
+static const char *events_name(unsigned ev)
+{
+	switch (ev & (S3_EVENT_CREATED | S3_EVENT_REMOVED)) {
+	case S3_EVENT_CREATED: return "created";
+	case S3_EVENT_REMOVED: return "removed";
+	case S3_EVENT_CREATED | S3_EVENT_REMOVED: return "created,removed";
+	default: return "-";
+	}
+}
+
+static rag_rc read_rules(s3_client *c, s3_notification_list *l, rag_error *err)
+{
+	rag_buf xml;
+	rag_rc rc;
+
+	rag_buf_init(&xml, 4u << 20);
+	rc = s3_bucket_notification_get(c, S3_OP("cli", NULL), &xml, err);
+	if (!rc)
+		rc = s3_xml_parse_notifications(xml.data, xml.len, l, err);
+	rag_buf_release(&xml);
+	return rc;
+}
+
+/*
+ * The rules of l except the one called drop, plus add (may be NULL), into
+ * out (caller frees the array; the strings stay l's). A rule this tool
+ * cannot write back stops the rewrite rather than be changed by it.
+ */
+static int rules_without(const s3_notification_list *l, const char *drop,
+			 const s3_notification *add, s3_notification **out, size_t *n)
+{
+	*n = 0;
+	*out = calloc(l->n + 1, sizeof(**out));
+	if (!*out) {
+		cli_error("s3 notify: out of memory");
+		return CLI_FAIL;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->rules[i].id, drop) == 0)
+			continue;
+		if (l->rules[i].other) {
+			cli_error("s3 notify: rule \"%s\" has settings this tool cannot write back "
+				  "(other events, filters or targets); change the configuration with "
+				  "another tool", l->rules[i].id);
+			free(*out);
+			*out = NULL;
+			return CLI_FAIL;
+		}
+		(*out)[(*n)++] = l->rules[i];
+	}
+	if (add)
+		(*out)[(*n)++] = *add;
+	return CLI_OK;
+}
+
+/* The push URL, or one line of stdin for "-" (nothing secret on the command line). */
+static bool push_url(const char *arg, char *buf, size_t len)
+{
+	if (strcmp(arg, "-") != 0) {
+		rag_strlcpy(buf, arg, len);
+		return strlen(arg) < len;
+	}
+	if (!fgets(buf, (int)len, stdin))
+		return false;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return *buf != '\0';
+}
+
+static int notify_add(s3_client *c, const rag_config *cfg, const notify_opts *o)
+{
+	s3_notification_list l = {0};
+	s3_notification *rules = NULL, rule = {0};
+	const char *prefix = o->prefix ? o->prefix : cfg->source.prefix;
+	char arn[512], push[8192];
+	rag_error err = {0};
+	size_t n = 0;
+	int rc;
+
+	if (!o->push) {
+		cli_error("s3 notify add: --push URL is required");
+		return CLI_USAGE;
+	}
+	if (!o->prefix && strchr(prefix, ',')) {
+		cli_error("s3 notify add: source.prefix names several prefixes (\"%s\"): give "
+			  "--prefix, one rule per prefix", prefix);
+		return CLI_USAGE;
+	}
+	if (!push_url(o->push, push, sizeof(push))) {
+		cli_error("s3 notify add: no push URL (from --push, or one line on stdin with '-')");
+		return CLI_USAGE;
+	}
+	if (s3_topic_create(c, S3_OP("cli", NULL), o->topic, push, o->opaque, o->persistent, arn,
+			    sizeof(arn), &err)) {
+		memset(push, 0, sizeof(push));
+		return cli_fail(&err);
+	}
+	memset(push, 0, sizeof(push)); /* may hold a token */
+	rule = (s3_notification){.id = o->topic, .topic_arn = arn, .prefix = prefix,
+				 .events = S3_EVENT_CREATED | S3_EVENT_REMOVED};
+	if (read_rules(c, &l, &err))
+		return cli_fail(&err);
+	if ((rc = rules_without(&l, o->topic, &rule, &rules, &n)) == CLI_OK) {
+		if (s3_bucket_notification_put(c, S3_OP("cli", NULL), rules, n, &err))
+			rc = cli_fail(&err);
+		else
+			printf("rule %s: %s events under s3://%s/%s -> %s%s\n", o->topic,
+			       events_name(rule.events), s3_client_bucket(c), prefix, arn,
+			       o->persistent ? " (persistent)" : "");
+	}
+	free(rules);
+	s3_notification_list_release(&l);
+	return rc;
+}
+
+static int notify_rm(s3_client *c, const notify_opts *o)
+{
+	s3_notification_list l = {0};
+	s3_notification *rules = NULL;
+	rag_error err = {0};
+	char arn[512] = "";
+	size_t n = 0;
+	int rc;
+
+	if (read_rules(c, &l, &err))
+		return cli_fail(&err);
+	/* rule NAME names topic NAME's ARN: no lookup by name needed */
+	for (size_t i = 0; i < l.n; i++) {
+		const char *a = l.rules[i].topic_arn, *last = a ? strrchr(a, ':') : NULL;
+		if (strcmp(l.rules[i].id, o->topic) == 0 && last && strcmp(last + 1, o->topic) == 0)
+			rag_strlcpy(arn, a, sizeof(arn));
+	}
+	rc = rules_without(&l, o->topic, NULL, &rules, &n);
+	/* the rule first: it holds a copy of the topic and would outlive it */
+	if (rc == CLI_OK && n != l.n && s3_bucket_notification_put(c, S3_OP("cli", NULL), rules, n, &err))
+		rc = cli_fail(&err);
+	if (rc == CLI_OK && s3_topic_delete(c, S3_OP("cli", NULL), *arn ? arn : o->topic, &err))
+		rc = cli_fail(&err);
+	if (rc == CLI_OK)
+		printf("rule %s: %s; topic %s deleted\n", o->topic,
+		       n != l.n ? "removed" : "was not there", o->topic);
+	free(rules);
+	s3_notification_list_release(&l);
+	return rc;
+}
+
+static int notify_ls(s3_client *c)
+{
+	s3_notification_list l = {0};
+	rag_error err = {0};
+
+	if (read_rules(c, &l, &err))
+		return cli_fail(&err);
+	for (size_t i = 0; i < l.n; i++) {
+		const s3_notification *r = &l.rules[i];
+		printf("%-24s  %-15s  %-24s  %s%s\n", r->id, events_name(r->events),
+		       r->prefix && *r->prefix ? r->prefix : "(every key)",
+		       r->topic_arn ? r->topic_arn : "-", r->other ? "  (and other settings)" : "");
+	}
+	s3_notification_list_release(&l);
+	return CLI_OK;
+}
+
+static int do_notify(s3_client *c, const rag_config *cfg, int argc, char **argv,
+		     const notify_opts *o)
+{
+	const char *sub = argc > 0 ? argv[0] : "";
+
+	if (argc != 1 || (strcmp(sub, "add") && strcmp(sub, "rm") && strcmp(sub, "ls"))) {
+		cli_error("s3 notify: expected add, rm or ls");
+		return CLI_USAGE;
+	}
+	if (strcmp(sub, "ls") == 0)
+		return notify_ls(c);
+	if (!o->topic) {
+		cli_error("s3 notify %s: --topic NAME is required", sub);
+		return CLI_USAGE;
+	}
+	return strcmp(sub, "add") == 0 ? notify_add(c, cfg, o) : notify_rm(c, o);
+}
+
 static int do_stat(s3_client *c, int argc, char **argv)
 {
 	rag_error err = {0};
@@ -269,10 +468,16 @@ int cmd_s3(cli_env *env, int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"stats", no_argument, NULL, 's'},
 		{"recursive", no_argument, NULL, 'r'},
+		{"topic", required_argument, NULL, 'T'},
+		{"push", required_argument, NULL, 'P'},
+		{"prefix", required_argument, NULL, 'p'},
+		{"opaque", required_argument, NULL, 'O'},
+		{"persistent", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	bool stats = false, recursive = false;
+	notify_opts nopts = {0};
 	const char *verb;
 	rag_config cfg;
 	s3_client *c;
@@ -290,14 +495,25 @@ int cmd_s3(cli_env *env, int argc, char **argv)
 		case 'c': env->config_path = optarg; break;
 		case 's': stats = true; break;
 		case 'r': recursive = true; break;
+		case 'T': nopts.topic = optarg; break;
+		case 'P': nopts.push = optarg; break;
+		case 'p': nopts.prefix = optarg; break;
+		case 'O': nopts.opaque = optarg; break;
+		case 'S': nopts.persistent = true; break;
 		default: fputs(s3_usage, stderr); return CLI_USAGE;
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (strcmp(verb, "ls") && strcmp(verb, "get") && strcmp(verb, "put") &&
-	    strcmp(verb, "rm") && strcmp(verb, "stat")) {
-		cli_error("s3: unknown verb \"%s\" (ls, get, put, rm, stat)", verb);
+	    strcmp(verb, "rm") && strcmp(verb, "stat") && strcmp(verb, "notify")) {
+		cli_error("s3: unknown verb \"%s\" (ls, get, put, rm, stat, notify)", verb);
+		return CLI_USAGE;
+	}
+	if (strcmp(verb, "notify") != 0 && (nopts.topic || nopts.push || nopts.prefix ||
+					     nopts.opaque || nopts.persistent)) {
+		cli_error("s3 %s: --topic, --push, --prefix, --opaque and --persistent are for "
+			  "notify", verb);
 		return CLI_USAGE;
 	}
 	if ((rc = cli_open_s3(env, &cfg, &c)))
@@ -310,6 +526,8 @@ int cmd_s3(cli_env *env, int argc, char **argv)
 		rc = do_put(c, argc, argv);
 	else if (strcmp(verb, "rm") == 0)
 		rc = do_rm(c, argc, argv);
+	else if (strcmp(verb, "notify") == 0)
+		rc = do_notify(c, &cfg, argc, argv, &nopts);
 	else
 		rc = do_stat(c, argc, argv);
 	if (stats)
