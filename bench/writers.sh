@@ -4,6 +4,12 @@
 # and 4 concurrent `ragmap ingest` writers on one index.
 #
 #   bench/writers.sh [DOCS] [COMMIT_EVERY]      defaults 1000 and 20
+#   SHARDED=1 bench/writers.sh [DOCS] [COMMIT_EVERY]
+#
+# SHARDED=1 measures scale-out instead (issue 12): writer w of N runs
+# `ragmap ingest --shard w-1/N`, so each fetches, parses and embeds only its
+# slice and docs/s is the figure that matters. Results then go to
+# bench/results/shards.txt.
 #
 # A generated corpus of DOCS documents (bench/gen-corpus.sh, seeded, mean
 # 1500 bytes) is uploaded once. For each writer count N (WRITERS, default
@@ -35,7 +41,12 @@ bin=${RAGMAP_BIN:-$top/build/ragmap}
 docs=${1:-1000}
 every=${2:-20}
 writers=${WRITERS:-1 2 4}
-results=${RESULTS:-$top/bench/results/writers.txt}
+sharded=${SHARDED:-0}
+if [ "$sharded" = 1 ]; then
+	results=${RESULTS:-$top/bench/results/shards.txt}
+else
+	results=${RESULTS:-$top/bench/results/writers.txt}
+fi
 [ -x "$bin" ] || { echo "bench: no ragmap binary at $bin (build first or set RAGMAP_BIN)" >&2; exit 2; }
 work=${RAGMAP_BENCH_DIR:-$(mktemp -d /tmp/ragmap-bench-writers.XXXXXX)}
 mkdir -p "$work"
@@ -70,8 +81,10 @@ for n in $writers; do
 	pids=()
 	t0=$(date +%s%N)
 	for ((w = 1; w <= n; w++)); do
+		shard=()
+		[ "$sharded" = 1 ] && shard=(--shard "$((w - 1))/$n")
 		RAGMAP_INDEX_NAME=$index RAGMAP_MODEL_PREFIX=models-$index/ RAGMAP_LOCAL_DIR=$work/local-$n-$w \
-			RAGMAP_LOG=info "$bin" ingest >"$work/$index.$w.out" 2>"$work/$index.$w.err" &
+			RAGMAP_LOG=info "$bin" ingest "${shard[@]}" >"$work/$index.$w.out" 2>"$work/$index.$w.err" &
 		pids+=($!)
 	done
 	gave_up=0
@@ -115,12 +128,16 @@ done
 	echo
 	echo "## ragmap many-writer benchmark ($(nproc) CPUs, single-node Ceph RGW on loopback, $(date -u +%F); load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
 	echo
-	echo "$docs generated documents (mean 1500 bytes), ingest.commit_every = $every, ingest.batch_docs = $RAGMAP_INGEST_BATCH_DOCS; N unsharded \`ragmap ingest\` writers started together on one index, each with its own local catalog."
+	if [ "$sharded" = 1 ]; then
+		echo "$docs generated documents (mean 1500 bytes), ingest.commit_every = $every, ingest.batch_docs = $RAGMAP_INGEST_BATCH_DOCS; N sharded writers (\`ragmap ingest --shard I/N\`, one slice each) started together on one index, each with its own local catalog."
+	else
+		echo "$docs generated documents (mean 1500 bytes), ingest.commit_every = $every, ingest.batch_docs = $RAGMAP_INGEST_BATCH_DOCS; N unsharded \`ragmap ingest\` writers started together on one index, each with its own local catalog."
+	fi
 	echo
 	echo "| writers | wall s | versions | commits/s | lost races | lost per commit | S3 retries | docs/s | gave up |"
 	echo "|---------|--------|----------|-----------|------------|-----------------|------------|--------|---------|"
 	printf '%s\n' "${rows[@]}"
 	echo
 	[ "${#notes[@]}" = 0 ] || { printf -- '- %s\n' "${notes[@]}"; echo; }
-	echo "versions: committed on the index (ingest commits and the compactions after them), each won by exactly one writer's conditional create (If-None-Match) of its manifest; lost races: conditional creates refused (412) because another writer had committed that version first, each followed by a rebase and a retry at the next number. docs/s counts the source documents once: unsharded writers all process every document, so more writers add no throughput, only contention; gave up: writers that lost 50 races in a row and exited 1 (the index is still complete: the others indexed everything)."
+	echo "versions: committed on the index (ingest commits and the compactions after them), each won by exactly one writer's conditional create (If-None-Match) of its manifest; lost races: conditional creates refused (412) because another writer had committed that version first, each followed by a rebase and a retry at the next number. docs/s counts the source documents once$([ "$sharded" = 1 ] && echo ": sharded writers split them, so docs/s is the scale-out" || echo ": unsharded writers all process every document, so more writers add no throughput, only contention"); gave up: writers that lost 50 races in a row and exited 1 (the index is still complete: the others indexed everything)."
 } | tee "$results"

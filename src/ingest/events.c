@@ -172,7 +172,9 @@ static rag_rc parse_record(const evq *q, json_t *rec, size_t i, char **key, rag_
 {
 	json_t *s3 = json_object_get(rec, "s3"), *name = json_object_get(rec, "eventName"),
 	       *bucket = json_object_get(json_object_get(s3, "bucket"), "name"),
-	       *k = json_object_get(json_object_get(s3, "object"), "key");
+	       *k = json_object_get(json_object_get(s3, "object"), "key"),
+	       *source = json_object_get(rec, "eventSource");
+	bool raw;
 
 	*key = NULL;
 	if (!json_is_object(rec))
@@ -187,7 +189,9 @@ static rag_rc parse_record(const evq *q, json_t *rec, size_t i, char **key, rag_
 	if (!kind_counts(json_string_value(name)) ||
 	    (bucket && strcmp(json_string_value(bucket), q->bucket) != 0))
 		return RAG_OK;
-	if (!(*key = evq_decode_key(json_string_value(k))))
+	/* invariant 5: RGW sends the key as it is, AWS and MinIO encode it */
+	raw = json_is_string(source) && strcmp(json_string_value(source), "ceph:s3") == 0;
+	if (!(*key = raw ? rag_strdup(json_string_value(k)) : evq_decode_key(json_string_value(k))))
 		return rag_error_set(err, RAG_EINVAL, "Records[%zu].s3.object.key: \"%.200s\" is not "
 				     "a URL-encoded key", i, json_string_value(k));
 	return RAG_OK;

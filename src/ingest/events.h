@@ -20,6 +20,9 @@
  *  4. evq_take() hands out keys no sooner than `window_ms` after the first
  *     key of a burst arrived (later ones join it), and no later than that
  *     unless the caller's deadline or stop flag ends the wait.
+ *  5. Keys are read as their sender writes them: AWS S3 and MinIO
+ *     URL-encode s3.object.key ('+' for a space); Ceph RGW
+ *     ("eventSource": "ceph:s3") sends the raw key.
  *
  * Thread-safe: handlers post from the HTTP threads, the daemon takes.
  */
@@ -72,8 +75,8 @@ void evq_keys_free(char **keys, size_t n);
 
 void evq_get_stats(evq *q, evq_stats *out);
 
-/* Decode an S3 event key: AWS and MinIO send it URL-encoded with '+' for
- * a space ("a+b%2Bc" is "a b+c"). Returns a malloc'd string, NULL on a
+/* Decode an S3 event key as AWS and MinIO send it: URL-encoded with '+'
+ * for a space ("a+b%2Bc" is "a b+c"). Returns a malloc'd string, NULL on a
  * bad %-escape or when out of memory. */
 char *evq_decode_key(const char *encoded);
 
