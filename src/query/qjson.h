@@ -1,6 +1,8 @@
 /*
  * qjson — the JSON of the query API, shared by the HTTP server and
- * `ragmap query --json` so both print exactly the same document.
+ * `ragmap query --json` so both print exactly the same document, but for
+ * one field: the server adds "replica", the name of the replica that
+ * answered (server.h); a local query is answered by none.
  */
 #ifndef QJSON_H
 #define QJSON_H

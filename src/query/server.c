@@ -3,20 +3,17 @@
  */
 #include "server.h"
 
-#include <arpa/inet.h>
 #include <cblas.h>
 #include <jansson.h>
 #include <math.h>
-#include <microhttpd.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
+#include "http.h"
 #include "map.h"
 #include "page.h"
 #include "qjson.h"
@@ -30,13 +27,11 @@ static const double latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.0
 #define NBUCKETS (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
 
 struct server {
-	rag_config cfg;           /* a copy of the strings we need lives in cfg */
-	const rag_config *src_cfg;
+	rag_config cfg;           /* a copy; its strings are the caller's */
 	qmode mode;
 	rag_log *log;
 	s3_client *s3;
-	struct MHD_Daemon *d;
-	int port;
+	http_server *http;
 	qlog *qlog;
 	qcaches caches;
 	qmap *map;               /* GET /v1/map: the manifest figures */
@@ -53,51 +48,6 @@ struct server {
 	uint64_t queries_ok, queries_bad, queries_failed, unauthorized, reloads, reload_failures;
 };
 
-typedef struct request {
-	rag_buf body;
-	bool too_large;
-} request;
-
-/* ------------------------------------------------------------- replies */
-
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type,
-				 char *body, size_t len)
-{
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	enum MHD_Result ok;
-
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", type);
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	ok = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ok;
-}
-
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j)
-{
-	char *s = json_dumps(j, JSON_COMPACT);
-
-	json_decref(j);
-	if (!s)
-		return MHD_NO;
-	return send_text(c, status, "application/json", s, strlen(s));
-}
-
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
-{
-	json_t *j = json_pack("{s:s, s:i}", "error", msg, "status", status);
-
-	/* a message that is not UTF-8 (it may quote a bad key) still gets an answer */
-	if (!j)
-		j = json_pack("{s:s, s:i}", "error", "(the error message is not UTF-8)", "status",
-			      status);
-	return send_json(c, status, j);
-}
-
 /* ------------------------------------------------------------ handlers */
 
 static qindex *acquire(server *s)
@@ -109,6 +59,15 @@ static qindex *acquire(server *s)
 		qindex_retain(q);
 	pthread_mutex_unlock(&s->lock);
 	return q;
+}
+
+/* "replica": the name this server answers as (server.h), in a document of
+ * the API. RAG_ENOMEM (err may be NULL). */
+static rag_rc name_replica(json_t *j, const char *name, rag_error *err)
+{
+	if (json_object_set_new(j, "replica", json_string(name ? name : "")) != 0)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory naming the replica");
+	return RAG_OK;
 }
 
 static void count_query(server *s, bool ok, bool bad, double secs)
@@ -157,8 +116,9 @@ static void log_query(server *s, const qresult *r, const char *q, int k)
 	json_decref(rec);
 }
 
-static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request *rq)
+static enum MHD_Result handle_query(server *s, const http_request *rq)
 {
+	struct MHD_Connection *c = rq->conn;
 	qrequest qr;
 	const char *text;
 	int k;
@@ -175,12 +135,12 @@ static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request
 		count_query(s, false, true, 0);
 		snprintf(msg, sizeof(msg), "request body over the %llu byte limit",
 			 (unsigned long long)s->cfg.query.max_body);
-		return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+		return http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
 	}
-	if (qrequest_parse(rq->body.data, rq->body.len, s->cfg.query.max_query_bytes,
+	if (qrequest_parse(rq->body, rq->len, s->cfg.query.max_query_bytes,
 			   s->cfg.query.max_k, &qr, &err)) {
 		count_query(s, false, true, 0);
-		return send_error(c, err.rc == RAG_ENOMEM ? 500 : 400, err.msg);
+		return http_send_error(c, err.rc == RAG_ENOMEM ? 500 : 400, err.msg);
 	}
 	text = qr.text;
 	k = qr.k;
@@ -188,7 +148,7 @@ static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request
 	if (!(q = acquire(s))) {
 		qrequest_release(&qr);
 		count_query(s, false, false, 0);
-		return send_error(c, 503, "no index loaded yet");
+		return http_send_error(c, 503, "no index loaded yet");
 	}
 	if (qindex_query_by(q, text, strlen(text), k, ret,
 			    t0 + (uint64_t)s->cfg.query.timeout_ms * 1000000u, &res, &err)) {
@@ -199,40 +159,43 @@ static enum MHD_Result handle_query(server *s, struct MHD_Connection *c, request
 		if (err.rc == RAG_ETIMEOUT)
 			rag_error_prefix(&err, "query.timeout_ms is %lld",
 					 (long long)s->cfg.query.timeout_ms);
-		return send_error(c, err.rc == RAG_EUNSUPPORTED ? 400 : err.rc == RAG_ETIMEOUT ? 504 : 502,
-				  err.msg);
+		return http_send_error(c, err.rc == RAG_EUNSUPPORTED ? 400 :
+				       err.rc == RAG_ETIMEOUT ? 504 : 502, err.msg);
 	}
 	qindex_release(q);
 	if (rag_ms_since(t0) > (double)s->cfg.query.timeout_ms) {
 		qresult_release(&res);
 		qrequest_release(&qr);
 		count_query(s, false, false, 0);
-		return send_error(c, 504, "the query took longer than query.timeout_ms");
+		return http_send_error(c, 504, "the query took longer than query.timeout_ms");
 	}
-	if (!(answer = qjson_result(&res, s->cfg.s3.bucket, text, k, &err))) {
+	if (!(answer = qjson_result(&res, s->cfg.s3.bucket, text, k, &err)) ||
+	    name_replica(answer, rq->name, &err)) {
+		json_decref(answer);
 		RAG_ERROR(s->log, "query \"%.200s\": %s", text, err.msg);
 		qresult_release(&res);
 		qrequest_release(&qr);
 		count_query(s, false, false, 0);
-		return send_error(c, 500, err.msg);
+		return http_send_error(c, 500, err.msg);
 	}
 	log_query(s, &res, text, k);
-	out = send_json(c, 200, answer);
+	out = http_send_json(c, 200, answer);
 	count_query(s, true, false, rag_ms_since(t0) / 1e3);
 	qresult_release(&res);
 	qrequest_release(&qr);
 	return out;
 }
 
-static enum MHD_Result handle_status(server *s, struct MHD_Connection *c)
+static enum MHD_Result handle_status(server *s, const http_request *rq)
 {
+	struct MHD_Connection *c = rq->conn;
 	qindex *q = acquire(s);
 	qindex_status st;
 	json_t *j, *caches = json_object();
 	lru_stats ls;
 
 	if (!q)
-		return send_error(c, 503, "no index loaded yet");
+		return http_send_error(c, 503, "no index loaded yet");
 	qindex_status_get(q, &st);
 	qindex_release(q);
 	j = qjson_status(&st);
@@ -245,7 +208,11 @@ static enum MHD_Result handle_status(server *s, struct MHD_Connection *c)
 		json_object_set_new(caches, "lists", qjson_cache(&ls));
 	}
 	json_object_set_new(j, "caches", caches);
-	return send_json(c, 200, j);
+	if (!j || name_replica(j, rq->name, NULL)) {
+		json_decref(j);
+		return http_send_error(c, 500, "out of memory");
+	}
+	return http_send_json(c, 200, j);
 }
 
 static void metric_storage(server *s, rag_buf *b)
@@ -358,14 +325,15 @@ static enum MHD_Result handle_metrics(server *s, struct MHD_Connection *c)
 	{
 		size_t len;
 		char *text = rag_buf_detach(&b, &len);
-		return send_text(c, 200, "text/plain; version=0.0.4", text, len);
+		return http_send_text(c, 200, "text/plain; version=0.0.4", text, len);
 	}
 }
 
 /* GET /v1/map: the figures of the page at GET /, from the same counters as
  * /metrics (see map.h). */
-static enum MHD_Result handle_map(server *s, struct MHD_Connection *c)
+static enum MHD_Result handle_map(server *s, const http_request *rq)
 {
+	struct MHD_Connection *c = rq->conn;
 	qmap_counts *m = calloc(1, sizeof(*m));
 	qindex *q = acquire(s);
 	json_t *j;
@@ -373,7 +341,7 @@ static enum MHD_Result handle_map(server *s, struct MHD_Connection *c)
 	if (!m || !q) {
 		free(m);
 		qindex_release(q);
-		return q ? MHD_NO : send_error(c, 503, "no index loaded yet");
+		return q ? MHD_NO : http_send_error(c, 503, "no index loaded yet");
 	}
 	qindex_status_get(q, &m->status);
 	qindex_release(q);
@@ -392,95 +360,52 @@ static enum MHD_Result handle_map(server *s, struct MHD_Connection *c)
 		lru_get_stats(s->caches.lists, &m->list_cache);
 	j = qmap_json(s->map, m);
 	free(m);
-	return j ? send_json(c, 200, j) : MHD_NO;
+	if (!j || name_replica(j, rq->name, NULL)) {
+		json_decref(j);
+		return http_send_error(c, 500, "out of memory");
+	}
+	return http_send_json(c, 200, j);
 }
 
-/* Constant time: the token's length and bytes do not leak through timing. */
-static bool token_ok(server *s, struct MHD_Connection *c)
+/* Every request, its body complete (http.h): the routing. */
+static enum MHD_Result route(void *ctx, const http_request *rq)
 {
-	const char *want = s->cfg.query.token, *got;
-	size_t wl, gl;
-	unsigned char diff = 0;
+	server *s = ctx;
+	struct MHD_Connection *c = rq->conn;
+	const char *url = rq->url, *method = rq->method;
 
-	if (!want || !*want)
-		return true;
-	got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	if (!got || strncmp(got, "Bearer ", 7) != 0)
-		return false;
-	got += 7;
-	wl = strlen(want);
-	gl = strlen(got);
-	for (size_t i = 0; i < wl; i++)
-		diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? got[i] : 0);
-	return diff == 0 && gl == wl;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *data,
-				  size_t *size, void **state)
-{
-	server *s = cls;
-	request *rq = *state;
-
-	(void)version;
-	if (!rq) {
-		if (!(rq = calloc(1, sizeof(*rq))))
-			return MHD_NO;
-		rag_buf_init(&rq->body, s->cfg.query.max_body);
-		*state = rq;
-		return MHD_YES;
-	}
-	if (*size) {
-		if (!rq->too_large && rag_buf_append(&rq->body, data, *size))
-			rq->too_large = true; /* keep reading, answer 413 at the end */
-		*size = 0;
-		return MHD_YES;
-	}
 	if (strcmp(url, "/healthz") == 0) {
 		qindex *q = acquire(s);
 		qindex_release(q);
 		if (!q)
-			return send_error(c, 503, "no index loaded yet");
-		return send_text(c, 200, "text/plain", rag_strdup("ok\n"), 3);
+			return http_send_error(c, 503, "no index loaded yet");
+		return http_send_text(c, 200, "text/plain", rag_strdup("ok\n"), 3);
 	}
 	/* The page is static (no data, no secret): a browser must be able to load
 	 * it to send the token from #token=... with the calls that need it. */
 	if (strcmp(url, "/") == 0 && strcmp(method, "GET") == 0)
-		return send_text(c, 200, "text/html; charset=utf-8",
-				 rag_strndup(page_html(), page_html_len()), page_html_len());
-	if (!token_ok(s, c)) {
+		return http_send_text(c, 200, "text/html; charset=utf-8",
+				      rag_strndup(page_html(), page_html_len()), page_html_len());
+	if (!http_token_ok(c, s->cfg.query.token)) {
 		pthread_mutex_lock(&s->lock);
 		s->unauthorized++;
 		pthread_mutex_unlock(&s->lock);
-		return send_error(c, 401, "missing or wrong bearer token");
+		return http_send_error(c, 401, "missing or wrong bearer token");
 	}
 	if (strcmp(url, "/v1/query") == 0) {
 		if (strcmp(method, "POST") != 0)
-			return send_error(c, 405, "use POST for /v1/query");
-		return handle_query(s, c, rq);
+			return http_send_error(c, 405, "use POST for /v1/query");
+		return handle_query(s, rq);
 	}
 	if (strcmp(method, "GET") != 0)
-		return send_error(c, 405, "method not allowed");
+		return http_send_error(c, 405, "method not allowed");
 	if (strcmp(url, "/v1/status") == 0)
-		return handle_status(s, c);
+		return handle_status(s, rq);
 	if (strcmp(url, "/metrics") == 0)
 		return handle_metrics(s, c);
 	if (strcmp(url, "/v1/map") == 0)
-		return handle_map(s, c);
-	return send_error(c, 404, "no such endpoint");
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **state,
-			 enum MHD_RequestTerminationCode code)
-{
-	request *rq = *state;
-
-	(void)cls, (void)c, (void)code;
-	if (rq) {
-		rag_buf_release(&rq->body);
-		free(rq);
-		*state = NULL;
-	}
+		return handle_map(s, rq);
+	return http_send_error(c, 404, "no such endpoint");
 }
 
 /* ------------------------------------------------------------- reloads */
@@ -528,33 +453,21 @@ static void *reloader(void *arg)
 
 /* ------------------------------------------------------------ lifecycle */
 
-static rag_rc parse_listen(const char *listen, struct sockaddr_in *sa, rag_error *err)
-{
-	char host[256];
-	const char *colon = strrchr(listen, ':');
-	int64_t port;
-
-	if (!colon || (size_t)(colon - listen) >= sizeof(host) || !rag_parse_i64(colon + 1, &port) ||
-	    port < 0 || port > 65535)
-		return rag_error_set(err, RAG_ECONFIG, "query.listen: \"%s\" is not HOST:PORT", listen);
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = '\0';
-	memset(sa, 0, sizeof(*sa));
-	sa->sin_family = AF_INET;
-	sa->sin_port = htons((uint16_t)port);
-	if (strcmp(host, "localhost") == 0)
-		rag_strlcpy(host, "127.0.0.1", sizeof(host));
-	if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-		return rag_error_set(err, RAG_ECONFIG, "query.listen: \"%s\" is not an IPv4 address", host);
-	return RAG_OK;
-}
-
-rag_rc server_start(const rag_config *cfg, qmode mode, const char *listen, rag_log *log,
-		    server **out, rag_error *err)
+/* server_start(), or server_start_after() when old is not NULL. */
+static rag_rc start(const rag_config *cfg, qmode mode, const char *listen, const server *old,
+		    rag_log *log, server **out, rag_error *err)
 {
 	server *s = calloc(1, sizeof(*s));
-	struct sockaddr_in sa;
-	const union MHD_DaemonInfo *info;
+	http_options ho = {
+		.listen = listen ? listen : cfg->query.listen,
+		.share = old ? old->http : NULL,
+		.what = listen ? "the listen address" : "query.listen",
+		.threads = (unsigned)cfg->query.threads,
+		.timeout_s = (unsigned)((cfg->query.timeout_ms + 999) / 1000),
+		.max_body = cfg->query.max_body,
+		.name = cfg->query.replica ? cfg->query.replica : "", /* "": hostname:port */
+		.name_what = "query.replica",
+	};
 	rag_rc rc;
 
 	*out = NULL;
@@ -575,8 +488,6 @@ rag_rc server_start(const rag_config *cfg, qmode mode, const char *listen, rag_l
 	 * clients: 240-480 q/s before, ~2700 q/s after.
 	 */
 	openblas_set_num_threads(1);
-	if ((rc = parse_listen(listen ? listen : cfg->query.listen, &sa, err)))
-		goto fail;
 	if (!(s->s3 = s3_client_new(cfg, log, err))) {
 		rc = err ? err->rc : RAG_EINTERNAL;
 		goto fail;
@@ -595,24 +506,9 @@ rag_rc server_start(const rag_config *cfg, qmode mode, const char *listen, rag_l
 		rc = err ? err->rc : RAG_EINTERNAL;
 		goto fail;
 	}
-	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
-					MHD_USE_TURBO,
-				0, NULL, NULL, on_request, s,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->query.threads,
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				MHD_OPTION_CONNECTION_TIMEOUT,
-				(unsigned)((cfg->query.timeout_ms + 999) / 1000),
-				MHD_OPTION_CONNECTION_LIMIT, 1024u,
-				MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-				MHD_OPTION_END);
-	if (!s->d) {
-		rc = rag_error_set(err, RAG_EIO, "cannot listen on %s (address in use?)",
-				   listen ? listen : cfg->query.listen);
+	/* the handlers may run before http_start() returns: all they use is ready */
+	if ((rc = http_start(&ho, route, s, &s->http, err)))
 		goto fail;
-	}
-	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = info ? info->port : 0;
 	if (cfg->query.reload_s > 0 && pthread_create(&s->reloader, NULL, reloader, s) == 0)
 		s->reloader_running = true;
 	*out = s;
@@ -622,17 +518,33 @@ fail:
 	return rc;
 }
 
+rag_rc server_start(const rag_config *cfg, qmode mode, const char *listen, rag_log *log,
+		    server **out, rag_error *err)
+{
+	return start(cfg, mode, listen, NULL, log, out, err);
+}
+
+rag_rc server_start_after(const server *old, const rag_config *cfg, qmode mode, rag_log *log,
+			  server **out, rag_error *err)
+{
+	return start(cfg, mode, NULL, old, log, out, err);
+}
+
 int server_port(const server *s)
 {
-	return s->port;
+	return http_port(s->http);
+}
+
+const char *server_replica(const server *s)
+{
+	return http_name(s->http);
 }
 
 void server_stop(server *s)
 {
 	if (!s)
 		return;
-	if (s->d)
-		MHD_stop_daemon(s->d); /* waits for the pool threads */
+	http_stop(s->http); /* lets open connections finish */
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->wake);

@@ -1,5 +1,6 @@
 /*
- * server — the query server over HTTP (libmicrohttpd, a thread pool).
+ * server — the query server over HTTP (on http.h: libmicrohttpd, a thread
+ * pool).
  *
  *   POST /v1/query   {"q": "...", "k": 5, "retriever": "dense"} -> answer + storage trace
  *   GET  /v1/status  mode, version, counts, resident bytes, load cost
@@ -9,6 +10,13 @@
  *   GET  /v1/map     the live storage map's figures (map.h), same counters
  *   GET  /           the live storage map page (page.h); static, so public
  *
+ * Each server has a name, its replica: query.replica, or "<hostname>:<port>"
+ * (the port bound) when that is empty; it is fixed at start. Every reply
+ * says "X-Ragmap-Replica: NAME", and the answers of /v1/query and the
+ * documents of /v1/status and /v1/map carry "replica": NAME besides their
+ * "index_version", so a client behind a load balancer knows which replica
+ * answered and with which index version.
+ *
  * Invariants:
  *  1. Each query runs against one qindex it holds a reference to; a hot
  *     reload swaps the current pointer under the lock, so an answer never
@@ -16,6 +24,9 @@
  *  2. A request is answered with a complete result or an error status with
  *     a JSON {"error": "..."} — never a partial result.
  *  3. Secrets (the bearer token, S3 credentials) are never echoed.
+ *  4. A server replaced by server_start_after() + server_stop() of the old
+ *     one refuses no connection and answers every request (http.h
+ *     invariants 4 and 5): the two share the listening socket.
  *
  * Threading: MHD's pool threads run the handlers (each query's work runs in
  * the pool thread that took the request); one more thread polls for the
@@ -30,15 +41,34 @@
 
 typedef struct server server;
 
-/* Load the index (the load is measured) and start listening on cfg's
- * query.listen (or listen if not NULL). */
+/*
+ * Load the index (the load is measured) and start listening on cfg's
+ * query.listen (or listen if not NULL). cfg's strings are borrowed: the
+ * caller keeps cfg (not necessarily the struct, the strings it points to)
+ * until server_stop(). RAG_ECONFIG for a bad address or query.replica,
+ * RAG_EIO when the address cannot be bound, or the load's error.
+ */
 rag_rc server_start(const rag_config *cfg, qmode mode, const char *listen, rag_log *log,
 		    server **out, rag_error *err);
+
+/*
+ * A reload: start a server with cfg (the index loaded anew, its own
+ * caches, counters and query log) on old's listening socket, next to old;
+ * then server_stop(old), which lets old finish its requests while this one
+ * takes the new ones. As server_start() otherwise; old is not changed.
+ * From the thread that started old.
+ */
+rag_rc server_start_after(const server *old, const rag_config *cfg, qmode mode, rag_log *log,
+			  server **out, rag_error *err);
 
 /* The port actually bound (useful with port 0). */
 int server_port(const server *s);
 
-/* Stop listening, finish in-flight requests, flush the query log, free. */
+/* The name it answers as (see the top). Borrowed; valid until server_stop(). */
+const char *server_replica(const server *s);
+
+/* Stop accepting connections, let those open finish (http.h invariant 4),
+ * flush the query log, free. NULL is a no-op. */
 void server_stop(server *s);
 
 #endif
