@@ -25,6 +25,8 @@ struct qlog {
 	int64_t pending;
 	bool stopping;
 	uint64_t seq;
+	uint32_t id;          /* tells its objects from another log's in this process
+			       * (`ragmap serve` reloaded on SIGHUP has two at once) */
 	qlog_stats st;
 };
 
@@ -37,8 +39,9 @@ static void flush_now(qlog *l, rag_buf *batch, int64_t records)
 
 	gmtime_r(&now, &tm);
 	strftime(day, sizeof(day), "%Y/%m/%d", &tm);
-	snprintf(key, sizeof(key), "%s%s/%lld-%d-%06llu.jsonl", l->prefix, day,
-		 (long long)rag_wall_time(), (int)getpid(), (unsigned long long)++l->seq);
+	snprintf(key, sizeof(key), "%s%s/%lld-%d-%08x-%06llu.jsonl", l->prefix, day,
+		 (long long)rag_wall_time(), (int)getpid(), (unsigned)l->id,
+		 (unsigned long long)++l->seq);
 	if (s3_put(l->s3, S3_OP("query.log", NULL), key, batch->data, batch->len,
 		   "application/x-ndjson", NULL, &err)) {
 		RAG_WARN(l->log, "query log: %s (%lld records lost)", err.msg, (long long)records);
@@ -99,6 +102,7 @@ qlog *qlog_start(s3_client *s3, const rag_config *cfg, rag_log *log, rag_error *
 	}
 	l->s3 = s3;
 	l->log = log;
+	l->id = (uint32_t)rag_rand64();
 	pl = strlen(cfg->query.log_prefix);
 	snprintf(l->prefix, sizeof(l->prefix), "%s%s", cfg->query.log_prefix,
 		 pl && cfg->query.log_prefix[pl - 1] != '/' ? "/" : "");
