@@ -3,6 +3,9 @@
 # /healthz and /metrics (Prometheus text that parses, with storage per stage
 # and kind, the latency histogram, cache hits and misses, the index version),
 # and `ragmap query --json` printing the same shape as the API.
+# The replica's name: "replica" in answers, /v1/status and /v1/map, the
+# X-Ragmap-Replica header; query.replica or <hostname>:<port>. SIGHUP
+# reloads the configuration file without a refused or failed request.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/query-common.sh"
 
 ingest_corpus || { finish; exit 1; }
@@ -22,10 +25,14 @@ cp "$work/body" "$work/ptr.json"
 expect query-content-type "^Content-Type: application/json" "$work/headers"
 jqtrue query-top-level "$work/ptr.json" '
 	(keys - ["query","k","results","storage","timing","cache","index_version",
-		 "model_version","mode","retriever"]) == [] and
+		 "model_version","mode","retriever","replica"]) == [] and
 	.query == $q and .k == 5 and .mode == "pointer" and .retriever == "dense" and
 	.index_version == $v and .model_version == $m' \
 	--arg q "$q" --argjson v "$version" --arg m "$model"
+# no query.replica: the replica is <hostname>:<port bound>, in the answer
+# and in the header
+jqtrue query-replica-default "$work/ptr.json" '.replica == $r' --arg r "$(uname -n):${sport[ptr]}"
+expect query-replica-header "^X-Ragmap-Replica: $(uname -n):${sport[ptr]}[[:space:]]*$" "$work/headers"
 # chunk ids come from the writer's claimed block (commit.h), and stay
 # below 2^53 so that JSON numbers hold them exactly
 jqtrue query-results "$work/ptr.json" '
@@ -95,8 +102,9 @@ jqtrue status-fields "$work/body" '
 	.resident_bytes.vectors > 0 and .resident_bytes.text == 0 and .resident_bytes.pointers > 0 and
 	.load.ms > 0 and .load.storage.requests > 0 and .load.storage.bytes > 0 and
 	(.load.storage.by_kind | keys) == ["get","head"] and (.load.loaded_at | type) == "number" and
-	(.caches | type) == "object"' \
-	--argjson v "$version" --arg m "$model" --argjson d "$ndocs" --argjson n "$chunks"
+	(.caches | type) == "object" and .replica == $r' \
+	--argjson v "$version" --arg m "$model" --argjson d "$ndocs" --argjson n "$chunks" \
+	--arg r "$(uname -n):${sport[ptr]}"
 equal status-mem-200 "$(get mem /v1/status)" 200
 jqtrue status-mem-holds-text "$work/body" '.mode == "memory" and .resident_bytes.text > 0'
 
@@ -169,7 +177,8 @@ shape='[paths(scalars) | map(if type == "number" then 0 else . end) | join(".")]
 check local-json 0 "$bin" query "$q" -k 5 --mode pointer --json
 cp "$work/out" "$work/local.json"
 equal local-json-one-line "$(wc -l <"$work/local.json")" 1
-equal local-json-shape "$(jq -c "$shape" "$work/local.json")" "$(jq -c "$shape" "$work/ptr.json")"
+# ... but for "replica": answered here, by no server
+equal local-json-shape "$(jq -c "$shape" "$work/local.json")" "$(jq -c "del(.replica) | $shape" "$work/ptr.json")"
 jqtrue local-json-same-results "$work/local.json" '[.results[] | del(.score)] == ($p[0].results | map(del(.score))) and
 	.storage.requests == $p[0].storage.requests and .index_version == $p[0].index_version' \
 	--slurpfile p "$work/ptr.json"
@@ -185,4 +194,103 @@ expect human-pointer-storage '^mode pointer, .*storage: 3 GETs, [0-9.]+ [KMG]?i?
 
 stop ptr
 stop mem
+
+# ---- query.replica names the replica: answers, /v1/status, /v1/map and
+# the header of every reply (errors and /healthz too)
+serve named memory RAGMAP_QUERY_REPLICA=replica-a || { finish; exit 1; }
+equal named-query-200 "$(post named "{\"q\":\"$q\",\"k\":3}" -D "$work/headers")" 200
+jqtrue named-query-replica "$work/body" '.replica == "replica-a" and .index_version == $v' \
+	--argjson v "$version"
+expect named-query-header '^X-Ragmap-Replica: replica-a[[:space:]]*$' "$work/headers"
+equal named-status-200 "$(get named /v1/status -D "$work/headers")" 200
+jqtrue named-status-replica "$work/body" '.replica == "replica-a" and .index_version == $v' \
+	--argjson v "$version"
+expect named-status-header '^X-Ragmap-Replica: replica-a[[:space:]]*$' "$work/headers"
+equal named-map-200 "$(get named /v1/map)" 200
+jqtrue named-map-replica "$work/body" '.replica == "replica-a"'
+for path in /healthz /metrics /nowhere; do
+	get named "$path" -D "$work/headers" >/dev/null
+	expect "named-header-$path" '^X-Ragmap-Replica: replica-a[[:space:]]*$' "$work/headers"
+done
+stop named
+
+# ---- SIGHUP: the configuration file is read again and a new server takes
+# over the same port (0 at start: the port bound) while queries go on
+hup_conf=$work/serve.conf
+printf '[query]\nreplica = gen-1\n' >"$hup_conf"
+"$bin" serve --mode memory --listen 127.0.0.1:0 --config "$hup_conf" >"$work/hup.out" 2>"$work/hup.err" &
+spid[hup]=$!
+for _ in $(seq 600); do
+	grep -q "listening on" "$work/hup.out" 2>/dev/null && break
+	kill -0 "${spid[hup]}" 2>/dev/null || break
+	sleep 0.1
+done
+sport[hup]=$(sed -n 's/.*listening on http:\/\/[0-9.]*:\([0-9]*\).*/\1/p' "$work/hup.out")
+if [ -z "${sport[hup]}" ]; then
+	bad "serve hup did not start"; sed 's/^/     | /' "$work/hup.out" "$work/hup.err" | tail -30
+	finish; exit 1
+fi
+expect hup-start-line '\(replica gen-1\)$' "$work/hup.out"
+equal hup-gen-1 "$(post hup '{"q":"object storage","k":2}' >/dev/null; jq -r .replica "$work/body")" gen-1
+
+# clients I: one query at a time until $work/hup.stop exists, one line per
+# answer: "HTTP-status replica" (curl's own failures show as status 000)
+hup_client() {
+	while [ ! -e "$work/hup.stop" ]; do
+		curl -sS -o "$work/hup.body.$1" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+			--data-binary '{"q":"checkpoints in object storage","k":3}' "$(url hup)/v1/query" \
+			2>>"$work/hup.curl.err"
+		echo " $(jq -r '.replica // "-"' "$work/hup.body.$1" 2>/dev/null)"
+	done >"$work/hup.rec.$1"
+}
+rm -f "$work/hup.stop"
+hup_client 1 & c1=$!
+hup_client 2 & c2=$!
+sleep 0.5
+printf '[query]\nreplica = gen-2\n' >"$hup_conf"
+kill -HUP "${spid[hup]}"
+for _ in $(seq 600); do
+	[ "$(tail -1 "$work/hup.rec.1" 2>/dev/null)" = "200 gen-2" ] && break
+	sleep 0.1
+done
+sleep 1 # the old server finishes; answers go on
+touch "$work/hup.stop"
+wait "$c1" "$c2"
+cat "$work/hup.rec.1" "$work/hup.rec.2" >"$work/hup.rec"
+equal hup-all-200 "$(grep -vc '^200 ' "$work/hup.rec")" 0
+[ "$(wc -l <"$work/hup.rec")" -ge 20 ] && ok "hup-answers ($(wc -l <"$work/hup.rec"))" ||
+	bad "hup-answers: only $(wc -l <"$work/hup.rec")"
+expect hup-answers-gen-1 '^200 gen-1$' "$work/hup.rec"
+expect hup-answers-gen-2 '^200 gen-2$' "$work/hup.rec"
+equal hup-last-gen-2 "$(tail -3 "$work/hup.rec.1" | sort -u)" "200 gen-2"
+expect_not hup-no-curl-error . "$work/hup.curl.err"
+equal hup-status-200 "$(get hup /v1/status -D "$work/headers")" 200
+jqtrue hup-status-replica "$work/body" '.replica == "gen-2" and .index_version == $v' --argjson v "$version"
+expect hup-status-header '^X-Ragmap-Replica: gen-2[[:space:]]*$' "$work/headers"
+
+# a bad configuration on SIGHUP: said in the log, the old one goes on
+printf '[query]\nthreads = many\n' >"$hup_conf"
+kill -HUP "${spid[hup]}"
+for _ in $(seq 100); do
+	grep -q "still serving" "$work/hup.err" && break
+	sleep 0.1
+done
+expect hup-bad-logged 'SIGHUP: the new configuration is bad.*still serving' "$work/hup.err"
+expect hup-bad-named 'threads' "$work/hup.err"
+equal hup-bad-still-200 "$(post hup '{"q":"object storage","k":2}')" 200
+jqtrue hup-bad-still-gen-2 "$work/body" '.replica == "gen-2"'
+
+# a configuration whose server cannot start (its name would break the
+# header): the new server gives the shared socket back, the old one goes on
+printf '[query]\nreplica = gen\0013\n' >"$hup_conf"
+kill -HUP "${spid[hup]}"
+for _ in $(seq 300); do
+	grep -q "did not start" "$work/hup.err" && break
+	sleep 0.1
+done
+expect hup-nostart-logged 'SIGHUP: the new server did not start: query.replica: the name has a control character.*still serving' "$work/hup.err"
+equal hup-nostart-still-200 "$(post hup '{"q":"object storage","k":2}' -D "$work/headers")" 200
+jqtrue hup-nostart-still-gen-2 "$work/body" '.replica == "gen-2"'
+expect hup-nostart-header '^X-Ragmap-Replica: gen-2[[:space:]]*$' "$work/headers"
+stop hup
 finish
