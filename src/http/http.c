@@ -140,23 +140,27 @@ enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned status, const
 }
 
 /* Constant time: the token's length and bytes do not leak through timing. */
-bool http_token_ok(struct MHD_Connection *c, const char *want)
+static bool secret_equal(const char *want, const char *got)
+{
+	size_t wl = strlen(want), gl = strlen(got);
+	unsigned char diff = 0;
+
+	for (size_t i = 0; i < wl; i++)
+		diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? got[i] : 0);
+	return diff == 0 && gl == wl;
+}
+
+bool http_token_ok(struct MHD_Connection *c, const char *want, const char *query_param)
 {
 	const char *got;
-	size_t wl, gl;
-	unsigned char diff = 0;
 
 	if (!want || !*want)
 		return true;
 	got = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	if (!got || strncmp(got, "Bearer ", 7) != 0)
-		return false;
-	got += 7;
-	wl = strlen(want);
-	gl = strlen(got);
-	for (size_t i = 0; i < wl; i++)
-		diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? got[i] : 0);
-	return diff == 0 && gl == wl;
+	if (got && strncmp(got, "Bearer ", 7) == 0 && secret_equal(want, got + 7))
+		return true;
+	got = query_param ? MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, query_param) : NULL;
+	return got && secret_equal(want, got);
 }
 
 /* ------------------------------------------------------------ requests */

@@ -99,7 +99,8 @@ enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned status, const 
 enum MHD_Result http_send_json(struct MHD_Connection *c, unsigned status, json_t *j);
 enum MHD_Result http_send_error(struct MHD_Connection *c, unsigned status, const char *msg);
 
-/* "Authorization: Bearer <want>" (invariant 3). */
-bool http_token_ok(struct MHD_Connection *c, const char *want);
+/* "Authorization: Bearer <want>" or, with query_param, "?<query_param>=<want>"
+ * for senders that cannot set a header (invariant 3). */
+bool http_token_ok(struct MHD_Connection *c, const char *want, const char *query_param);
 
 #endif

@@ -21,24 +21,6 @@ struct ingest_endpoint {
 	uint64_t unauthorized;
 };
 
-/* Invariant 1: the header, or ?token= for push endpoints that are bare URLs. */
-static bool authorized(ingest_endpoint *e, const http_request *rq, bool events)
-{
-	const char *t;
-	size_t wl, gl;
-	unsigned char diff = 0;
-
-	if (!*e->token || http_token_ok(rq->conn, e->token))
-		return true;
-	if (!events || !(t = MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "token")))
-		return false;
-	/* constant time over the expected token, as http_token_ok() */
-	wl = strlen(e->token);
-	gl = strlen(t);
-	for (size_t i = 0; i < wl; i++)
-		diff |= (unsigned char)e->token[i] ^ (unsigned char)(i < gl ? t[i] : 0);
-	return diff == 0 && gl == wl;
-}
 
 static enum MHD_Result handle_events(ingest_endpoint *e, const http_request *rq)
 {
@@ -94,7 +76,8 @@ static enum MHD_Result on_request(void *ctx, const http_request *rq)
 
 	if (strcmp(rq->url, "/healthz") == 0)
 		return http_send_text(rq->conn, 200, "text/plain", rag_strdup("ok\n"), 3);
-	if (!authorized(e, rq, events)) {
+	/* invariant 1: ?token= for push endpoints that are bare URLs */
+	if (!http_token_ok(rq->conn, e->token, events ? "token" : NULL)) {
 		pthread_mutex_lock(&e->lock);
 		e->unauthorized++;
 		pthread_mutex_unlock(&e->lock);
@@ -114,7 +97,7 @@ rag_rc endpoint_start(const rag_config *cfg, const char *listen, evq *q, rag_log
 	ingest_endpoint *e = calloc(1, sizeof(*e));
 	/* a notification carries up to a few hundred records of ~1 KiB */
 	http_options o = {.listen = listen, .what = "ingest.listen", .threads = 2,
-			  .timeout_s = 30, .max_body = 8u << 20};
+			  .timeout_s = 5, .max_body = 8u << 20};
 	rag_rc rc;
 
 	*out = NULL;

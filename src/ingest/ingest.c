@@ -702,7 +702,8 @@ static rag_rc pass_scope(ingest_ctx *ic, cat_object *known, size_t nknown, char 
 		else
 			tmp[--other] = known[i];
 	}
-	memcpy(known, tmp, nknown * sizeof(*known));
+	if (nknown)
+		memcpy(known, tmp, nknown * sizeof(*known));
 	free(tmp);
 	*nmine = kept;
 	return RAG_OK;

@@ -386,7 +386,7 @@ static enum MHD_Result route(void *ctx, const http_request *rq)
 	if (strcmp(url, "/") == 0 && strcmp(method, "GET") == 0)
 		return http_send_text(c, 200, "text/html; charset=utf-8",
 				      rag_strndup(page_html(), page_html_len()), page_html_len());
-	if (!http_token_ok(c, s->cfg.query.token)) {
+	if (!http_token_ok(c, s->cfg.query.token, NULL)) {
 		pthread_mutex_lock(&s->lock);
 		s->unauthorized++;
 		pthread_mutex_unlock(&s->lock);

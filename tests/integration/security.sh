@@ -74,7 +74,7 @@ AWS_ENDPOINT_URL=http://127.0.0.1:1 RAGMAP_S3_MAX_RETRIES=1 "$bin" s3 ls >"$out/
 expect config-show-redacts "secret_access_key = <redacted>" "$out/config-show.out"
 
 # ---- loopback by default
-equal default-listen-loopback "$(RAGMAP_LOG=error "$bin" config show | sed -n 's/^listen = //p')" "127.0.0.1:8080"
+equal default-listen-loopback "$(RAGMAP_LOG=error "$bin" config show | sed -n '/^\[query\]/,/^\[/s/^listen = //p')" "127.0.0.1:8080"
 serve sec memory RAGMAP_QUERY_TOKEN="$token" RAGMAP_QUERY_LOG_FLUSH_S=1 || { finish; exit 1; }
 hexport=$(printf '%04X' "${sport[sec]}")
 # /proc/net/tcp: local address 0100007F = 127.0.0.1, state 0A = LISTEN

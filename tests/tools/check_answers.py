@@ -81,7 +81,7 @@ def main():
             problems.append("version %d: cannot read its manifest or catalog: %s" % (version, e))
             continue
         for a in group:
-            for h in a.get("hits", []):
+            for h in a.get("results", []):
                 hits += 1
                 key = live.get(h.get("chunk_id"))
                 if key != h.get("key"):
