@@ -1154,7 +1154,8 @@ out:
 	return rc;
 }
 
-/* Outcomes readers do not see (failures): the local catalog only. */
+/* Outcomes before there is any version (no model to name): the local
+ * catalog only. */
 static rag_rc save_outcomes_locally(ingest_ctx *ic, ingest_run_state *r, rag_error *err)
 {
 	rag_rc rc;
@@ -1203,7 +1204,11 @@ rag_rc ingest_commit(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum, r
 	change ch = {0};
 	rag_rc rc;
 
-	if (r->ndocs == 0 && r->ntomb == 0)
+	/* An outcome alone (a failure, a skipped new object) is a version too:
+	 * the catalog snapshot is the one record every writer, the query
+	 * servers and `status --failed` share, and a failure only in the local
+	 * catalog would be forgotten at the next follow, and retried at once. */
+	if (r->ndocs == 0 && r->ntomb == 0 && (r->noutcomes == 0 || !ic->model))
 		return save_outcomes_locally(ic, r, err);
 	if (!ic->model) {
 		if (r->nchunks == 0)

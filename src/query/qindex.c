@@ -356,6 +356,11 @@ int64_t qindex_status_version(const qindex *q)
 	return q->st.version;
 }
 
+const manifest *qindex_manifest(const qindex *q)
+{
+	return &q->mf;
+}
+
 /* ------------------------------------------------------------ searching */
 
 typedef struct cand {

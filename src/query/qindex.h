@@ -81,6 +81,9 @@ typedef struct qindex_status {
 void qindex_status_get(const qindex *q, qindex_status *st);
 int64_t qindex_status_version(const qindex *q);
 
+/* The manifest of the version loaded (valid while q is held). */
+const manifest *qindex_manifest(const qindex *q);
+
 typedef struct qhit {
 	int rank;
 	float score;

@@ -197,8 +197,11 @@ static enum MHD_Result handle_status(server *s, const http_request *rq)
 	if (!q)
 		return http_send_error(c, 503, "no index loaded yet");
 	qindex_status_get(q, &st);
-	qindex_release(q);
 	j = qjson_status(&st);
+	/* what ingestion could not index, as the loaded version's manifest says */
+	if (j)
+		json_object_set_new(j, "failed", manifest_failed_json(qindex_manifest(q)));
+	qindex_release(q);
 	if (s->caches.text) {
 		lru_get_stats(s->caches.text, &ls);
 		json_object_set_new(caches, "text", qjson_cache(&ls));

@@ -95,6 +95,20 @@ for _ in $(seq 1 300); do
 done
 [ -n "$gone" ] && ok "delete-tombstoned" || bad "deleted document still answered"
 
+# a broken document: failed, with its reason, in both /v1/status
+"$bin" s3 put "$top/tests/data/parse/corrupt.pdf" "${src}broken.pdf" >/dev/null
+for _ in $(seq 1 200); do [ "$(status | jq -r .failed.total)" = 1 ] && break; sleep 0.05; done
+status >"$work/status.json"
+jqtrue daemon-status-failed "$work/status.json" --arg k "${src}broken.pdf" \
+	'.failed.total == 1 and .failed.objects[0].key == $k and .failed.objects[0].attempts == 1 and (.failed.objects[0].error | test("corrupt PDF")) and .failed.objects[0].retry_at > now'
+for _ in $(seq 1 100); do
+	curl -s "$url/v1/status" >"$work/sstatus.json"
+	[ "$(jq -r .failed.total "$work/sstatus.json")" = 1 ] && break
+	sleep 0.05
+done
+jqtrue server-status-failed "$work/sstatus.json" --arg k "${src}broken.pdf" \
+	'.failed.total == 1 and .failed.objects[0].key == $k and (.failed.objects[0].error | test("corrupt PDF"))'
+
 # no rule, no events: a later upload waits for the poll
 check notify-rm 0 "$bin" s3 notify rm --topic "$topic"
 printf '# Late\n\nA page about blimps.\n' >"$work/late.md"
@@ -106,6 +120,7 @@ kill -HUP "$dpid"
 for _ in $(seq 1 300); do [ "$(status | jq -r .last_pass.kind)" = poll ] && break; sleep 0.1; done
 check verify-source 0 "$bin" verify --source --keys
 expect late-indexed-by-the-poll "^live [0-9]+ ${src}late\.md$" "$work/out"
+expect source-excuses-the-failed "1 skipped, rejected or failed there" "$work/out"
 kill -TERM "$dpid"
 wait "$dpid"
 equal sigterm-exit-0 $? 0
