@@ -202,8 +202,12 @@ rag_rc s3_delete_many(s3_client *c, const s3_op *op, const char *const *keys,
  *     there: the rules after it (in the order of "<id>_<topic>") receive
  *     nothing for that request.
  *  3. A persistent topic queues events in RADOS and pushes them from a
- *     background thread, retrying until the endpoint answers 2xx; the
- *     client's request does not wait.
+ *     background thread (in parallel, so in any order; the first push of a
+ *     new queue came 7-30 s late), retrying at once and without end until
+ *     the endpoint answers 2xx; the client's request does not wait. After
+ *     the endpoint refused a connection, the queue stalled for good (until
+ *     radosgw restarts) in 2 of 6 tries, and a persistent topic created
+ *     again under the name of a deleted one is never pushed.
  *  4. Each push is one POST of {"Records": [one record]}, Content-Type
  *     application/json, no Authorization header, to the endpoint URL as
  *     given (its query string included). eventName is "ObjectCreated:Put",
@@ -214,6 +218,9 @@ rag_rc s3_delete_many(s3_client *c, const s3_op *op, const char *const *keys,
  *     create, read (push endpoint and OpaqueData included), list and delete
  *     the topics of the default tenant (fixed in later Ceph releases). A
  *     secret in a topic is only as private as RGW's port.
+ *  6. A multi-object delete (s3_delete_many) of keys a rule covers makes
+ *     radosgw 16.2.15 abort, persistent topic or not: under a notified
+ *     prefix, delete one key per request.
  */
 
 /*
