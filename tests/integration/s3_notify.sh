@@ -5,7 +5,7 @@
 # deletes under it (none for keys outside it); rules of other topics kept
 # when one is added or removed; nothing more once the rule is gone; the
 # push URL's token in no output. Then a persistent topic: delivered from
-# RGW's queue, and again after the receiver was down.
+# RGW's queue, retried until the receiver answers 2xx.
 #
 # Deletes here are single-key DELETEs: RGW 16.2.15 aborts on a
 # multi-object delete of keys a rule covers (see s3.h), and the fixture's
@@ -146,36 +146,38 @@ expect_not ls-none-ours "^($t1|$t2) " "$work/out"
 stop_sink one
 stop_sink two
 
-# --- persistent: RGW queues the record and pushes it from a thread of
-# its own (the first push of a new queue took ~7 s here), and again after
-# the receiver was down
-start_sink per
-pport=$(cat "$work/per.port")
-echo "http://127.0.0.1:$pport/p?token=$token" >"$work/url3"
+# --- persistent: RGW queues the record and pushes it from a thread of its
+# own (the first push of a new queue took 7-30 s here), again and again
+# until the receiver answers 2xx; here it answers 503 to its first 3 POSTs.
+# (Not a receiver that is down: after a refused connection RGW 16.2's queue
+# may stall for good, see deploy/README.md.)
+start_sink per --fail-first 3
+echo "http://127.0.0.1:$(cat "$work/per.port")/p?token=$token" >"$work/url3"
 check add-persistent 0 sh -c "\"$bin\" s3 notify add --topic $tp --push - --prefix $src --persistent <\"$work/url3\""
 expect add-persistent-says "\(persistent\)$" "$work/out"
 cat "$work/out" "$work/err" >>"$work/all"
-# wait_records FILE N SECONDS: until FILE holds N records
-wait_records() {
-	for _ in $(seq 1 $(($3 * 10))); do [ "$(count "$1")" -ge "$2" ] && return 0; sleep 0.1; done
-	return 1
+# accepted FILE: the records the receiver answered 200
+accepted() {
+	python3 - "$1" <<'EOF'
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8"):
+    r = json.loads(line)
+    if r["status"] == 200:
+        for rec in r["body"]["Records"]:
+            print("%s\t%s" % (rec["eventName"], rec["s3"]["object"]["key"]))
+EOF
 }
 put "$work/a.txt" "${src}p1.txt"
-if wait_records "$work/per.jsonl" 1 60; then ok "persistent: delivered"; else bad "persistent: nothing in 60 s"; fi
-stop_sink per
-put "$work/a.txt" "${src}p2.txt"
+put "$work/b.txt" "${src}p2.txt"
 "$bin" s3 rm "${src}p1.txt" >/dev/null || bad "rm p1"
-sleep 2
-python3 "$sink_py" "$work/per.jsonl" --port "$pport" --port-file "$work/per2.port" &
-sink_pid[per]=$!
-if wait_records "$work/per.jsonl" 3 90; then
-	ok "persistent: records queued while the receiver was down arrive when it is back"
-else
-	bad "persistent: $(count "$work/per.jsonl") of 3 records after the receiver came back"
-fi
-# the queue pushes in parallel (the order is not the requests'), at least once
-equal "persistent: the queued records" "$(records "$work/per.jsonl" | cut -f1,2 | sort -u)" \
+for _ in $(seq 1 900); do
+	[ "$(accepted "$work/per.jsonl" | sort -u | wc -l)" -ge 3 ] && break
+	sleep 0.1
+done
+# the queue pushes in parallel (not in the requests' order), at least once
+equal "persistent: every record accepted, after 503s" "$(accepted "$work/per.jsonl" | sort -u)" \
 	"$(printf 'ObjectCreated:Put\t%sp1.txt\nObjectCreated:Put\t%sp2.txt\nObjectRemoved:Delete\t%sp1.txt' "$src" "$src" "$src")"
+equal "persistent: the 503s were retried" "$(grep -c '"status": 503' "$work/per.jsonl")" 3
 check rm-persistent 0 "$bin" s3 notify rm --topic "$tp"
 cat "$work/out" "$work/err" >>"$work/all"
 
