@@ -22,7 +22,8 @@
 # process reads with --config; secrets in it, mode 600), cluster.env (the
 # endpoint, keys, ports and the query URL: `. DIR/cluster.env`), haproxy.cfg,
 # pids/NAME.pid for every process it started (the only processes `down`
-# stops), log/NAME.log, and each process's local directory (local/NAME).
+# stops), topics/daemonI (the RGW topic of daemon I, removed by `down`),
+# log/NAME.log, and each process's local directory (local/NAME).
 # The store is scripts/s3-local.sh's, under DIR/s3.
 #
 # The daemons' event endpoint needs ingest.token. Ceph RGW 16.2 cannot send
@@ -36,8 +37,11 @@
 # answers 2xx, the client's PUT does not wait for the daemon, and a daemon
 # that is down delays only its own events (without `persistent`, RGW 16.2
 # pushes inside the client's request and stops at the first endpoint that
-# fails). Their names carry a random cluster id, since RGW 16.2 does not
-# deliver for a persistent topic re-created under a deleted one's name.
+# fails). A daemon that `up` starts or restarts gets a topic under a new
+# name (cluster id, shard, random suffix; topics/daemonI holds it): RGW
+# 16.2's queue of a persistent topic can stall for good after its endpoint
+# refused a connection, and a topic re-created under a deleted one's name
+# receives nothing. What the old queue held, the daemon's first pass finds.
 #
 # Settings (environment):
 #   RAGMAP_BIN                     the ragmap binary (default build/ragmap)
@@ -294,7 +298,29 @@ latest_version() {
 		sed -n 's/.*"version": *\([0-9]*\).*/\1/p'
 }
 
-topic_of() { echo "ragmap-$cluster_id-shard$1"; }
+# The topic of daemon I: its name in topics/daemonI. A daemon that `up`
+# (re)starts gets a topic under a new name (see the header).
+topic_file() { echo "$dir/topics/daemon$1"; }
+new_topic_name() { echo "ragmap-$cluster_id-shard$1-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"; }
+
+# renew_topic I: replace daemon I's topic and rule by new ones
+renew_topic() {
+	local i=$1 old new flags=()
+	[ "$persistent" = 1 ] && flags=(--persistent)
+	old=$(cat "$(topic_file "$i")" 2>/dev/null || true)
+	if [ -n "$old" ]; then
+		"$bin" s3 notify rm --topic "$old" >>"$dir/log/notify.log" 2>&1 ||
+			die "cannot remove topic $old (see $dir/log/notify.log)"
+	fi
+	new=$(new_topic_name "$i")
+	mkdir -p "$dir/topics"
+	echo "$new" >"$(topic_file "$i")"
+	# the URL holds the token: through stdin, never on a command line
+	printf 'http://127.0.0.1:%s/v1/events?token=%s\n' "${daemon_ports[$i]}" "$ingest_token" |
+		"$bin" s3 notify add --topic "$new" --push - --prefix "$source_prefix" \
+			"${flags[@]}" >>"$dir/log/notify.log" 2>&1 ||
+		die "cannot add the notification rule of daemon$i (see $dir/log/notify.log)"
+}
 
 do_up() {
 	local i name v=""
@@ -310,6 +336,7 @@ do_up() {
 	# index with it and everything else starts afresh
 	if ! "$top/scripts/s3-local.sh" running "$dir/s3"; then
 		for name in haproxy $(names_replicas) $(names_daemons); do stop "$name" 5; done
+		rm -rf "$dir/topics"
 	fi
 	"$top/scripts/s3-local.sh" start "$dir/s3" "$s3_port" >/dev/null ||
 		die "the S3 store did not start (see $dir/s3/log)"
@@ -319,9 +346,12 @@ do_up() {
 	say "S3 store (Ceph RGW) at $AWS_ENDPOINT_URL"
 
 	# the daemons, then their topics and rules (events need a listener)
+	local started=()
 	for i in $(seq 0 $((shards - 1))); do
 		name=daemon$i
+		started[i]=0
 		if ! alive "$name"; then
+			started[i]=1
 			mkdir -p "$dir/local/$name"
 			RAGMAP_LOCAL_DIR=$dir/local/$name start "$name" "$bin" daemon --config "$dir/ragmap.conf" \
 				--shard "$i/$shards" --listen "127.0.0.1:${daemon_ports[$i]}"
@@ -332,14 +362,8 @@ do_up() {
 			die "daemon$i does not answer on port ${daemon_ports[$i]} (see $dir/log/daemon$i.log)"
 		say "daemon$i (shard $i/$shards) at 127.0.0.1:${daemon_ports[$i]}, pid $(cat "$(pidfile daemon$i)")"
 	done
-	local flags=()
-	[ "$persistent" = 1 ] && flags=(--persistent)
 	for i in $(seq 0 $((shards - 1))); do
-		# the URL holds the token: through stdin, never on a command line
-		printf 'http://127.0.0.1:%s/v1/events?token=%s\n' "${daemon_ports[$i]}" "$ingest_token" |
-			"$bin" s3 notify add --topic "$(topic_of "$i")" --push - --prefix "$source_prefix" \
-				"${flags[@]}" >>"$dir/log/notify.log" 2>&1 ||
-			die "cannot add the notification rule of daemon$i (see $dir/log/notify.log)"
+		if [ "${started[i]}" = 1 ] || [ ! -s "$(topic_file "$i")" ]; then renew_topic "$i"; fi
 	done
 	say "bucket rules: $("$bin" s3 notify ls | awk '{print $1}' | tr '\n' ' ')"
 
@@ -453,16 +477,18 @@ EOF
 }
 
 do_down() {
-	local i
+	local i t
 	load_env || true
-	if [ -n "${RAGMAP_CLUSTER_ID:-}" ] && "$top/scripts/s3-local.sh" running "$dir/s3"; then
-		# events first: no push to a daemon that is going away
-		cluster_id=$RAGMAP_CLUSTER_ID
-		for i in $(seq 0 $((shards - 1))); do
-			"$bin" s3 notify rm --topic "$(topic_of "$i")" >>"$dir/log/notify.log" 2>&1 ||
-				say "could not remove topic $(topic_of "$i") (see $dir/log/notify.log)"
-		done
-	fi
+	# events first: no push to a daemon that is going away
+	for i in $(seq 0 $((shards - 1))); do
+		t=$(cat "$(topic_file "$i")" 2>/dev/null || true)
+		[ -n "$t" ] || continue
+		if "$top/scripts/s3-local.sh" running "$dir/s3"; then
+			"$bin" s3 notify rm --topic "$t" >>"$dir/log/notify.log" 2>&1 ||
+				say "could not remove topic $t (see $dir/log/notify.log)"
+		fi
+		rm -f "$(topic_file "$i")"
+	done
 	stop haproxy 5
 	for name in $(names_replicas); do stop "$name" 10 & done
 	wait
