@@ -45,8 +45,8 @@ typedef struct daemon_state {
 	ingest_session s;
 	evq *q;
 	ingest_endpoint *ep;     /* NULL without an address */
-	char asked[256];         /* the address asked for, and the one bound: */
-	char bound[256];         /* a reload keeps a port 0 picked */
+	char asked[256];         /* the address asked for, and the one bound */
+	char bound[256];
 	json_t *last;            /* the last pass, for /v1/status */
 } daemon_state;
 
@@ -97,6 +97,12 @@ static void publish_status(daemon_state *d)
 
 /* ------------------------------------------------------------ lifecycle */
 
+/*
+ * Open the session and aim the queue and the endpoint at it. Both live as
+ * long as the process: a reload must not refuse a single event (RGW 16.2's
+ * persistent queue can stall for good after a refused push, src/s3/s3.h),
+ * so the endpoint keeps its address and only takes the new token.
+ */
 static int daemon_open(daemon_state *d)
 {
 	rag_error err = {0};
@@ -105,14 +111,19 @@ static int daemon_open(daemon_state *d)
 
 	if ((rc = ingest_session_open(d->env, &d->s, d->shard)))
 		return rc;
-	if (!(d->q = evq_new(d->s.cfg.s3.bucket, &d->s.ic.scope, &err)))
+	if (d->q ? evq_reconfigure(d->q, d->s.cfg.s3.bucket, &d->s.ic.scope, &err) != RAG_OK
+		 : !(d->q = evq_new(d->s.cfg.s3.bucket, &d->s.ic.scope, &err)))
 		return cli_fail(&err);
 	listen = d->listen ? d->listen : d->s.cfg.ingest.listen;
-	if (listen && *listen) {
+	if (d->ep) {
+		if (!listen || strcmp(listen, d->asked) != 0)
+			RAG_WARN(&d->env->log, "ingest.listen changed: the endpoint stays on %s until a "
+				 "restart", d->bound);
+		if (endpoint_set_token(d->ep, d->s.cfg.ingest.token, &err))
+			return cli_fail(&err);
+	} else if (listen && *listen) {
 		const char *colon = strrchr(listen, ':');
-		bool again = strcmp(listen, d->asked) == 0;
-		if (endpoint_start(&d->s.cfg, again ? d->bound : listen, d->q, &d->env->log, &d->ep,
-				   &err))
+		if (endpoint_start(&d->s.cfg, listen, d->q, &d->env->log, &d->ep, &err))
 			return cli_fail(&err);
 		rag_strlcpy(d->asked, listen, sizeof(d->asked));
 		snprintf(d->bound, sizeof(d->bound), "%.*s:%d", colon ? (int)(colon - listen) : 0,
@@ -125,15 +136,10 @@ static int daemon_open(daemon_state *d)
 	return CLI_OK;
 }
 
-/* Close everything; the keys still queued are handed back in *left. */
-static void daemon_close(daemon_state *d, char ***left, size_t *nleft)
+static void daemon_close(daemon_state *d)
 {
-	if (left)
-		*left = NULL, *nleft = 0;
 	endpoint_stop(d->ep); /* no handler runs past this */
 	d->ep = NULL;
-	if (d->q && left)
-		*left = evq_take(d->q, 0, 0, NULL, nleft);
 	evq_free(d->q);
 	d->q = NULL;
 	ingest_session_close(&d->s);
@@ -142,14 +148,11 @@ static void daemon_close(daemon_state *d, char ***left, size_t *nleft)
 /*
  * SIGHUP: the configuration is read again and the session reopened with
  * it. A configuration that does not load is refused and the daemon goes on
- * with the old one; queued event keys carry over.
+ * with the old one; queued event keys stay queued.
  */
 static int daemon_reload(daemon_state *d)
 {
 	rag_config probe;
-	char **left;
-	size_t nleft;
-	int rc;
 
 	RAG_INFO(&d->env->log, "SIGHUP: reloading the configuration");
 	if (!cli_load_config(d->env, &probe)) {
@@ -157,12 +160,8 @@ static int daemon_reload(daemon_state *d)
 		return CLI_OK;
 	}
 	rag_config_release(&probe);
-	daemon_close(d, &left, &nleft);
-	rc = daemon_open(d);
-	if (!rc && nleft)
-		evq_requeue(d->q, left, nleft);
-	evq_keys_free(left, nleft);
-	return rc;
+	ingest_session_close(&d->s);
+	return daemon_open(d);
 }
 
 /* ---------------------------------------------------------------- passes */
@@ -288,7 +287,7 @@ int cmd_daemon(cli_env *env, int argc, char **argv)
 	}
 	RAG_INFO(&env->log, "daemon: stopped");
 out:
-	daemon_close(&d, NULL, NULL);
+	daemon_close(&d);
 	json_decref(d.last);
 	return rc;
 }

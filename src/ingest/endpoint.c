@@ -15,8 +15,8 @@ struct ingest_endpoint {
 	http_server *http;
 	evq *q;
 	rag_log *log;
+	pthread_mutex_t lock;    /* guards token, status, unauthorized */
 	char *token;             /* "" = none */
-	pthread_mutex_t lock;    /* guards status */
 	json_t *status;
 	uint64_t unauthorized;
 };
@@ -43,7 +43,7 @@ static enum MHD_Result handle_events(ingest_endpoint *e, const http_request *rq)
 					(json_int_t)p.duplicates, "ignored", (json_int_t)p.ignored));
 }
 
-static json_t *events_json(ingest_endpoint *e)
+static json_t *events_json(ingest_endpoint *e, uint64_t unauthorized)
 {
 	evq_stats st;
 
@@ -52,20 +52,22 @@ static json_t *events_json(ingest_endpoint *e)
 			 (json_int_t)st.posts, "records", (json_int_t)st.records, "queued",
 			 (json_int_t)st.queued, "duplicates", (json_int_t)st.duplicates, "ignored",
 			 (json_int_t)st.ignored, "rejected", (json_int_t)st.rejected, "unauthorized",
-			 (json_int_t)e->unauthorized, "taken", (json_int_t)st.taken, "waiting",
+			 (json_int_t)unauthorized, "taken", (json_int_t)st.taken, "waiting",
 			 (json_int_t)st.waiting, "last_event_at", (json_int_t)st.last_event_at);
 }
 
 static enum MHD_Result handle_status(ingest_endpoint *e, const http_request *rq)
 {
 	json_t *j;
+	uint64_t unauthorized;
 
 	pthread_mutex_lock(&e->lock);
 	j = e->status ? json_deep_copy(e->status) : json_object();
+	unauthorized = e->unauthorized;
 	pthread_mutex_unlock(&e->lock);
 	if (!j)
 		return MHD_NO;
-	json_object_set_new(j, "events", events_json(e));
+	json_object_set_new(j, "events", events_json(e, unauthorized));
 	return http_send_json(rq->conn, 200, j);
 }
 
@@ -76,13 +78,15 @@ static enum MHD_Result on_request(void *ctx, const http_request *rq)
 
 	if (strcmp(rq->url, "/healthz") == 0)
 		return http_send_text(rq->conn, 200, "text/plain", rag_strdup("ok\n"), 3);
+	bool ok;
+
 	/* invariant 1: ?token= for push endpoints that are bare URLs */
-	if (!http_token_ok(rq->conn, e->token, events ? "token" : NULL)) {
-		pthread_mutex_lock(&e->lock);
+	pthread_mutex_lock(&e->lock);
+	if (!(ok = http_token_ok(rq->conn, e->token, events ? "token" : NULL)))
 		e->unauthorized++;
-		pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&e->lock);
+	if (!ok)
 		return http_send_error(rq->conn, 401, "missing or wrong bearer token");
-	}
 	if (events)
 		return handle_events(e, rq);
 	if (strcmp(rq->url, "/v1/status") == 0)
@@ -113,6 +117,19 @@ rag_rc endpoint_start(const rag_config *cfg, const char *listen, evq *q, rag_log
 		return rc;
 	}
 	*out = e;
+	return RAG_OK;
+}
+
+rag_rc endpoint_set_token(ingest_endpoint *e, const char *token, rag_error *err)
+{
+	char *t = rag_strdup(token ? token : "");
+
+	if (!t)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	pthread_mutex_lock(&e->lock);
+	free(e->token);
+	e->token = t;
+	pthread_mutex_unlock(&e->lock);
 	return RAG_OK;
 }
 

@@ -38,6 +38,9 @@ rag_rc endpoint_start(const rag_config *cfg, const char *listen, evq *q, rag_log
 /* The port actually bound. */
 int endpoint_port(const ingest_endpoint *e);
 
+/* A new token (the configuration was reloaded); "" or NULL: none. */
+rag_rc endpoint_set_token(ingest_endpoint *e, const char *token, rag_error *err);
+
 /* Replace the status snapshot (takes the reference; invariant 3). */
 void endpoint_set_status(ingest_endpoint *e, json_t *status);
 

@@ -27,28 +27,59 @@ struct evq {
 	evq_stats st;
 };
 
+/* A copy of scope in *out (released first). */
+static rag_rc copy_scope(rag_scope *out, const rag_scope *scope, rag_error *err)
+{
+	rag_scope s = {.shard = scope->shard, .shards = scope->shards};
+
+	for (size_t i = 0; i < scope->nprefixes; i++) {
+		if (!(s.prefixes[i] = rag_strdup(scope->prefixes[i]))) {
+			rag_scope_release(&s);
+			return rag_error_set(err, RAG_ENOMEM, "out of memory");
+		}
+		s.nprefixes++;
+	}
+	rag_scope_release(out);
+	*out = s;
+	return RAG_OK;
+}
+
 evq *evq_new(const char *bucket, const rag_scope *scope, rag_error *err)
 {
 	evq *q = calloc(1, sizeof(*q));
 
-	if (!q || !(q->bucket = rag_strdup(bucket ? bucket : ""))) {
+	if (!q || !(q->bucket = rag_strdup(bucket ? bucket : "")) ||
+	    copy_scope(&q->scope, scope, err)) {
+		if (q)
+			free(q->bucket);
 		free(q);
 		rag_error_set(err, RAG_ENOMEM, "out of memory");
 		return NULL;
 	}
-	q->scope.shard = scope->shard;
-	q->scope.shards = scope->shards;
-	for (size_t i = 0; i < scope->nprefixes; i++) {
-		if (!(q->scope.prefixes[i] = rag_strdup(scope->prefixes[i]))) {
-			evq_free(q);
-			rag_error_set(err, RAG_ENOMEM, "out of memory");
-			return NULL;
-		}
-		q->scope.nprefixes++;
-	}
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->wake, NULL);
 	return q;
+}
+
+rag_rc evq_reconfigure(evq *q, const char *bucket, const rag_scope *scope, rag_error *err)
+{
+	rag_scope s = {0};
+	char *b = rag_strdup(bucket ? bucket : "");
+	rag_rc rc;
+
+	if (!b)
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	if ((rc = copy_scope(&s, scope, err))) {
+		free(b);
+		return rc;
+	}
+	pthread_mutex_lock(&q->lock);
+	rag_scope_release(&q->scope);
+	q->scope = s;
+	free(q->bucket);
+	q->bucket = b;
+	pthread_mutex_unlock(&q->lock);
+	return RAG_OK;
 }
 
 void evq_free(evq *q)
@@ -220,12 +251,15 @@ rag_rc evq_post(evq *q, const char *body, size_t len, evq_posted *out, rag_error
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto count;
 	}
-	/* invariant 1: parse every record before queueing any */
+	/* invariant 1: parse every record before queueing any (the lock: the
+	 * bucket and the scope may be reconfigured meanwhile) */
+	pthread_mutex_lock(&q->lock);
 	for (size_t i = 0; i < out->records && !rc; i++) {
 		rc = parse_record(q, json_array_get(recs, i), i, &keys[n], err);
 		if (keys[n])
 			n++;
 	}
+	pthread_mutex_unlock(&q->lock);
 count:
 	json_decref(root);
 	pthread_mutex_lock(&q->lock);

@@ -59,6 +59,11 @@ void evq_free(evq *q);
  * RAG_EINVAL with the record and field named on a malformed body. */
 rag_rc evq_post(evq *q, const char *body, size_t len, evq_posted *out, rag_error *err);
 
+/* A new bucket and scope (the daemon's configuration was reloaded): later
+ * bodies are read with them; keys already queued stay (a pass ignores
+ * those it no longer owns). */
+rag_rc evq_reconfigure(evq *q, const char *bucket, const rag_scope *scope, rag_error *err);
+
 /* Put keys back (a pass over them failed; they are retried with the next
  * burst). Keys are copied. */
 void evq_requeue(evq *q, char *const *keys, size_t n);
