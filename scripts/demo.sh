@@ -6,10 +6,14 @@
 #   query server in each backing mode in turn, asked the same three
 #   questions REPS times, and one side-by-side table of what each mode
 #   holds in RAM and reads from object storage per query; last, the server
-#   in cached mode on 127.0.0.1:8080 (or a free port) with the live map page.
+#   in cached mode on 127.0.0.1:8080 (or a free port) with the live map page,
+#   and `ragmap daemon` fed by the store's own event notifications (an RGW
+#   topic and bucket rule): a document uploaded then is answered about a
+#   second later.
 #
 #   scripts/demo.sh          run it (a fresh store and index every time)
-#   scripts/demo.sh stop     stop the page's server and the local S3 server
+#   scripts/demo.sh stop     stop the page's server, the daemon, its bucket
+#                            rule and the local S3 server
 #
 # Environment: RAGMAP_DEMO_PORT (S3 port, 4570; 0 = any free one),
 # RAGMAP_DEMO_REPS (20), RAGMAP_DEMO_LISTEN (127.0.0.1:8080),
@@ -28,11 +32,21 @@ questions=(
 )
 
 stop_page() {
-	if [ -f "$demo/serve.pid" ]; then
-		kill "$(cat "$demo/serve.pid")" 2>/dev/null || true
-		rm -f "$demo/serve.pid"
+	local f
+	for f in serve daemon; do
+		if [ -f "$demo/$f.pid" ]; then
+			kill "$(cat "$demo/$f.pid")" 2>/dev/null || true
+			rm -f "$demo/$f.pid"
+		fi
+	done
+	# the daemon's topic and bucket rule live in the store
+	if [ -f "$demo/topic" ] && [ -f "$demo/s3/s3.env" ] && [ -x "${ragmap:-}" ]; then
+		(. "$demo/s3/s3.env" && RAGMAP_LOCAL_DIR=$demo/local "$ragmap" s3 notify rm \
+			--topic "$(cat "$demo/topic")" >/dev/null 2>&1) || true
 	fi
+	rm -f "$demo/topic"
 }
+ragmap=${RAGMAP_DEMO_BUILD:-$top/build}/ragmap
 if [ "${1:-}" = stop ]; then
 	stop_page
 	"$top/scripts/s3-local.sh" stop "$demo/s3"
@@ -149,13 +163,52 @@ if command -v gnuplot >/dev/null; then
 fi
 echo
 
-# The page: cached mode on 8080, or a free port when 8080 is taken.
+# The page: cached mode on 8080, or a free port when 8080 is taken; it
+# follows LATEST every second, for the live ingestion below.
+export RAGMAP_QUERY_RELOAD_S=1
 listen=${RAGMAP_DEMO_LISTEN:-127.0.0.1:8080}
 if ! serve cached "$listen" 2>/dev/null; then
 	serve cached 127.0.0.1:0
 fi
 echo "$srv_pid" >"$demo/serve.pid"
 disown "$srv_pid" 2>/dev/null || true
+# Live ingestion: RGW pushes an event per upload to `ragmap daemon --listen`
+# (the token in the push URL's query string: RGW cannot send a header).
+export RAGMAP_INGEST_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n') RAGMAP_INGEST_POLL_S=3600
+"$ragmap" daemon --listen 127.0.0.1:0 >"$demo/daemon.out" 2>"$demo/daemon.log" &
+echo $! >"$demo/daemon.pid"
+disown "$(cat "$demo/daemon.pid")" 2>/dev/null || true
+dport=
+for _ in $(seq 1 100); do
+	dport=$(sed -n 's|^ragmap daemon: events on http://127.0.0.1:\([0-9]*\)/v1/events$|\1|p' "$demo/daemon.out")
+	[ -n "$dport" ] && break
+	sleep 0.1
+done
+[ -n "$dport" ] || { echo "demo: ragmap daemon did not start; its log:" >&2; cat "$demo/daemon.log" >&2; exit 1; }
+echo "ragmap-demo-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')" >"$demo/topic"
+echo "http://127.0.0.1:$dport/v1/events?token=$RAGMAP_INGEST_TOKEN" |
+	"$ragmap" s3 notify add --topic "$(cat "$demo/topic")" --push - --prefix source/ >/dev/null
+echo "== live ingestion: Ceph RGW notifies ragmap daemon (127.0.0.1:$dport) of every upload under source/"
+printf '# Heliostat fields\n\nA late document about heliostat mirrors tracking the sun.\n' >"$demo/late.md"
+t0=$(date +%s%N)
+"$ragmap" s3 put "$demo/late.md" source/live/heliostats.md >/dev/null
+answered=
+for _ in $(seq 1 200); do
+	if curl -s "$srv_url/v1/query" -d '{"q": "heliostat mirrors", "k": 1, "retriever": "bm25"}' |
+		jq -e '.results[0].key == "source/live/heliostats.md"' >/dev/null 2>&1; then
+		answered=$((($(date +%s%N) - t0) / 1000000))
+		break
+	fi
+	sleep 0.05
+done
+if [ -n "$answered" ]; then
+	echo "   uploaded source/live/heliostats.md: answered by the cached-mode server ${answered} ms later"
+	echo "   (event → daemon: HEAD, GET, parse, embed, commit a version → the server's reload)."
+else
+	echo "   uploaded source/live/heliostats.md: not answered within 10 s (see $demo/daemon.log)"
+fi
+echo
+
 echo "== the live storage map: ragmap serve --mode cached is running at $srv_url"
 echo
 echo "   open   $srv_url/"
@@ -164,4 +217,5 @@ echo "   from another machine, forward the port first: ssh -L ${srv_url##*:}:127
 echo "   try    curl -s $srv_url/v1/map | jq .query_path"
 stop_cmd="scripts/demo.sh stop"
 [ "$demo" = "$top/.demo" ] || stop_cmd="RAGMAP_DEMO_DIR=$demo $stop_cmd"
-echo "   stop   $stop_cmd      (the page's server and the local S3 server)"
+echo "   upload . $demo/s3/s3.env && $ragmap s3 put FILE source/NAME   (answered about a second later)"
+echo "   stop   $stop_cmd      (the page's server, the daemon and the local S3 server)"
