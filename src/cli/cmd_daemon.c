@@ -75,11 +75,12 @@ static json_t *pass_json(const char *kind, size_t keys, const ingest_summary *s,
 static void publish_status(daemon_state *d)
 {
 	const ingest_ctx *ic = &d->s.ic;
-	json_t *prefixes = json_array(), *j;
+	json_t *prefixes, *j;
 	char shard[32];
 
 	if (!d->ep)
 		return;
+	prefixes = json_array();
 	for (size_t i = 0; i < ic->scope.nprefixes; i++)
 		json_array_append_new(prefixes, json_string(ic->scope.prefixes[i]));
 	snprintf(shard, sizeof(shard), "%u/%u", ic->scope.shard, ic->scope.shards);
