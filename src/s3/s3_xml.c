@@ -11,7 +11,9 @@
 
 #include "rag_util.h"
 
-/* No entities, no DTD loading, no network, quiet: untrusted input. */
+/* Untrusted input: no external entity or DTD is loaded, nothing from the
+ * network, quiet. Entities the document defines itself are expanded when
+ * text is read, one level deep (libxml2 refuses an entity bomb's nesting). */
 #define XML_OPTS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS)
 
 static xmlDocPtr parse_doc(const char *body, size_t len)
@@ -414,6 +416,14 @@ rag_rc s3_xml_topic_arn(const char *body, size_t len, const char *name, char *ar
 		arn[0] = '\0';
 	if (!doc)
 		return rag_error_set(err, RAG_EPARSE, "topic: answer is not XML");
+	/* "not in the list" only from a list: an error page or another answer
+	 * must not read as "no such topic" (a delete would call it done) */
+	if (name && !is(xmlDocGetRootElement(doc), "ListTopicsResponse")) {
+		rc = rag_error_set(err, RAG_EPARSE, "topic: answer is <%s>, not <ListTopicsResponse>",
+				   (const char *)xmlDocGetRootElement(doc)->name);
+		xmlFreeDoc(doc);
+		return rc;
+	}
 	hit = find_arn(xmlDocGetRootElement(doc), name);
 	if (!hit) {
 		xmlFreeDoc(doc);

@@ -98,7 +98,8 @@ void s3_notification_list_release(s3_notification_list *l);
  * The topic ARN in a CreateTopic answer (name NULL: the first TopicArn in
  * the body), or in a ListTopics answer the one of the topic called name
  * (the ARN's last ':' field). RAG_ENOTFOUND when the list has no such
- * topic, RAG_ETOOBIG when the ARN does not fit in arn_len.
+ * topic, RAG_EPARSE when the body is no ListTopicsResponse, RAG_ETOOBIG
+ * when the ARN does not fit in arn_len.
  */
 rag_rc s3_xml_topic_arn(const char *body, size_t len, const char *name, char *arn,
 			size_t arn_len, rag_error *err);

@@ -421,6 +421,10 @@ static void test_topic_arn(void **state)
 		{"create: empty ARN", "<CreateTopicResponse><TopicArn></TopicArn></CreateTopicResponse>",
 		 NULL, 512, RAG_EPARSE, "no <TopicArn>"},
 		{"not XML", "not xml", NULL, 512, RAG_EPARSE, "not XML"},
+		/* an error page is no list: never "no such topic" (a delete would be done) */
+		{"list: an error answer", "<ErrorResponse><Error><Code>AccessDenied</Code></Error>"
+		 "</ErrorResponse>", "rag", 512, RAG_EPARSE, "<ErrorResponse>, not <ListTopicsResponse>"},
+		{"list: an HTML page", "<html><body>ok</body></html>", "rag", 512, RAG_EPARSE, "<html>"},
 		{"not XML, with a name", "<ListTopicsResponse><TopicArn>arn:x:rag</TopicArn>", "rag", 512,
 		 RAG_EPARSE, "not XML"},
 		{"empty", "", "rag", 512, RAG_EPARSE, "not XML"},
