@@ -48,6 +48,7 @@ typedef struct daemon_state {
 	char asked[256];         /* the address asked for, and the one bound */
 	char bound[256];
 	json_t *last;            /* the last pass, for /v1/status */
+	unsigned failed_passes;  /* event passes failed in a row (backoff) */
 } daemon_state;
 
 /* ---------------------------------------------------------------- status */
@@ -198,10 +199,20 @@ static void event_pass(daemon_state *d, char **keys, size_t n)
 
 	d->s.ic.stop = &stop_flag;
 	if ((rc = ingest_run_keys(&d->s.ic, keys, n, &sum, &err))) {
-		/* the keys go back in the queue; the poll is the backstop */
-		RAG_ERROR(&d->env->log, "events: pass over %zu keys failed (requeued): %s", n, err.msg);
+		/* the keys go back in the queue, and the next try waits (1 s,
+		 * doubling to a minute): a store that keeps failing is not asked
+		 * again every event window; the poll is the backstop */
+		unsigned wait_ms = 1000u << (d->failed_passes < 6 ? d->failed_passes : 6);
+		if (wait_ms > 60000)
+			wait_ms = 60000;
+		d->failed_passes++;
+		RAG_ERROR(&d->env->log, "events: pass over %zu keys failed (requeued, next try in %u "
+			  "ms): %s", n, wait_ms, err.msg);
 		evq_requeue(d->q, keys, n);
+		for (unsigned ms = 0; ms < wait_ms && !wake_flag; ms += 100)
+			rag_sleep_ms(100);
 	} else {
+		d->failed_passes = 0;
 		RAG_INFO(&d->env->log, "events: %zu keys, version %lld, %lld new documents, %lld "
 			 "tombstoned, %.0f ms", n, (long long)sum.version, (long long)sum.documents,
 			 (long long)sum.tombstoned, sum.total_ms);
@@ -278,13 +289,15 @@ int cmd_daemon(cli_env *env, int argc, char **argv)
 			}
 			evq_keys_free(keys, n);
 		}
+		/* clear the wake-up before looking at the flags: a signal after
+		 * this line wakes the next wait, one before it is seen below */
+		wake_flag = 0;
 		if (reload_flag && !stop_flag) {
 			reload_flag = 0;
 			if ((rc = daemon_reload(&d)))
 				goto out;
 			next_poll = 0; /* the prefixes may have changed: a full pass now */
 		}
-		wake_flag = stop_flag;
 	}
 	RAG_INFO(&env->log, "daemon: stopped");
 out:
