@@ -21,7 +21,6 @@ struct ingest_endpoint {
 	uint64_t unauthorized;
 };
 
-
 static enum MHD_Result handle_events(ingest_endpoint *e, const http_request *rq)
 {
 	evq_posted p;
