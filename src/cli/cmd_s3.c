@@ -25,7 +25,9 @@ static const char s3_usage[] =
 	"  get KEY [FILE|-]         download (to stdout with '-' or no FILE)\n"
 	"  put FILE KEY             upload (multipart above s3.multipart_threshold)\n"
 	"  put DIR PREFIX           upload every file below DIR, in parallel\n"
-	"  rm KEY...                delete keys\n"
+	"  rm KEY...                delete keys (one request for many, or one per key\n"
+	"                           where a notification rule covers them: RGW 16.2\n"
+	"                           aborts on a multi-object delete there)\n"
 	"  stat KEY                 size, ETag and last-modified of one key\n"
 	"  notify add --topic NAME --push URL [--prefix P] [--opaque DATA] [--persistent]\n"
 	"                           create or update topic NAME (its push endpoint URL;\n"
@@ -239,20 +241,6 @@ static int do_put(s3_client *c, int argc, char **argv)
 	return CLI_OK;
 }
 
-static int do_rm(s3_client *c, int argc, char **argv)
-{
-	rag_error err = {0};
-
-	if (argc < 1) {
-		cli_error("s3 rm: expected KEY...");
-		return CLI_USAGE;
-	}
-	if (argc == 1)
-		return s3_delete(c, S3_OP("cli", NULL), argv[0], &err) ? cli_fail(&err) : CLI_OK;
-	return s3_delete_many(c, S3_OP("cli", NULL), (const char *const *)argv, (size_t)argc, &err)
-		       ? cli_fail(&err) : CLI_OK;
-}
-
 /* ---- notify ---- */
 
 typedef struct notify_opts {
@@ -420,6 +408,79 @@ static int notify_ls(s3_client *c)
 	}
 	s3_notification_list_release(&l);
 	return CLI_OK;
+}
+
+/* Whether a rule of the bucket's notification configuration covers one of
+ * keys (a configuration that cannot be read counts as none). */
+static bool notified(s3_client *c, char **keys, int n)
+{
+	s3_notification_list l = {0};
+	rag_error err = {0};
+	bool hit = false;
+
+	if (read_rules(c, &l, &err))
+		return false;
+	for (size_t r = 0; r < l.n && !hit; r++) {
+		const char *p = l.rules[r].prefix ? l.rules[r].prefix : "";
+		for (int k = 0; k < n && !hit; k++)
+			hit = strncmp(keys[k], p, strlen(p)) == 0;
+	}
+	s3_notification_list_release(&l);
+	return hit;
+}
+
+typedef struct rm_job {
+	s3_client *c;
+	char **keys;
+	rag_rc *rcs;
+	rag_error *errs;
+} rm_job;
+
+static rag_rc rm_one(void *ctx, size_t i)
+{
+	rm_job *j = ctx;
+
+	j->rcs[i] = s3_delete(j->c, S3_OP("cli", NULL), j->keys[i], &j->errs[i]);
+	return RAG_OK; /* judged per key */
+}
+
+/* One DELETE per key, in parallel; every failure is printed. */
+static int rm_each(s3_client *c, char **keys, int n)
+{
+	rm_job j = {.c = c, .keys = keys, .rcs = calloc((size_t)n, sizeof(rag_rc)),
+		    .errs = calloc((size_t)n, sizeof(rag_error))};
+	int rc = CLI_OK;
+
+	if (!j.rcs || !j.errs) {
+		cli_error("s3 rm: out of memory");
+		rc = CLI_FAIL;
+	} else {
+		s3_parallel(c, (size_t)n, 0, rm_one, &j);
+		for (int i = 0; i < n; i++)
+			if (j.rcs[i] && (rc = cli_fail(&j.errs[i])) == CLI_OK)
+				rc = CLI_FAIL;
+	}
+	free(j.rcs);
+	free(j.errs);
+	return rc;
+}
+
+static int do_rm(s3_client *c, int argc, char **argv)
+{
+	rag_error err = {0};
+
+	if (argc < 1) {
+		cli_error("s3 rm: expected KEY...");
+		return CLI_USAGE;
+	}
+	if (argc == 1)
+		return s3_delete(c, S3_OP("cli", NULL), argv[0], &err) ? cli_fail(&err) : CLI_OK;
+	/* Ceph RGW 16.2 aborts on a multi-object delete of keys a notification
+	 * rule covers (src/s3/s3.h): there, one DELETE per key */
+	if (notified(c, argv, argc))
+		return rm_each(c, argv, argc);
+	return s3_delete_many(c, S3_OP("cli", NULL), (const char *const *)argv, (size_t)argc, &err)
+		       ? cli_fail(&err) : CLI_OK;
 }
 
 static int do_notify(s3_client *c, const rag_config *cfg, int argc, char **argv,
