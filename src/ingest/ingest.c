@@ -729,7 +729,7 @@ static size_t owned_keys(ingest_ctx *ic, char **keys, size_t n)
  * objects of the same scope: fetch, process and commit the differences.
  */
 static rag_rc run_pass(ingest_ctx *ic, s3_list *l, char *const *keys, size_t nkeys,
-		       ingest_summary *sum, uint64_t t0, rag_error *err)
+		       ingest_summary *sum, rag_error *err)
 {
 	ingest_run_state r = {0};
 	cat_object *known = NULL;
@@ -807,59 +807,47 @@ static rag_rc run_pass(ingest_ctx *ic, s3_list *l, char *const *keys, size_t nke
 out:
 	fetch_release(&slot[0]);
 	fetch_release(&slot[1]);
-	sum->total_ms = rag_ms_since(t0);
 	free(work);
 	cat_objects_free(known, nknown);
 	run_release(&r);
 	return rc;
 }
 
-rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
+/*
+ * A pass: catch up with the newest version, see what the pass covers (keys
+ * NULL: every owned key, listed; else those keys, HEADed) and process the
+ * differences.
+ */
+static rag_rc pass(ingest_ctx *ic, char **keys, size_t nkeys, ingest_summary *sum,
+		   rag_error *err)
 {
 	s3_list l = {0};
 	uint64_t t0 = rag_now_ns(), t;
 	rag_rc rc;
 
-	memset(sum, 0, sizeof(*sum));
-	t = rag_now_ns();
 	rc = ingest_follow(ic, err);
-	sum->ms[ING_RECOVER] = rag_ms_since(t);
-	if (rc)
-		goto out;
+	sum->ms[ING_RECOVER] = rag_ms_since(t0);
 	t = rag_now_ns();
-	if ((rc = list_owned(ic, &l, sum, err)))
-		goto out;
+	if (!rc)
+		rc = keys ? head_keys(ic, keys, nkeys, &l, err) : list_owned(ic, &l, sum, err);
 	sum->ms[ING_LIST] = rag_ms_since(t);
-	rc = run_pass(ic, &l, NULL, 0, sum, t0, err);
-out:
+	if (!rc)
+		rc = run_pass(ic, &l, keys, nkeys, sum, err);
 	sum->total_ms = rag_ms_since(t0);
 	s3_list_release(&l);
 	return rc;
 }
 
+rag_rc ingest_run(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
+{
+	memset(sum, 0, sizeof(*sum));
+	return pass(ic, NULL, 0, sum, err);
+}
+
 rag_rc ingest_run_keys(ingest_ctx *ic, char **keys, size_t nkeys, ingest_summary *sum,
 		       rag_error *err)
 {
-	s3_list l = {0};
-	uint64_t t0 = rag_now_ns(), t;
-	rag_rc rc;
-
 	memset(sum, 0, sizeof(*sum));
 	nkeys = owned_keys(ic, keys, nkeys);
-	if (nkeys == 0)
-		return RAG_OK;
-	t = rag_now_ns();
-	rc = ingest_follow(ic, err);
-	sum->ms[ING_RECOVER] = rag_ms_since(t);
-	if (rc)
-		goto out;
-	t = rag_now_ns();
-	if ((rc = head_keys(ic, keys, nkeys, &l, err)))
-		goto out;
-	sum->ms[ING_LIST] = rag_ms_since(t);
-	rc = run_pass(ic, &l, keys, nkeys, sum, t0, err);
-out:
-	sum->total_ms = rag_ms_since(t0);
-	s3_list_release(&l);
-	return rc;
+	return nkeys ? pass(ic, keys, nkeys, sum, err) : RAG_OK;
 }
