@@ -15,16 +15,8 @@ export RAGMAP_INGEST_POLL_S=3600 RAGMAP_INGEST_REFIT_GROWTH=0 RAGMAP_INGEST_TOKE
 dpid=
 kill_servers() { [ -n "$dpid" ] && kill -9 "$dpid" 2>/dev/null; }
 
-"$bin" daemon --listen 127.0.0.1:0 >"$work/daemon.out" 2>"$work/daemon.err" &
-dpid=$!
-for _ in $(seq 1 100); do
-	port=$(sed -n 's|^ragmap daemon: events on http://127.0.0.1:\([0-9]*\)/v1/events$|\1|p' "$work/daemon.out")
-	[ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] && ok "daemon-listening ($port)" || { bad "daemon did not print its address"; cat "$work/daemon.err"; finish; exit; }
-url=http://127.0.0.1:$port
-status() { curl -s -H "Authorization: Bearer $RAGMAP_INGEST_TOKEN" "$url/v1/status"; }
+listen_daemon || { finish; exit; }
+url=http://127.0.0.1:$dport
 
 # --- 1. the stream of changes, and the events it would send
 ev=$work/events.txt
@@ -96,14 +88,14 @@ equal query-token-accepted "$code" 200
 
 # wait until the queue is drained and no pass is running
 for _ in $(seq 1 300); do
-	status >"$work/status.json"
+	daemon_status >"$work/status.json"
 	[ "$(jq -r '.events.waiting' "$work/status.json")" = 0 ] &&
 		[ "$(jq -r '.events.taken' "$work/status.json")" -ge "$(jq -r '.events.queued' "$work/status.json")" ] &&
 		[ "$(jq -r '.last_pass.kind' "$work/status.json")" = events ] && break
 	sleep 0.1
 done
 sleep 0.5 # a pass taken just now has had time to publish
-status >"$work/status.json"
+daemon_status >"$work/status.json"
 equal status-unauthorized "$(jq -r '.events.unauthorized' "$work/status.json")" 2
 equal status-rejected "$(jq -r '.events.rejected' "$work/status.json")" 1
 [ "$(jq -r '.events.duplicates' "$work/status.json")" -ge 1 ] && ok "duplicates-coalesced" || bad "no duplicate counted"
@@ -124,7 +116,7 @@ grep -q "ObjectCreated\|eventName" "$work/daemon.err" && bad "event bodies in th
 # --- 4. reconcile: SIGHUP reloads and makes a full pass
 kill -HUP "$dpid"
 for _ in $(seq 1 300); do
-	status >"$work/status.json"
+	daemon_status >"$work/status.json"
 	[ "$(jq -r '.last_pass.kind' "$work/status.json")" = poll ] && break
 	sleep 0.1
 done

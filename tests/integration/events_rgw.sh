@@ -29,20 +29,12 @@ kill_servers() { # at exit: the daemon, the rule, the query server
 # a first document, so that the query server has a version to load
 printf '# Seed\n\nThe seed document about anemometers.\n' >"$work/seed.md"
 check put-seed 0 "$bin" s3 put "$work/seed.md" "${src}seed.md"
-"$bin" daemon --listen 127.0.0.1:0 >"$work/daemon.out" 2>"$work/daemon.err" &
-dpid=$!
-for _ in $(seq 1 100); do
-	port=$(sed -n 's|^ragmap daemon: events on http://127.0.0.1:\([0-9]*\)/v1/events$|\1|p' "$work/daemon.out")
-	[ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] && ok "daemon-listening" || { bad "daemon did not print its address"; finish; exit; }
-status() { curl -s -H "Authorization: Bearer $RAGMAP_INGEST_TOKEN" "http://127.0.0.1:$port/v1/status"; }
-for _ in $(seq 1 200); do [ "$(status | jq -r .version)" -ge 1 ] 2>/dev/null && break; sleep 0.1; done
-equal first-poll-version-1 "$(status | jq -r .version)" 1
+listen_daemon || { finish; exit; }
+for _ in $(seq 1 200); do [ "$(daemon_status | jq -r .version)" -ge 1 ] 2>/dev/null && break; sleep 0.1; done
+equal first-poll-version-1 "$(daemon_status | jq -r .version)" 1
 
 # the push URL holds the token: from stdin, never on a command line
-echo "http://127.0.0.1:$port/v1/events?token=$RAGMAP_INGEST_TOKEN" |
+echo "http://127.0.0.1:$dport/v1/events?token=$RAGMAP_INGEST_TOKEN" |
 	check notify-add 0 "$bin" s3 notify add --topic "$topic" --push - --prefix "$src"
 expect_not notify-add-hides-token "$RAGMAP_INGEST_TOKEN" "$work/out"
 serve q memory
@@ -79,7 +71,7 @@ for key in "plain.md" "with space.md" "plus+sign.md" "percent%20literal.md"; do
 		bad "\"$key\" never became queryable through its event"
 	fi
 done
-status >"$work/status.json"
+daemon_status >"$work/status.json"
 [ "$(jq -r .events.queued "$work/status.json")" -ge 4 ] && ok "events-queued" || bad "status: $(cat "$work/status.json")"
 equal no-poll-since "$(jq -r .last_pass.kind "$work/status.json")" events
 
@@ -104,8 +96,8 @@ expect_not several-deleted "${src}x[123]\.md" "$work/out"
 
 # a broken document: failed, with its reason, in both /v1/status
 "$bin" s3 put "$top/tests/data/parse/corrupt.pdf" "${src}broken.pdf" >/dev/null
-for _ in $(seq 1 200); do [ "$(status | jq -r .failed.total)" = 1 ] && break; sleep 0.05; done
-status >"$work/status.json"
+for _ in $(seq 1 200); do [ "$(daemon_status | jq -r .failed.total)" = 1 ] && break; sleep 0.05; done
+daemon_status >"$work/status.json"
 jqtrue daemon-status-failed "$work/status.json" --arg k "${src}broken.pdf" \
 	'.failed.total == 1 and .failed.objects[0].key == $k and .failed.objects[0].attempts == 1 and (.failed.objects[0].error | test("corrupt PDF")) and .failed.objects[0].retry_at > now'
 for _ in $(seq 1 100); do
@@ -124,7 +116,7 @@ sleep 2
 check verify-before-poll 0 "$bin" verify --keys
 expect_not late-not-indexed-without-events "late\.md$" "$work/out"
 kill -HUP "$dpid"
-for _ in $(seq 1 300); do [ "$(status | jq -r .last_pass.kind)" = poll ] && break; sleep 0.1; done
+for _ in $(seq 1 300); do [ "$(daemon_status | jq -r .last_pass.kind)" = poll ] && break; sleep 0.1; done
 check verify-source 0 "$bin" verify --source --keys
 expect late-indexed-by-the-poll "^live [0-9]+ ${src}late\.md$" "$work/out"
 expect source-excuses-the-failed "1 skipped, rejected or failed there" "$work/out"

@@ -14,27 +14,19 @@ kill_servers() { [ -n "$dpid" ] && kill -9 "$dpid" 2>/dev/null; }
 printf '# Seed\n\nA first document about barometers.\n' >"$work/seed.md"
 check put-seed 0 "$bin" s3 put "$work/seed.md" "${src}seed.md"
 start_proxy
-AWS_ENDPOINT_URL=$proxy_url "$bin" daemon --listen 127.0.0.1:0 >"$work/daemon.out" 2>"$work/daemon.err" &
-dpid=$!
-for _ in $(seq 1 100); do
-	port=$(sed -n 's|^ragmap daemon: events on http://127.0.0.1:\([0-9]*\)/v1/events$|\1|p' "$work/daemon.out")
-	[ -n "$port" ] && break
-	sleep 0.1
-done
-[ -n "$port" ] && ok "daemon-listening" || { bad "daemon did not start"; cat "$work/daemon.err"; finish; exit; }
-status() { curl -s "http://127.0.0.1:$port/v1/status"; }
-for _ in $(seq 1 200); do [ "$(status | jq -r .version)" = 1 ] && break; sleep 0.05; done
-equal first-pass "$(status | jq -r .version)" 1
+listen_daemon AWS_ENDPOINT_URL="$proxy_url" || { finish; exit; }
+for _ in $(seq 1 200); do [ "$(daemon_status | jq -r .version)" = 1 ] && break; sleep 0.05; done
+equal first-pass "$(daemon_status | jq -r .version)" 1
 
 stuck="${src}stuck.md"
 printf '# Stuck\n\nA document about hygrometers.\n' >"$work/stuck.md"
 check put-stuck 0 "$bin" s3 put "$work/stuck.md" "$stuck"
 proxy_set "fail-key=$stuck&fail-kind=500"
 event="{\"Records\": [{\"eventName\": \"ObjectCreated:Put\", \"s3\": {\"bucket\": {\"name\": \"rag\"}, \"object\": {\"key\": \"$stuck\"}}}]}"
-code=$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$port/v1/events" -d "$event")
+code=$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$dport/v1/events" -d "$event")
 equal event-accepted "$code" 200
 sleep 4
-status >"$work/status.json"
+daemon_status >"$work/status.json"
 jqtrue pass-failed-and-requeued "$work/status.json" \
 	'(.last_pass.error | test("stuck.md")) and .events.queued == 1 and .events.taken >= 2'
 # backoff: in 4 s, 1 + 2 s waits allow 3 tries of 3 HEADs each (2 retries)
@@ -45,10 +37,10 @@ expect requeued-logged "events: pass over 1 keys failed \(requeued, next try in 
 
 proxy_set "fail-key="
 for _ in $(seq 1 300); do
-	[ "$(status | jq -r '.last_pass.error // empty')" = "" ] && [ "$(status | jq -r .last_pass.documents)" = 1 ] && break
+	[ "$(daemon_status | jq -r '.last_pass.error // empty')" = "" ] && [ "$(daemon_status | jq -r .last_pass.documents)" = 1 ] && break
 	sleep 0.1
 done
-status >"$work/status.json"
+daemon_status >"$work/status.json"
 jqtrue indexed-after-the-fault "$work/status.json" '.last_pass.kind == "events" and .last_pass.documents == 1 and .events.waiting == 0'
 check verify-source 0 "$bin" verify --source --keys
 expect stuck-live "^live [0-9]+ $stuck$" "$work/out"

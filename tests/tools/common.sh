@@ -89,6 +89,26 @@ rm_doc() {
 	state[$1]=""
 }
 
+# listen_daemon [VAR=VALUE...]: `ragmap daemon --listen 127.0.0.1:0` in the
+# background with the extra environment (stdout and stderr in
+# $work/daemon.out and .err); sets $dpid, and $dport once it printed its
+# address (else says why and returns 1). daemon_status: its GET /v1/status.
+listen_daemon() {
+	env "$@" "$bin" daemon --listen 127.0.0.1:0 >"$work/daemon.out" 2>"$work/daemon.err" &
+	dpid=$!
+	for _ in $(seq 1 100); do
+		dport=$(sed -n 's|^ragmap daemon: events on http://127.0.0.1:\([0-9]*\)/v1/events$|\1|p' "$work/daemon.out")
+		[ -n "$dport" ] && { ok "daemon-listening ($dport)"; return 0; }
+		sleep 0.1
+	done
+	bad "the daemon did not print its address"
+	sed 's/^/     | /' "$work/daemon.err" | tail -20
+	return 1
+}
+daemon_status() {
+	curl -s -H "Authorization: Bearer ${RAGMAP_INGEST_TOKEN:-}" "http://127.0.0.1:$dport/v1/status"
+}
+
 finish() {
 	if [ "$fails" = 0 ]; then echo "all passed"; else echo "$fails failed"; fi
 	[ "$fails" = 0 ]
