@@ -20,6 +20,7 @@ packages=(
 	libfaiss-dev libxml2-dev libmicrohttpd-dev libpoppler-glib-dev
 	libutf8proc-dev libstemmer-dev libinih-dev libjansson-dev libssl-dev
 	libcmocka-dev curl valgrind groff ghostscript openssl jq sqlite3 time python3
+	python3-torch
 	ceph-mon ceph-osd ceph-common radosgw haproxy
 	gnuplot-nox chromium fonts-dejavu-core
 	clang libclang-rt-14-dev
