@@ -26,6 +26,7 @@
 #include "commit.h"
 #include "embed.h"
 #include "manifest.h"
+#include "modelobj.h"
 #include "rag_pool.h"
 #include "rag_util.h"
 #include "s3.h"
@@ -182,7 +183,7 @@ static rag_rc texts_add(texts *t, const char *s, size_t len)
 
 /* The newest manifest of the configured index, its model and up to max chunk texts. */
 static rag_rc load_index(s3_client *c, const rag_config *cfg, size_t max, manifest *m,
-			 embed_model **model, texts *t, rag_error *err)
+			 embedder **model, texts *t, rag_error *err)
 {
 	char root[1024];
 	commit_head head;
@@ -202,8 +203,7 @@ static rag_rc load_index(s3_client *c, const rag_config *cfg, size_t max, manife
 		goto out;
 	}
 	rag_buf_reset(&b);
-	if ((rc = s3_get(c, S3_OP("bench.embed", NULL), m->model.key, &b, NULL, err)) ||
-	    (rc = embed_model_load(b.data, b.len, model, err)))
+	if ((rc = modelobj_open(c, S3_OP("bench.embed", NULL), m->model.key, model, err)))
 		goto out;
 	for (size_t s = 0; s < m->nsegments && t->n < max; s++) {
 		const char *p, *end;
@@ -295,7 +295,7 @@ static int bench_embed(cli_env *env, int argc, char **argv)
 	rag_config cfg;
 	s3_client *c;
 	manifest m = {0};
-	embed_model *model = NULL;
+	embedder *model = NULL;
 	texts raw = {0}, t = {0};
 	const char **ptrs = NULL;
 	size_t *lens = NULL;
@@ -338,7 +338,7 @@ static int bench_embed(cli_env *env, int argc, char **argv)
 	}
 	ptrs = malloc((size_t)count * sizeof(*ptrs));
 	lens = malloc((size_t)count * sizeof(*lens));
-	out = malloc((size_t)count * (size_t)embed_dims(model) * sizeof(float));
+	out = malloc((size_t)count * (size_t)embedder_dims(model) * sizeof(float));
 	if (!ptrs || !lens || !out) {
 		cli_error("bench embed: out of memory");
 		rc = CLI_FAIL;
@@ -360,17 +360,17 @@ static int bench_embed(cli_env *env, int argc, char **argv)
 	t0 = rag_now_ns();
 	for (int64_t i = 0; i < count && !rc; i += 256) {
 		size_t n = (size_t)(count - i < 256 ? count - i : 256);
-		if (embed_texts(model, ptrs + i, lens + i, n, out + (size_t)i * (size_t)embed_dims(model),
-				&err))
+		if (embedder_embed(model, ptrs + i, lens + i, n,
+				   out + (size_t)i * (size_t)embedder_dims(model), NULL, &err))
 			rc = cli_fail(&err);
 	}
 	secs = (double)(rag_now_ns() - t0) / 1e9;
 	openblas_set_num_threads(blas_threads);
 	if (rc)
 		goto out;
-	printf("embed: model %s %s, %d dims, %zu terms; index %s version %lld; 1 core\n",
-	       embed_model_name(model), embed_model_version(model), embed_dims(model),
-	       embed_model_vocab_size(model), cfg.index.name, (long long)m.version);
+	printf("embed: model %s (%s) %s, %d dims; index %s version %lld; 1 core\n",
+	       embedder_name(model), embedder_kind(model), embedder_version(model),
+	       embedder_dims(model), cfg.index.name, (long long)m.version);
 	printf("chunks: %lld (%zu distinct)\n", (long long)count,
 	       t.n < (size_t)count ? t.n : (size_t)count);
 	printf("tokens_per_chunk: %.1f\n", (double)tokens / (double)count);
@@ -384,7 +384,7 @@ out:
 	free(out);
 	texts_release(&t);
 	texts_release(&raw);
-	embed_model_free(model);
+	embedder_free(model);
 	manifest_release(&m);
 	s3_client_free(c);
 	rag_config_release(&cfg);

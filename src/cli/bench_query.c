@@ -50,6 +50,7 @@
 #include "commit.h"
 #include "embed.h"
 #include "manifest.h"
+#include "modelobj.h"
 #include "qindex.h"
 #include "rag_buf.h"
 #include "rag_pool.h"
@@ -903,7 +904,7 @@ static rag_rc exact_all(const search_seg *segs, size_t nseg, const float *qv, si
 }
 
 typedef struct make_ctx {
-	const embed_model *model;
+	const embedder *model;
 	const char *const *texts;
 	const size_t *lens;
 	float *vecs;
@@ -918,8 +919,8 @@ static rag_rc embed_batch(void *arg, size_t i)
 	make_ctx *m = arg;
 	size_t from = i * EMBED_BATCH, n = m->n - from < EMBED_BATCH ? m->n - from : EMBED_BATCH;
 
-	return embed_texts(m->model, m->texts + from, m->lens + from, n,
-			   m->vecs + from * (size_t)m->dims, NULL);
+	return embedder_embed(m->model, m->texts + from, m->lens + from, n,
+			      m->vecs + from * (size_t)m->dims, NULL, NULL);
 }
 
 static int bench_make_index(cli_env *env, int argc, char **argv)
@@ -950,7 +951,7 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 	size_t *lens = NULL;
 	seg_chunk *chunks = NULL;
 	float *vecs = NULL;
-	embed_model *model = NULL;
+	embedder *model = NULL;
 	manifest m = {0};
 	char root[1024], key[1200], base[1100], tmpdb[4200], token[COMMIT_TOKEN_LEN];
 	commit_head head;
@@ -1084,36 +1085,19 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 		fo.dims = (int)cfg.model.dims;
 		fo.name = cfg.model.name;
 		fo.fitted_on = on;
-		r = embed_fit(st, sl, (size_t)fit_sample, &fo, &model, &err);
+		r = embedder_fit(st, sl, (size_t)fit_sample, &fo, &model, &err);
 		free(st);
 		free(sl);
 		if (r)
 			goto fail;
 	}
-	dims = embed_dims(model);
-	snprintf(base, sizeof(base), "%s%s%s/%s/", cfg.model.prefix,
-		 cfg.model.prefix[0] && cfg.model.prefix[strlen(cfg.model.prefix) - 1] != '/' ? "/" : "",
-		 embed_model_name(model), embed_model_version(model));
-	{
-		rag_buf card;
-		rag_buf_init(&card, 1u << 20);
-		rag_buf_reset(&body);
-		r = embed_model_save(model, &body, &card, &err);
-		snprintf(key, sizeof(key), "%scard.json", base);
-		if (!r)
-			r = s3_put(s3, S3_OP("bench", NULL), key, card.data, card.len, "application/json",
-				   NULL, &err);
-		snprintf(key, sizeof(key), "%sweights.bin", base);
-		if (!r)
-			r = s3_put(s3, S3_OP("bench", NULL), key, body.data, body.len,
-				   "application/octet-stream", NULL, &err);
-		rag_buf_release(&card);
-		if (r)
-			goto fail;
-	}
-	printf("model: %s %s, %d dims, %zu terms, fitted on %lld chunks in %.1f s\n",
-	       embed_model_name(model), embed_model_version(model), dims,
-	       embed_model_vocab_size(model), (long long)fit_sample, rag_ms_since(t) / 1e3);
+	dims = embedder_dims(model);
+	if ((r = modelobj_publish(s3, S3_OP("bench", NULL), cfg.model.prefix, model, base,
+				  sizeof(base), &err)))
+		goto fail;
+	printf("model: %s %s, %d dims, fitted on %lld chunks in %.1f s\n",
+	       embedder_name(model), embedder_version(model), dims, (long long)fit_sample,
+	       rag_ms_since(t) / 1e3);
 	fflush(stdout);
 
 	/* ---- vectors */
@@ -1137,11 +1121,10 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 	/* ---- segments */
 	rag_strlcpy(m.index, cfg.index.name, sizeof(m.index));
 	rag_strlcpy(m.writer, token, sizeof(m.writer));
-	rag_strlcpy(m.model.name, embed_model_name(model), sizeof(m.model.name));
-	rag_strlcpy(m.model.version, embed_model_version(model), sizeof(m.model.version));
+	rag_strlcpy(m.model.name, embedder_name(model), sizeof(m.model.name));
+	rag_strlcpy(m.model.version, embedder_version(model), sizeof(m.model.version));
 	m.model.dims = dims;
-	snprintf(key, sizeof(key), "%sweights.bin", base);
-	m.model.key = rag_strdup(key);
+	m.model.key = rag_strdup(base); /* the card's key */
 	m.nsegments = 0;
 	if (!(m.segments = calloc((size_t)((nchunks + seg_chunks - 1) / seg_chunks) + 1,
 				  sizeof(*m.segments))) ||
@@ -1204,7 +1187,7 @@ static int bench_make_index(cli_env *env, int argc, char **argv)
 			body.data[body.len - 1] = '\0';
 			qt = body.data;
 			ql = strlen(qt);
-			r = embed_texts(model, &qt, &ql, 1, qv + (size_t)i * (size_t)dims, &err);
+			r = embedder_embed(model, &qt, &ql, 1, qv + (size_t)i * (size_t)dims, NULL, &err);
 		}
 		if (!qv || !ex)
 			r = rag_error_set(&err, RAG_ENOMEM, "out of memory");
@@ -1320,7 +1303,7 @@ out:
 		vindex_free(tune[i].vi);
 	free(tune);
 	manifest_release(&m);
-	embed_model_free(model);
+	embedder_free(model);
 	synth_release(&sy);
 	rag_buf_release(&text);
 	rag_buf_release(&body);
@@ -1381,7 +1364,7 @@ static int bench_search(cli_env *env, int argc, char **argv)
 	s3_client *s3 = NULL;
 	rag_buf b;
 	manifest m = {0};
-	embed_model *model = NULL;
+	embedder *model = NULL;
 	search_seg *segs = NULL;
 	qindex *qi = NULL;
 	float *qv = NULL, *sc = NULL;
@@ -1440,10 +1423,9 @@ static int bench_search(cli_env *env, int argc, char **argv)
 			      cfg.index.name);
 		goto fail;
 	}
-	if ((r = s3_get(s3, S3_OP("bench", NULL), m.model.key, &b, NULL, &err)) ||
-	    (r = embed_model_load(b.data, b.len, &model, &err)))
+	if ((r = modelobj_open(s3, S3_OP("bench", NULL), m.model.key, &model, &err)))
 		goto fail;
-	dims = embed_dims(model);
+	dims = embedder_dims(model);
 	nseg = m.nsegments;
 	if (!(segs = calloc(nseg + 1, sizeof(*segs)))) {
 		rag_error_set(&err, RAG_ENOMEM, "out of memory");
@@ -1499,7 +1481,7 @@ static int bench_search(cli_env *env, int argc, char **argv)
 	for (size_t i = 0; i < nq; i++) {
 		const char *qt = queries[i];
 		size_t ql = strlen(qt);
-		if ((r = embed_texts(model, &qt, &ql, 1, qv + i * (size_t)dims, &err)))
+		if ((r = embedder_embed(model, &qt, &ql, 1, qv + i * (size_t)dims, NULL, &err)))
 			goto fail;
 	}
 	/*
@@ -1677,7 +1659,7 @@ out:
 	free(t_vindex);
 	free(t_qindex);
 	manifest_release(&m);
-	embed_model_free(model);
+	embedder_free(model);
 	rag_buf_release(&b);
 	s3_client_free(s3);
 	free_queries(queries, nq);

@@ -83,6 +83,7 @@ int cmd_ingest(cli_env *env, int argc, char **argv);
 int cmd_daemon(cli_env *env, int argc, char **argv);
 int cmd_status(cli_env *env, int argc, char **argv);
 int cmd_model(cli_env *env, int argc, char **argv);
+int cmd_embed(cli_env *env, int argc, char **argv);
 int cmd_gc(cli_env *env, int argc, char **argv);
 int cmd_compact(cli_env *env, int argc, char **argv);
 int cmd_query(cli_env *env, int argc, char **argv);

@@ -224,13 +224,14 @@ static void maybe_refit(daemon_state *d)
 {
 	ingest_summary sum;
 	rag_error err = {0};
+	char why[512];
 
-	if (stop_flag || !ingest_refit_due(&d->s.ic))
+	if (stop_flag)
 		return;
-	RAG_INFO(&d->env->log, "the index outgrew its model: refitting");
-	if (ingest_refit(&d->s.ic, &sum, &err))
+	if (ingest_refit_if_due(&d->s.ic, &sum, why, sizeof(why), &err))
 		RAG_ERROR(&d->env->log, "refit failed: %s", err.msg);
-	publish_status(d);
+	if (why[0])
+		publish_status(d);
 }
 
 static const char daemon_usage[] =

@@ -56,7 +56,7 @@ static void show_progress(void *ctx, int64_t done, int64_t total, uint64_t bytes
 	}
 }
 
-static void print_storage(s3_client *c, const char *prefix)
+void ingest_print_storage(s3_client *c, const char *prefix)
 {
 	s3_stage_stats st[32];
 	size_t n = s3_client_stats(c, st, RAG_ARRAY_LEN(st));
@@ -100,6 +100,9 @@ static void print_summary(const ingest_summary *s, s3_client *c)
 	printf("new: %" PRId64 " documents, %" PRId64 " chunks, %s fetched; %" PRId64
 	       " documents tombstoned\n", s->documents, s->chunks,
 	       rag_fmt_bytes(s->bytes, bytes, sizeof(bytes)), s->tombstoned);
+	if (s->truncated)
+		printf("truncated: %" PRId64 " chunks were longer than the model reads "
+		       "(their tail is not in their vector)\n", s->truncated);
 	if (s->version)
 		printf("committed version %" PRId64 ": %" PRId64 " versions this pass (%" PRId64
 		       " lost to other writers and rebased), %" PRId64 " segments written, %" PRId64
@@ -113,7 +116,7 @@ static void print_summary(const ingest_summary *s, s3_client *c)
 		if (s->ms[i] >= 0.05)
 			printf(" %s %.0f ms,", ingest_stage_name((ingest_stage)i), s->ms[i]);
 	printf(" total %.0f ms\n", s->total_ms);
-	print_storage(c, "ingest.");
+	ingest_print_storage(c, "ingest.");
 }
 
 int ingest_session_open(cli_env *env, ingest_session *s, const char *shard)
@@ -224,10 +227,24 @@ int cmd_ingest(cli_env *env, int argc, char **argv)
 		s.ic.progress = show_progress;
 		s.ic.progress_ctx = &p;
 	}
-	if (ingest_run(&s.ic, &sum, &err))
+	if (ingest_run(&s.ic, &sum, &err)) {
 		rc = cli_fail(&err);
-	else if (!o.quiet)
+		goto out;
+	}
+	if (!o.quiet)
 		print_summary(&sum, s.s3);
+	if (!stop_flag) {
+		char why[512];
+
+		if (ingest_refit_if_due(&s.ic, &sum, why, sizeof(why), &err))
+			rc = cli_fail(&err);
+		else if (why[0] && !o.quiet)
+			printf("refitted the model (%s): %s version %s, %" PRId64
+			       " chunks re-embedded into version %" PRId64 "\n", why,
+			       embedder_name(s.ic.model), embedder_version(s.ic.model), sum.chunks,
+			       sum.version);
+	}
+out:
 	ingest_session_close(&s);
 	return rc;
 }
@@ -310,6 +327,30 @@ static int print_failed(ingest_session *s)
 	return CLI_OK;
 }
 
+/* Which model, when and on what it was fitted (or imported from), and whether a refit is due. */
+static void print_model(ingest_session *s)
+{
+	const embedder *m = s->ic.model;
+	char when[32] = "at an unknown time", why[512];
+	time_t t;
+	struct tm tm;
+
+	if (!m) {
+		printf("model:    none yet (the first ingest fits one)\n");
+		return;
+	}
+	printf("model:    %s (%s), version %s, %d dims", embedder_name(m), embedder_kind(m),
+	       embedder_version(m), embedder_dims(m));
+	if (embedder_max_tokens(m))
+		printf(", reads at most %zu tokens per chunk", embedder_max_tokens(m));
+	if ((t = (time_t)embedder_created_at(m)) > 0 && gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	printf("\n          %s %s: %s\n", embedder_fits(m) ? "fitted" : "imported", when,
+	       embedder_fitted_on(m)[0] ? embedder_fitted_on(m) : "(no record)");
+	if (ingest_refit_due(&s->ic, why, sizeof(why)))
+		printf("          refit due at the next ingest: %s\n", why);
+}
+
 int cmd_status(cli_env *env, int argc, char **argv)
 {
 	ingest_session s;
@@ -337,11 +378,7 @@ int cmd_status(cli_env *env, int argc, char **argv)
 	else
 		printf("version:  none yet (run ragmap ingest)\n");
 	print_writers(&s);
-	printf("model:    %s\n", s.ic.model ? embed_model_name(s.ic.model) : "none");
-	if (s.ic.model)
-		printf("          version %s, %d dims, %zu terms, fitted on %" PRIu64 " texts\n",
-		       embed_model_version(s.ic.model), embed_dims(s.ic.model),
-		       embed_model_vocab_size(s.ic.model), embed_model_docs(s.ic.model));
+	print_model(&s);
 	printf("objects:  ");
 	for (int i = 0; i < OBJ_STATUS_COUNT; i++)
 		printf("%s%" PRId64 " %s", i ? ", " : "", counts[i], obj_status_name((obj_status)i));
@@ -356,43 +393,6 @@ int cmd_status(cli_env *env, int argc, char **argv)
 	prefix_bytes(s.s3, "index", s.ic.root);
 	prefix_bytes(s.s3, "logs", "logs/");
 out:
-	ingest_session_close(&s);
-	return rc;
-}
-
-static const char model_usage[] =
-	"usage: ragmap model fit [--config FILE]\n"
-	"  Fit a new model on every live chunk and re-embed the whole index into\n"
-	"  a new version.\n";
-
-int cmd_model(cli_env *env, int argc, char **argv)
-{
-	ingest_session s;
-	ingest_summary sum;
-	ingest_opts o;
-	rag_error err = {0};
-	int rc;
-
-	if (argc < 2 || strcmp(argv[1], "fit") != 0) {
-		if (argc >= 2 && cli_wants_help(argc, argv)) {
-			fputs(model_usage, stdout);
-			return CLI_OK;
-		}
-		fputs(model_usage, stderr);
-		return CLI_USAGE;
-	}
-	if (!ingest_parse_opts(env, argc - 1, argv + 1, model_usage, 0, &o))
-		return CLI_USAGE;
-	if ((rc = ingest_session_open(env, &s, NULL)))
-		return rc;
-	if (ingest_refit(&s.ic, &sum, &err)) {
-		rc = cli_fail(&err);
-	} else {
-		printf("model %s version %s; re-embedded %" PRId64 " chunks into version %" PRId64 "\n",
-		       embed_model_name(s.ic.model), embed_model_version(s.ic.model), sum.chunks,
-		       sum.version);
-		print_storage(s.s3, "ingest.");
-	}
 	ingest_session_close(&s);
 	return rc;
 }

@@ -1,5 +1,6 @@
 #include "rag_buf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,4 +104,28 @@ char *rag_buf_detach(rag_buf *b, size_t *len)
 	b->len = 0;
 	b->cap = 0;
 	return p;
+}
+
+rag_rc rag_buf_read_file(rag_buf *b, const char *path, rag_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	char chunk[65536];
+	size_t got;
+	rag_rc rc = RAG_OK;
+
+	if (!f)
+		return rag_error_set(err, errno == ENOENT ? RAG_ENOTFOUND : RAG_EIO,
+				     "cannot open \"%s\": %s", path, strerror(errno));
+	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if ((rc = rag_buf_append(b, chunk, got))) {
+			rag_error_set(err, rc, "\"%s\": %s", path,
+				      rc == RAG_ETOOBIG ? "file larger than the limit" : "out of memory");
+			goto out;
+		}
+	}
+	if (ferror(f))
+		rc = rag_error_set(err, RAG_EIO, "cannot read \"%s\"", path);
+out:
+	fclose(f);
+	return rc;
 }

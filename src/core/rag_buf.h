@@ -39,6 +39,13 @@ rag_rc rag_buf_putc(rag_buf *b, char c);
 rag_rc rag_buf_printf(rag_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * Append the whole file at path. RAG_ENOTFOUND when it does not exist,
+ * RAG_EIO when it cannot be read, RAG_ETOOBIG past the cap; the message
+ * names the file.
+ */
+rag_rc rag_buf_read_file(rag_buf *b, const char *path, rag_error *err);
+
 /* Hand the data to the caller (who frees it) and reset the buffer. */
 char *rag_buf_detach(rag_buf *b, size_t *len);
 

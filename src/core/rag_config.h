@@ -83,6 +83,7 @@ typedef struct rag_config {
 		int64_t chunk_overlap;
 		int64_t poll_s;           /* daemon: seconds between passes */
 		double refit_growth;      /* refit when live chunks grew by this factor; 0: never */
+		double refit_unknown;     /* refit when this share of new tokens is unknown; 0: never */
 		char *listen;             /* daemon: HOST:PORT of /v1/events ("": none) */
 		char *token;              /* secret: the daemon's bearer token ("": none) */
 		int64_t event_window_ms;  /* daemon: coalesce events this long */

@@ -1,234 +1,226 @@
 /*
- * embed.c — the model object and embedding texts with it.
- *
- * A text's embedding is normalise(sum_t w_t * P[t]) over its known terms,
- * w_t = (1 + ln tf_t) * g_t: one saxpy per distinct term. Each call keeps
- * its own scratch (stemmer, a folded-word -> term cache, per-term counts),
- * so calls on one model may run concurrently.
+ * embed.c — the embedder interface: the table of kinds, opening a model from
+ * its files (a card or a bare directory), saving one with its card last.
  */
-#include "embed_int.h"
+#include "embed_kind.h"
 
-#include <cblas.h>
-#include <math.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rag_util.h"
 
-#define WORD_CACHE_MAX (1u << 16) /* folded words remembered per call */
+#define CARD_FILE "card.json"
+#define CARD_MAX ((size_t)1 << 20)
 
-/* ------------------------------------------------------------- model */
+static const embed_kind *const kinds[] = {&embed_kind_lsa, &embed_kind_bert};
 
-embed_model *embed_model_alloc(const char *name, const char *fitted_on)
+static const embed_kind *kind_named(const char *name)
 {
-	embed_model *m = calloc(1, sizeof(*m));
-
-	if (!m)
-		return NULL;
-	rag_strlcpy(m->name, name ? name : "", sizeof(m->name));
-	rag_strlcpy(m->fitted_on, fitted_on ? fitted_on : "", sizeof(m->fitted_on));
-	embed_map_init(&m->vocab, EMBED_VOCAB_MAX);
-	return m;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kinds[i]->name, name) == 0)
+			return kinds[i];
+	return NULL;
 }
 
-rag_rc embed_model_add_term(embed_model *m, const char *term, size_t len)
+rag_rc embed_read_all(embed_read_fn read, void *ctx, const char *file, rag_buf *out,
+		      rag_error *err)
 {
-	size_t n = m->nterms;
-	int32_t got;
 	rag_rc rc;
 
-	if ((n & (n - 1)) == 0) { /* grow at powers of two */
-		size_t cap = n ? n * 2 : 16;
-		size_t *off = realloc(m->term_off, cap * sizeof(*off));
-		if (!off)
-			return RAG_ENOMEM;
-		m->term_off = off;
-		uint32_t *tl = realloc(m->term_len, cap * sizeof(*tl));
-		if (!tl)
-			return RAG_ENOMEM;
-		m->term_len = tl;
-	}
-	rc = embed_map_put(&m->vocab, term, len, (int32_t)n, &got);
-	if (rc)
-		return rc;
-	if (got != (int32_t)n)
-		return RAG_ECONFLICT; /* a duplicate term */
+	rag_buf_init(out, EMBED_FILE_MAX);
+	if ((rc = read(ctx, file, out, err)))
+		rag_buf_release(out);
+	return rc;
+}
 
-	m->term_off[n] = embed_map_find_off(&m->vocab, term, len);
-	m->term_len[n] = (uint32_t)len;
-	m->nterms = n + 1;
+rag_rc embed_parse_json(const rag_buf *b, const char *file, json_t **out, rag_error *err)
+{
+	json_error_t je;
+
+	*out = json_loadb(b->data ? b->data : "", b->len, JSON_REJECT_DUPLICATES, &je);
+	if (!*out)
+		return rag_error_set(err, RAG_ECORRUPT, "%s: line %d: %s", file, je.line, je.text);
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return rag_error_set(err, RAG_ECORRUPT, "%s: not a JSON object", file);
+	}
 	return RAG_OK;
 }
 
-void embed_model_free(embed_model *m)
+/* "2026-12-01T10:00:00Z" -> Unix seconds; 0 when it is not one. */
+static int64_t parse_utc(const char *s)
 {
-	if (!m)
-		return;
-	embed_map_release(&m->vocab);
-	free(m->term_off);
-	free(m->term_len);
-	free(m->gw);
-	free(m->proj);
-	free(m);
+	struct tm tm = {0};
+	const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+
+	return end && !*end ? (int64_t)timegm(&tm) : 0;
 }
 
-int embed_dims(const embed_model *m)
+/* What the card adds: when and on what the model was made; its version must agree. */
+static rag_rc apply_card(embedder *e, const json_t *card, rag_error *err)
 {
-	return m->dims;
+	const char *v = json_string_value(json_object_get(card, "version"));
+	const char *on = json_string_value(json_object_get(card, "fitted_on"));
+	const char *name = json_string_value(json_object_get(card, "name"));
+
+	if (v && strcmp(v, e->version) != 0)
+		return rag_error_set(err, RAG_ECORRUPT,
+				     CARD_FILE ": names version %s, the files are version %s", v,
+				     e->version);
+	if (name && !e->name[0])
+		rag_strlcpy(e->name, name, sizeof(e->name));
+	if (on && !e->fitted_on[0])
+		rag_strlcpy(e->fitted_on, on, sizeof(e->fitted_on));
+	e->created_at = parse_utc(json_string_value(json_object_get(card, "created_at")));
+	return RAG_OK;
 }
 
-const char *embed_model_name(const embed_model *m)
+rag_rc embedder_open(embed_read_fn read, void *ctx, embedder **out, rag_error *err)
 {
-	return m->name;
-}
-
-const char *embed_model_version(const embed_model *m)
-{
-	return m->version;
-}
-
-const char *embed_model_fitted_on(const embed_model *m)
-{
-	return m->fitted_on;
-}
-
-size_t embed_model_vocab_size(const embed_model *m)
-{
-	return m->nterms;
-}
-
-uint64_t embed_model_docs(const embed_model *m)
-{
-	return m->ndocs;
-}
-
-/* ---------------------------------------------------------- embedding */
-
-/* Scratch of one embed_texts() call. */
-typedef struct embed_call {
-	const embed_model *m;
-	embed_tok tk;
-	embed_map cache;  /* folded word -> term index, -2 stopword/unknown */
-	uint32_t *stamp;  /* per term: 1 + index of the text that saw it last */
-	uint32_t *slot;   /* per term: its position in ids/tf for that text */
-	uint32_t *ids;    /* distinct terms of the current text */
-	float *tf;
-	size_t nids, capids;
-	uint32_t text_no; /* 1-based */
-	rag_rc rc;        /* first failure inside the word callback */
-} embed_call;
-
-/* The term of a folded word (cached), or -2 for stopwords and unknowns. */
-static int32_t word_term(embed_call *c, const char *word, size_t len)
-{
-	int32_t id = embed_map_get(&c->cache, word, len);
+	embedder *e = calloc(1, sizeof(*e));
+	json_t *card = NULL;
+	rag_buf b;
 	rag_rc rc;
 
-	if (id != -1)
-		return id;
-	id = -2;
-	if (!embed_is_stopword(word, len)) {
-		size_t n;
-		const char *st = embed_tok_stem(&c->tk, word, len, &n);
-		int32_t t = embed_map_get(&c->m->vocab, st, n);
-		if (t >= 0)
-			id = t;
-	}
-	/* a full cache only costs speed */
-	rc = embed_map_put(&c->cache, word, len, id, NULL);
-	if (rc && rc != RAG_ETOOBIG && !c->rc)
-		c->rc = rc;
-	return id;
-}
+	*out = NULL;
+	if (!e)
+		return rag_error_set(err, RAG_ENOMEM, "embed: out of memory");
+	rc = embed_read_all(read, ctx, CARD_FILE, &b, err);
+	if (rc == RAG_OK) {
+		const char *kind;
 
-static void count_term(embed_call *c, int32_t id)
-{
-	if (c->stamp[id] == c->text_no) {
-		c->tf[c->slot[id]] += 1.0f;
-		return;
-	}
-	if (c->nids == c->capids) {
-		size_t cap = c->capids ? c->capids * 2 : 256;
-		uint32_t *ids = realloc(c->ids, cap * sizeof(*ids));
-		float *tf = ids ? realloc(c->tf, cap * sizeof(*tf)) : NULL;
-		if (ids)
-			c->ids = ids;
-		if (!ids || !tf) {
-			if (!c->rc)
-				c->rc = RAG_ENOMEM;
-			return;
+		rc = embed_parse_json(&b, CARD_FILE, &card, err);
+		rag_buf_release(&b);
+		if (rc)
+			goto fail;
+		/* cards written before there were kinds are LSA cards */
+		kind = json_string_value(json_object_get(card, "kind"));
+		if (!(e->kind = kind_named(kind ? kind : "lsa"))) {
+			rc = rag_error_set(err, RAG_ECORRUPT, CARD_FILE ": unknown kind \"%s\"", kind);
+			goto fail;
 		}
-		c->tf = tf;
-		c->capids = cap;
+	} else if (rc == RAG_ENOTFOUND) {
+		rag_error_clear(err);
+		e->kind = &embed_kind_bert; /* a directory as Hugging Face ships it */
+	} else {
+		goto fail;
 	}
-	c->stamp[id] = c->text_no;
-	c->slot[id] = (uint32_t)c->nids;
-	c->ids[c->nids] = (uint32_t)id;
-	c->tf[c->nids++] = 1.0f;
-}
-
-static void call_word(void *p, const char *word, size_t len)
-{
-	embed_call *c = p;
-	int32_t id = word_term(c, word, len);
-
-	if (id >= 0)
-		count_term(c, id);
-}
-
-/* Sum the weighted projection rows of the current text into row, normalise. */
-static void project_text(const embed_call *c, float *row)
-{
-	const embed_model *m = c->m;
-	float nrm;
-
-	memset(row, 0, (size_t)m->dims * sizeof(*row));
-	for (size_t i = 0; i < c->nids; i++) {
-		uint32_t t = c->ids[i];
-		float w = (1.0f + logf(c->tf[i])) * m->gw[t];
-		cblas_saxpy(m->dims, w, m->proj + (size_t)t * (size_t)m->dims, 1,
-			    row, 1);
-	}
-	nrm = cblas_snrm2(m->dims, row, 1);
-	if (nrm > 0.0f && isfinite(nrm))
-		cblas_sscal(m->dims, 1.0f / nrm, row, 1);
-	else
-		memset(row, 0, (size_t)m->dims * sizeof(*row));
-}
-
-rag_rc embed_texts(const embed_model *m, const char *const *texts,
-		   const size_t *lens, size_t n, float *out, rag_error *err)
-{
-	embed_call c = {.m = m};
-	rag_rc rc = RAG_OK;
-
-	if (n >= UINT32_MAX)
-		return rag_error_set(err, RAG_EINVAL, "embed: batch of %zu texts is too large", n);
-	embed_tok_init(&c.tk);
-	embed_map_init(&c.cache, WORD_CACHE_MAX);
-	c.stamp = calloc(m->nterms ? m->nterms : 1, sizeof(*c.stamp));
-	c.slot = malloc((m->nterms ? m->nterms : 1) * sizeof(*c.slot));
-	if (!c.stamp || !c.slot) {
-		rc = rag_error_set(err, RAG_ENOMEM, "embed: out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		c.text_no = (uint32_t)(i + 1);
-		c.nids = 0;
-		embed_words(texts[i], lens[i], call_word, &c);
-		if (c.rc) {
-			rc = rag_error_set(err, c.rc, "embed: text %zu of %zu: %s",
-					   i, n, rag_rc_message(c.rc));
-			goto out;
-		}
-		project_text(&c, out + i * (size_t)m->dims);
-	}
-out:
-	free(c.ids);
-	free(c.tf);
-	free(c.slot);
-	free(c.stamp);
-	embed_map_release(&c.cache);
-	embed_tok_release(&c.tk);
+	if ((rc = e->kind->open(e, read, ctx, card, err)))
+		goto fail;
+	if (card && (rc = apply_card(e, card, err)))
+		goto fail;
+	json_decref(card);
+	*out = e;
+	return RAG_OK;
+fail:
+	json_decref(card);
+	embedder_free(e);
 	return rc;
+}
+
+/* ---------------------------------------------------------- directories */
+
+static rag_rc dir_read(void *ctx, const char *file, rag_buf *out, rag_error *err)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s/%s", (const char *)ctx, file) >= (int)sizeof(path))
+		return rag_error_set(err, RAG_EINVAL, "model directory path is too long");
+	return rag_buf_read_file(out, path, err);
+}
+
+static const char *base_name(const char *dir)
+{
+	size_t n = strlen(dir);
+	const char *p;
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	for (p = dir + n; p > dir && p[-1] != '/'; p--)
+		;
+	return p;
+}
+
+rag_rc embedder_open_dir(const char *dir, const char *name, embedder **out, rag_error *err)
+{
+	rag_rc rc = embedder_open(dir_read, (void *)dir, out, err);
+
+	if (rc) {
+		rag_error_prefix(err, "model directory \"%s\"", dir);
+		return rc;
+	}
+	if (!((*out)->dir = rag_strdup(dir))) {
+		embedder_free(*out);
+		*out = NULL;
+		return rag_error_set(err, RAG_ENOMEM, "embed: out of memory");
+	}
+	if (name && *name)
+		rag_strlcpy((*out)->name, name, sizeof((*out)->name));
+	else if (!(*out)->name[0]) {
+		const char *b = base_name(dir);
+		size_t n = strcspn(b, "/");
+
+		if (n >= sizeof((*out)->name))
+			n = sizeof((*out)->name) - 1;
+		memcpy((*out)->name, b, n);
+		(*out)->name[n] = '\0';
+	}
+	if (!(*out)->fitted_on[0])
+		snprintf((*out)->fitted_on, sizeof((*out)->fitted_on), "imported from %s", dir);
+	return RAG_OK;
+}
+
+/* Read a file of the directory e was opened from (for saving it as it is). */
+rag_rc embed_dir_read(const embedder *e, const char *file, rag_buf *out, rag_error *err)
+{
+	if (!e->dir)
+		return rag_error_set(err, RAG_EINVAL,
+				     "model \"%s\" was opened from storage; it is stored already",
+				     e->name);
+	rag_buf_init(out, EMBED_FILE_MAX);
+	return dir_read(e->dir, file, out, err);
+}
+
+rag_rc embedder_save(const embedder *e, embed_write_fn write, void *ctx, rag_error *err)
+{
+	rag_buf card;
+	rag_rc rc;
+
+	rag_buf_init(&card, CARD_MAX);
+	if (!(rc = e->kind->save(e, write, ctx, &card, err)))
+		rc = write(ctx, CARD_FILE, card.data, card.len, err);
+	rag_buf_release(&card);
+	return rc;
+}
+
+void embedder_free(embedder *e)
+{
+	if (!e)
+		return;
+	if (e->kind && e->impl)
+		e->kind->free(e->impl);
+	free(e->dir);
+	free(e);
+}
+
+/* ------------------------------------------------------------ accessors */
+
+const char *embedder_kind(const embedder *e) { return e->kind->name; }
+const char *embedder_name(const embedder *e) { return e->name; }
+const char *embedder_version(const embedder *e) { return e->version; }
+const char *embedder_fitted_on(const embedder *e) { return e->fitted_on; }
+int embedder_dims(const embedder *e) { return e->dims; }
+int64_t embedder_created_at(const embedder *e) { return e->created_at; }
+size_t embedder_max_tokens(const embedder *e) { return e->max_tokens; }
+bool embedder_fits(const embedder *e) { return e->kind == &embed_kind_lsa; }
+uint64_t embedder_fit_docs(const embedder *e) { return e->fit_docs; }
+
+rag_rc embedder_embed(const embedder *e, const char *const *texts, const size_t *lens,
+		      size_t n, float *out, embed_stats *st, rag_error *err)
+{
+	return e->kind->embed(e, texts, lens, n, out, st, err);
 }

@@ -1,56 +1,110 @@
 /*
- * embed — the built-in embedding model: a tokenizer, a TF-IDF -> truncated
- * SVD (LSA) projection fitted on a corpus, and its on-storage form.
+ * embed.h — the embedder: the one interface between the pipeline and an
+ * embedding model. Nothing outside src/embed/ knows which model is in use.
  *
- * The model, in order:
- *  1. Tokens: NFKC + case fold (utf8proc), split on anything that is not a
- *     letter, digit or mark, each Han/Kana character its own token, drop a
- *     small English stopword list and tokens longer than EMBED_TOKEN_MAX
- *     bytes, then the Snowball English stemmer.
- *  2. Terms: the stems with document frequency >= min_df in the fitting
- *     corpus, at most max_vocab of them (highest df first, ties by bytes).
- *  3. A text is the sparse vector w_t = (1 + ln tf_t) * g_t over its terms,
- *     g_t the log-entropy weight of the fitting corpus (N documents):
- *     g_t = 1 + sum_d p_td ln p_td / ln N, p_td = tf_td / sum_d tf_td
- *     (1 for a term in one document, 0 for one spread evenly over all).
- *  4. Its embedding is normalise(w * P), P a (terms x dims) matrix: the top
- *     right singular vectors of the corpus' matrix of L2-normalised rows w
- *     (randomized SVD, fixed seed), column i scaled by sigma_i^(1/2).
- *     Measured on Cranfield (see tests/unit/test_embed_cranfield.c):
- *     log-entropy beat idf and sigma^0.5 beat sigma^0 and sigma^1.
+ * Kinds (one table in embed.c):
+ *   lsa   the built-in model, fitted on the corpus itself (lsa.h);
+ *   bert  a BERT-family sentence encoder read from a Hugging Face /
+ *         sentence-transformers directory (bert.h), e.g. all-MiniLM-L6-v2.
+ *
+ * A model is a set of named files ("card.json", "weights.bin",
+ * "config.json", "1_Pooling/config.json", ...). Where they live is the
+ * caller's business: embedder_open() reads them through a callback, so the
+ * same code opens a local directory and a stored model object set.
  *
  * Invariants:
- *  1. Fitting is deterministic: the same texts and options give bit-identical
- *     weights (and so the same version) on the same machine and library
- *     build. OpenBLAS runs single-threaded during embed_fit().
- *  2. A model is immutable after embed_fit()/embed_model_load(): every
- *     reader may use it from any thread at once.
- *  3. Terms the model does not know (out of vocabulary) are ignored at embed
- *     time; a text with none of its terms known embeds as the zero vector.
- *     Later documents embed sensibly as long as most of their terms were in
- *     the fitting corpus (they share its vocabulary and idf).
- *  4. The weights object is self-validating: magic, format version, bounded
- *     sizes and a 64-bit checksum of everything before it. The model version
- *     is that checksum in hex, so equal versions mean equal weights.
+ *  1. An embedder is immutable once opened or fitted: embedder_embed() may
+ *     run on many threads at once.
+ *  2. Rows are L2-normalised; a text the model can say nothing about (LSA:
+ *     no known term) embeds as the zero row.
+ *  3. The version names the model's content: LSA, a checksum of its weights;
+ *     an imported model, a SHA-256 prefix over its files' names and bytes.
+ *     Equal versions mean equal embeddings.
+ *  4. "card.json" is saved last and lists the other files, so a stored
+ *     model whose card exists is complete.
  */
 #ifndef EMBED_H
 #define EMBED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "rag_buf.h"
 #include "rag_err.h"
 
-/* Longest normalised token in bytes; longer ones are dropped. */
-#define EMBED_TOKEN_MAX 64
-/* Limits a model (fitted or loaded) must respect. */
 #define EMBED_DIMS_MAX 4096
-#define EMBED_VOCAB_MAX 2000000
 #define EMBED_NAME_MAX 128
 #define EMBED_FITTED_ON_MAX 1024
+/* The largest model file read (a safetensors file of a base-size model). */
+#define EMBED_FILE_MAX ((size_t)2 << 30)
 
-typedef struct embed_model embed_model;
+typedef struct embedder embedder;
+
+/*
+ * Reads the model file named file (a relative name such as "config.json")
+ * into out (empty, with a cap of EMBED_FILE_MAX). RAG_ENOTFOUND when the
+ * file does not exist (optional files are probed); other codes abort.
+ */
+typedef rag_rc (*embed_read_fn)(void *ctx, const char *file, rag_buf *out, rag_error *err);
+/* Writes one model file. */
+typedef rag_rc (*embed_write_fn)(void *ctx, const char *file, const void *data, size_t len,
+				 rag_error *err);
+
+/*
+ * Open a model. With a "card.json" the card names the kind and the files;
+ * without one (a directory as Hugging Face ships it) "config.json" means a
+ * BERT-family encoder. Every file is validated; errors name the file and,
+ * where there is one, the tensor or field. OUT *out: caller owns; free with
+ * embedder_free(). RAG_ENOTFOUND (no model there), RAG_ECORRUPT, RAG_ENOMEM.
+ */
+rag_rc embedder_open(embed_read_fn read, void *ctx, embedder **out, rag_error *err);
+
+/*
+ * embedder_open() on a local directory. name (may be NULL) names the model;
+ * by default a card's name, else the directory's base name.
+ */
+rag_rc embedder_open_dir(const char *dir, const char *name, embedder **out, rag_error *err);
+
+/*
+ * Write the model's files, "card.json" last (invariant 4). A model opened
+ * from a directory writes that directory's files as they are (read again
+ * from it); a fitted one writes its weights. RAG_EINVAL for a model opened
+ * from storage (it is stored already).
+ */
+rag_rc embedder_save(const embedder *e, embed_write_fn write, void *ctx, rag_error *err);
+
+/* Free; NULL is a no-op. */
+void embedder_free(embedder *e);
+
+/* Borrowed strings, valid until embedder_free(). */
+const char *embedder_kind(const embedder *e);      /* "lsa", "bert" */
+const char *embedder_name(const embedder *e);
+const char *embedder_version(const embedder *e);   /* 16 lowercase hex digits */
+const char *embedder_fitted_on(const embedder *e); /* "" when unknown */
+int embedder_dims(const embedder *e);
+/* When it was fitted or imported (Unix seconds; 0 unknown). */
+int64_t embedder_created_at(const embedder *e);
+/* Most tokens per text (longer texts are truncated); 0: no limit. */
+size_t embedder_max_tokens(const embedder *e);
+
+/* Counts of one or more embedder_embed() calls (added to, never reset). */
+typedef struct embed_stats {
+	uint64_t texts;
+	uint64_t truncated; /* texts cut at embedder_max_tokens() */
+	uint64_t tokens;    /* tokens seen (LSA: non-stopword words) */
+	uint64_t unknown;   /* of those, unknown to the model */
+} embed_stats;
+
+/*
+ * Embed n texts (texts[i] has lens[i] bytes of UTF-8, need not be
+ * NUL-terminated) into out: n rows of embedder_dims() floats. st may be
+ * NULL. Thread-safe. RAG_ENOMEM; out is then undefined.
+ */
+rag_rc embedder_embed(const embedder *e, const char *const *texts, const size_t *lens,
+		      size_t n, float *out, embed_stats *st, rag_error *err);
+
+/* ---------------------------------------------------------- fitting (LSA) */
 
 typedef struct embed_fit_opts {
 	int dims;              /* wanted dimensions; shrinks on small corpora */
@@ -65,74 +119,17 @@ typedef struct embed_fit_opts {
 	((embed_fit_opts){.dims = 256, .min_df = 2, .max_vocab = 50000, \
 			  .seed = 42, .name = "ragmap-lsa", .fitted_on = NULL})
 
-/*
- * Fit a model on n texts (texts[i] has lens[i] bytes, need not be
- * NUL-terminated). If the corpus has fewer documents or terms than
- * opts->dims, the model gets fewer dimensions (embed_dims() tells).
- * opts NULL means EMBED_FIT_OPTS_DEFAULT.
- *
- * OUT *out: caller owns; free with embed_model_free().
- * RAG_EINVAL: bad options, no term occurs in min_df documents, or every
- * term has weight 0 (spread evenly over all documents).
- * RAG_ENOMEM, RAG_EINTERNAL (LAPACK failed).
- * Temporarily sets OpenBLAS to one thread (process-wide) and restores it.
- */
-rag_rc embed_fit(const char *const *texts, const size_t *lens, size_t n,
-		 const embed_fit_opts *opts, embed_model **out, rag_error *err);
-
-/* Dimensions of the embeddings. */
-int embed_dims(const embed_model *m);
-
-/* Borrowed strings, valid until embed_model_free(). */
-const char *embed_model_name(const embed_model *m);
-/* 16 lowercase hex digits: the checksum of the weights object. */
-const char *embed_model_version(const embed_model *m);
-const char *embed_model_fitted_on(const embed_model *m);
-
-/* Vocabulary size and number of documents the model was fitted on. */
-size_t embed_model_vocab_size(const embed_model *m);
-uint64_t embed_model_docs(const embed_model *m);
+/* True when the model is fitted on the corpus (so refitting means something). */
+bool embedder_fits(const embedder *e);
+/* Texts the model was fitted on (0 for one that is not fitted). */
+uint64_t embedder_fit_docs(const embedder *e);
 
 /*
- * Embed n texts into out (n * embed_dims(m) floats, row i for texts[i]),
- * each L2-normalised; a text with no known term gives a zero row.
- * Thread-safe: concurrent calls on one model are fine (all scratch is per
- * call). RAG_ENOMEM; out is then undefined.
+ * Fit the built-in model on n texts (see lsa.h). opts NULL means
+ * EMBED_FIT_OPTS_DEFAULT. RAG_EINVAL (nothing to fit on), RAG_ENOMEM,
+ * RAG_EINTERNAL. Deterministic.
  */
-rag_rc embed_texts(const embed_model *m, const char *const *texts,
-		   const size_t *lens, size_t n, float *out, rag_error *err);
-
-/*
- * Serialise the model: the weights object (binary, little-endian, see
- * embed_io.c for the layout) appended to weights, and the model card (JSON:
- * name, version, dims, vocab_size, docs, fitted_on, created_at ISO-8601 UTC,
- * tokenizer, method) appended to card_json. Either buffer may be NULL.
- * RAG_ETOOBIG when a buffer's cap is too small, RAG_ENOMEM.
- */
-rag_rc embed_model_save(const embed_model *m, rag_buf *weights,
-			rag_buf *card_json, rag_error *err);
-
-/*
- * Load a weights object. Every field is validated; bad magic, unknown
- * format version, truncation, trailing bytes, out-of-range sizes, duplicate
- * terms, non-finite numbers or a checksum mismatch give RAG_ECORRUPT with a
- * message saying what is wrong. OUT *out: caller owns; free with
- * embed_model_free(). The created_at of the card is not part of the weights.
- */
-rag_rc embed_model_load(const char *data, size_t len, embed_model **out,
-			rag_error *err);
-
-/* Free a model; NULL is a no-op. */
-void embed_model_free(embed_model *m);
-
-/*
- * The tokenizer (steps 1 above), exposed so BM25 uses the same one: calls
- * fn(ctx, tok, len) for each normalised, stemmed, non-stopword token in
- * order. tok is borrowed for the call only and is NUL-terminated. Invalid
- * UTF-8 bytes act as separators. Thread-safe; never fails (if the stemmer
- * cannot be allocated, tokens are passed on unstemmed).
- */
-typedef void (*embed_token_fn)(void *ctx, const char *tok, size_t len);
-void embed_tokenize(const char *text, size_t len, embed_token_fn fn, void *ctx);
+rag_rc embedder_fit(const char *const *texts, const size_t *lens, size_t n,
+		    const embed_fit_opts *opts, embedder **out, rag_error *err);
 
 #endif

@@ -18,33 +18,17 @@
 
 static rag_rc read_file(const char *path, char **data, size_t *len, rag_error *err)
 {
-	FILE *f = fopen(path, "rb");
 	rag_buf b;
-	char chunk[65536];
-	size_t got;
-	rag_rc rc = RAG_OK;
+	rag_rc rc;
 
 	rag_buf_init(&b, EVAL_FILE_MAX);
-	if (!f)
-		return rag_error_set(err, RAG_EIO, "cannot open \"%s\": %s", path, strerror(errno));
-	while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if ((rc = rag_buf_append(&b, chunk, got))) {
-			rag_error_set(err, rc, "\"%s\": %s", path,
-				      rc == RAG_ETOOBIG ? "file larger than the limit" : "out of memory");
-			goto out;
-		}
+	if ((rc = rag_buf_read_file(&b, path, err))) {
+		rag_buf_release(&b);
+		return rc;
 	}
-	if (ferror(f)) {
-		rc = rag_error_set(err, RAG_EIO, "cannot read \"%s\"", path);
-		goto out;
-	}
-	*data = rag_buf_detach(&b, len);
-	if (!*data)
-		rc = rag_error_set(err, RAG_ENOMEM, "\"%s\": out of memory", path);
-out:
-	fclose(f);
-	rag_buf_release(&b);
-	return rc;
+	if (!(*data = rag_buf_detach(&b, len)))
+		return rag_error_set(err, RAG_ENOMEM, "\"%s\": out of memory", path);
+	return RAG_OK;
 }
 
 /* The next line of text in place (NUL-terminated, CR dropped), or NULL. */

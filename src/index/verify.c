@@ -20,11 +20,11 @@
 #include "commit.h"
 #include "embed.h"
 #include "manifest.h"
+#include "modelobj.h"
 #include "rag_util.h"
 #include "segment.h"
 #include "vindex.h"
 
-#define MODEL_MAX ((size_t)2 << 30)
 
 /* A chunk as found in a segment; text and vector borrowed from its buffers. */
 typedef struct vchunk {
@@ -749,24 +749,20 @@ static void check_catalog_chunks(verifier *v)
 
 static void check_model(verifier *v)
 {
-	rag_buf b;
-	embed_model *em = NULL;
+	embedder *em = NULL;
 	rag_error e = {0};
 
-	rag_buf_init(&b, MODEL_MAX);
-	if (s3_get(v->s3, VERIFY_OP, v->m.model.key, &b, NULL, &e) ||
-	    embed_model_load(b.data, b.len, &em, &e)) {
+	if (modelobj_open(v->s3, VERIFY_OP, v->m.model.key, &em, &e)) {
 		/* a missing model was reported by the HEADs already */
 		if (e.rc != RAG_ENOTFOUND)
-			problem(v, "model \"%s\": %s", v->m.model.key, e.msg);
-	} else if (strcmp(embed_model_version(em), v->m.model.version) != 0 ||
-		   embed_dims(em) != v->m.model.dims) {
+			problem(v, "%s", e.msg);
+	} else if (strcmp(embedder_version(em), v->m.model.version) != 0 ||
+		   embedder_dims(em) != v->m.model.dims) {
 		problem(v, "model \"%s\" is version %s with %d dims, the manifest says %s with %d",
-			v->m.model.key, embed_model_version(em), embed_dims(em), v->m.model.version,
+			v->m.model.key, embedder_version(em), embedder_dims(em), v->m.model.version,
 			v->m.model.dims);
 	}
-	embed_model_free(em);
-	rag_buf_release(&b);
+	embedder_free(em);
 }
 
 /* ----------------------------------------------------------- 8. source */

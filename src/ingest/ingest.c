@@ -466,10 +466,11 @@ static rag_rc reject_large(ingest_ctx *ic, ingest_run_state *r, work_item *w,
 /* ---------------------------------------------------------------- embed */
 
 typedef struct embed_job {
-	const embed_model *m;
+	const embedder *m;
 	ingest_run_state *r;
 	int dims;
 	size_t per;
+	embed_stats *st; /* one per part, summed at the end */
 	rag_error err;
 } embed_job;
 
@@ -491,16 +492,17 @@ static rag_rc embed_part(void *ctx, size_t part)
 		texts[i - from] = run_chunk_text(r, i);
 		lens[i - from] = r->chunks[i].len;
 	}
-	rc = embed_texts(j->m, texts, lens, to - from, r->vecs + from * (size_t)j->dims, &j->err);
+	rc = embedder_embed(j->m, texts, lens, to - from, r->vecs + from * (size_t)j->dims,
+			    &j->st[part], &j->err);
 	free(texts);
 	free(lens);
 	return rc;
 }
 
-rag_rc run_embed(const embed_model *m, ingest_run_state *r, rag_error *err)
+rag_rc run_embed(const embedder *m, ingest_run_state *r, embed_stats *st, rag_error *err)
 {
 	int threads = rag_cpu_count();
-	embed_job j = {.m = m, .r = r, .dims = embed_dims(m)};
+	embed_job j = {.m = m, .r = r, .dims = embedder_dims(m)};
 	size_t parts;
 	rag_rc rc;
 
@@ -514,7 +516,17 @@ rag_rc run_embed(const embed_model *m, ingest_run_state *r, rag_error *err)
 	if (j.per < 64)
 		j.per = 64;
 	parts = (r->nchunks + j.per - 1) / j.per;
-	if ((rc = rag_parallel_for(parts, threads, embed_part, &j)))
+	if (!(j.st = calloc(parts, sizeof(*j.st))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	rc = rag_parallel_for(parts, threads, embed_part, &j);
+	for (size_t p = 0; p < parts && st && !rc; p++) {
+		st->texts += j.st[p].texts;
+		st->truncated += j.st[p].truncated;
+		st->tokens += j.st[p].tokens;
+		st->unknown += j.st[p].unknown;
+	}
+	free(j.st);
+	if (rc)
 		return rag_error_set(err, rc, "embed: %s", j.err.msg[0] ? j.err.msg : rag_rc_message(rc));
 	return RAG_OK;
 }

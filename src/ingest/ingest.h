@@ -72,6 +72,7 @@ typedef struct ingest_summary {
 	int64_t gc_deleted;
 	int64_t commits;          /* versions this pass committed */
 	int64_t conflicts;        /* versions lost to another writer (then rebased) */
+	int64_t truncated;        /* chunks cut at the model's token limit */
 	bool model_fitted;
 	double ms[ING_STAGE_COUNT];
 	double total_ms;
@@ -93,8 +94,8 @@ typedef struct ingest_ctx {
 	catalog *cat;
 	char root[1024];              /* <index.prefix><index.name>/ */
 	char cat_path[4096];
-	embed_model *model;
-	char model_key[1024];
+	embedder *model;
+	char model_key[1024];         /* the manifest's name for it (modelobj.h) */
 	manifest latest;              /* the newest committed version (0: none) */
 	char token[24];               /* this writer (commit_token()) */
 	bool probed, conditional;     /* the store honours If-None-Match */
@@ -140,8 +141,24 @@ rag_rc ingest_compact(ingest_ctx *ic, ingest_summary *sum, rag_error *err);
  * version (the old segments become garbage). */
 rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err);
 
-/* Whether the configured growth threshold asks for a refit. */
-bool ingest_refit_due(ingest_ctx *ic);
+/*
+ * Whether the built-in model no longer fits the index, and why (into why):
+ * model.dims differs from the dims it was fitted for; the live chunks grew
+ * past ingest.refit_growth; or more than ingest.refit_unknown of the tokens
+ * embedded since the fit were unknown to it (a new subject). Never for a
+ * model that is not fitted here (an imported one).
+ */
+bool ingest_refit_due(ingest_ctx *ic, char *why, size_t cap);
+
+/* ingest_refit() when ingest_refit_due() says so; why is "" when not. */
+rag_rc ingest_refit_if_due(ingest_ctx *ic, ingest_summary *sum, char *why, size_t cap,
+			   rag_error *err);
+
+/*
+ * Store m (ic takes it, also on failure) and make it the index's model: a
+ * new version with every live chunk embedded again (none yet is fine).
+ */
+rag_rc ingest_use_model(ingest_ctx *ic, embedder *m, ingest_summary *sum, rag_error *err);
 
 /* Delete objects no kept manifest names (older than the grace period). */
 rag_rc ingest_gc(ingest_ctx *ic, int64_t grace_s, int64_t *deleted, rag_error *err);

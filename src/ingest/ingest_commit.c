@@ -22,10 +22,10 @@
 
 #include "commit.h"
 #include "ingest_int.h"
+#include "modelobj.h"
 #include "rag_util.h"
 #include "segment.h"
 
-#define MODEL_MAX ((size_t)2 << 30)
 #define META_WRITER "commit.writer"   /* the token of the catalog's version */
 #define LEASE_TTL_S 600               /* single-writer lease, renewed per commit */
 
@@ -116,18 +116,10 @@ static rag_rc read_newest(ingest_ctx *ic, const char *stage, rag_error *err)
 
 static rag_rc load_model(ingest_ctx *ic, const char *key, rag_error *err)
 {
-	rag_buf b;
-	rag_rc rc;
+	rag_rc rc = modelobj_open(ic->s3, S3_OP("ingest.model", NULL), key, &ic->model, err);
 
-	rag_buf_init(&b, MODEL_MAX);
-	rc = s3_get(ic->s3, S3_OP("ingest.model", NULL), key, &b, NULL, err);
 	if (!rc)
-		rc = embed_model_load(b.data, b.len, &ic->model, err);
-	if (rc)
-		rag_error_prefix(err, "model \"%s\"", key);
-	else
 		rag_strlcpy(ic->model_key, key, sizeof(ic->model_key));
-	rag_buf_release(&b);
 	return rc;
 }
 
@@ -265,7 +257,7 @@ void ingest_close(ingest_ctx *ic)
 	if (ic->s3 && ic->probed && !ic->conditional)
 		commit_lease_release(ic->s3, S3_OP("ingest.recover", NULL), ic->root, ic->token);
 	catalog_close(ic->cat);
-	embed_model_free(ic->model);
+	embedder_free(ic->model);
 	manifest_release(&ic->latest);
 	rag_scope_release(&ic->scope);
 	ic->cat = NULL;
@@ -274,37 +266,21 @@ void ingest_close(ingest_ctx *ic)
 
 /* ---------------------------------------------------------------- model */
 
-static rag_rc publish_model(ingest_ctx *ic, embed_model *m, rag_error *err)
+/* Store m and make it the model of the next commits (ic takes m). */
+static rag_rc publish_model(ingest_ctx *ic, embedder *m, rag_error *err)
 {
-	rag_buf weights, card;
-	char key[1200], base[1100];
-	rag_rc rc;
+	char key[sizeof(ic->model_key)];
+	rag_rc rc = modelobj_publish(ic->s3, S3_OP("ingest.model", NULL), ic->cfg->model.prefix, m,
+				     key, sizeof(key), err);
 
-	rag_buf_init(&weights, MODEL_MAX);
-	rag_buf_init(&card, 1u << 20);
-	snprintf(base, sizeof(base), "%s%s%s/%s/", ic->cfg->model.prefix,
-		 ic->cfg->model.prefix[0] && ic->cfg->model.prefix[strlen(ic->cfg->model.prefix) - 1] != '/'
-			 ? "/" : "",
-		 embed_model_name(m), embed_model_version(m));
-	if ((rc = embed_model_save(m, &weights, &card, err)))
-		goto out;
-	snprintf(key, sizeof(key), "%scard.json", base);
-	if ((rc = s3_put(ic->s3, S3_OP("ingest.model", NULL), key, card.data, card.len,
-			 "application/json", NULL, err)))
-		goto out;
-	snprintf(key, sizeof(key), "%sweights.bin", base);
-	if ((rc = s3_put(ic->s3, S3_OP("ingest.model", NULL), key, weights.data, weights.len,
-			 "application/octet-stream", NULL, err)))
-		goto out;
-	embed_model_free(ic->model);
+	if (rc)
+		return rc;
+	embedder_free(ic->model);
 	ic->model = m;
 	rag_strlcpy(ic->model_key, key, sizeof(ic->model_key));
-	RAG_INFO(ic->log, "model %s version %s (%d dims, %zu terms) at \"%s\"", embed_model_name(m),
-		 embed_model_version(m), embed_dims(m), embed_model_vocab_size(m), key);
-out:
-	rag_buf_release(&weights);
-	rag_buf_release(&card);
-	return rc;
+	RAG_INFO(ic->log, "model %s (%s) version %s, %d dims, at \"%s\"", embedder_name(m),
+		 embedder_kind(m), embedder_version(m), embedder_dims(m), key);
+	return RAG_OK;
 }
 
 /*
@@ -323,7 +299,7 @@ static rag_rc fit_model(ingest_ctx *ic, const char *const *texts, const size_t *
 			const char *fitted_on, rag_error *err)
 {
 	embed_fit_opts o = EMBED_FIT_OPTS_DEFAULT;
-	embed_model *m = NULL;
+	embedder *m = NULL;
 	const char **st = NULL;
 	size_t *sl = NULL, stride = (n + FIT_SAMPLE_MAX - 1) / FIT_SAMPLE_MAX, ns = 0;
 	char on[512];
@@ -352,23 +328,72 @@ static rag_rc fit_model(ingest_ctx *ic, const char *const *texts, const size_t *
 		o.min_df = 1;
 	o.name = ic->cfg->model.name;
 	o.fitted_on = fitted_on;
-	if ((rc = embed_fit(texts, lens, n, &o, &m, err)))
+	if ((rc = embedder_fit(texts, lens, n, &o, &m, err)))
 		goto out;
 	if ((rc = publish_model(ic, m, err)))
-		embed_model_free(m);
+		embedder_free(m);
 out:
 	free(st);
 	free(sl);
 	return rc;
 }
 
-/* Record, inside the version's transaction, how many chunks the model was fitted from. */
-static rag_rc note_fit_chunks(ingest_ctx *ic, size_t n, rag_error *err)
-{
-	char v[32];
+/*
+ * What the catalog remembers about the model, inside each version's
+ * transaction, for ingest_refit_due(): how many chunks it was fitted from,
+ * the dims asked for then, and the tokens of the chunks embedded since
+ * (how many it did not know).
+ */
+#define META_DIMS_WANTED "model.dims_wanted"
+#define META_TOKENS "model.tokens_since_fit"
+#define META_UNKNOWN "model.unknown_since_fit"
 
-	snprintf(v, sizeof(v), "%zu", n);
-	return catalog_meta_set(ic->cat, META_FIT_CHUNKS, v, err);
+static rag_rc meta_set_i64(ingest_ctx *ic, const char *key, int64_t v, rag_error *err)
+{
+	char s[32];
+
+	snprintf(s, sizeof(s), "%lld", (long long)v);
+	return catalog_meta_set(ic->cat, key, s, err);
+}
+
+/* The integer at key, or 0 when absent or not one. */
+static int64_t meta_i64(ingest_ctx *ic, const char *key)
+{
+	char *v = NULL;
+	int64_t n = 0;
+
+	if (catalog_meta_get(ic->cat, key, &v, NULL) != RAG_OK || !v || !rag_parse_i64(v, &n))
+		n = 0;
+	free(v);
+	return n;
+}
+
+/* A model was fitted from n chunks (or imported: it was fitted elsewhere). */
+static rag_rc note_fit(ingest_ctx *ic, size_t n, rag_error *err)
+{
+	rag_rc rc = meta_set_i64(ic, META_FIT_CHUNKS, (int64_t)n, err);
+
+	if (!rc)
+		rc = meta_set_i64(ic, META_DIMS_WANTED, ic->cfg->model.dims, err);
+	if (!rc)
+		rc = meta_set_i64(ic, META_TOKENS, 0, err);
+	if (!rc)
+		rc = meta_set_i64(ic, META_UNKNOWN, 0, err);
+	return rc;
+}
+
+/* New chunks were embedded with the current model. */
+static rag_rc note_embedded(ingest_ctx *ic, const embed_stats *st, rag_error *err)
+{
+	rag_rc rc = RAG_OK;
+
+	if (st->tokens)
+		rc = meta_set_i64(ic, META_TOKENS, meta_i64(ic, META_TOKENS) + (int64_t)st->tokens,
+				  err);
+	if (!rc && st->unknown)
+		rc = meta_set_i64(ic, META_UNKNOWN,
+				  meta_i64(ic, META_UNKNOWN) + (int64_t)st->unknown, err);
+	return rc;
 }
 
 /* -------------------------------------------------------------- segments */
@@ -382,7 +407,7 @@ static rag_rc write_segment(ingest_ctx *ic, const char *id, const seg_chunk *chu
 	uint64_t t = rag_now_ns();
 	rag_rc rc;
 
-	rc = segment_build(embed_dims(ic->model), chunks, vecs, n, &vo, b, err);
+	rc = segment_build(embedder_dims(ic->model), chunks, vecs, n, &vo, b, err);
 	sum->ms[ING_INDEX] += rag_ms_since(t);
 	if (rc)
 		return rc;
@@ -407,7 +432,7 @@ static rag_rc insert_segment_row(ingest_ctx *ic, const mf_segment *mf, int64_t v
 	rag_strlcpy(s.kind, mf->kind, sizeof(s.kind));
 	for (int k = 0; k < MF_NOBJ; k++)
 		s.bytes += mf->obj[k].size;
-	rag_strlcpy(s.model_version, embed_model_version(ic->model), sizeof(s.model_version));
+	rag_strlcpy(s.model_version, embedder_version(ic->model), sizeof(s.model_version));
 	return catalog_segment_insert(ic->cat, &s, err);
 }
 
@@ -479,9 +504,9 @@ static rag_rc build_manifest(ingest_ctx *ic, int64_t version, const seg_set *kno
 	rag_strlcpy(m->index, ic->cfg->index.name, sizeof(m->index));
 	rag_strlcpy(m->writer, ic->token, sizeof(m->writer));
 	m->created_at = rag_wall_time();
-	rag_strlcpy(m->model.name, embed_model_name(ic->model), sizeof(m->model.name));
-	rag_strlcpy(m->model.version, embed_model_version(ic->model), sizeof(m->model.version));
-	m->model.dims = embed_dims(ic->model);
+	rag_strlcpy(m->model.name, embedder_name(ic->model), sizeof(m->model.name));
+	rag_strlcpy(m->model.version, embedder_version(ic->model), sizeof(m->model.version));
+	m->model.dims = embedder_dims(ic->model);
 	m->model.key = rag_strdup(ic->model_key);
 	m->catalog.key = rag_strdup(snap_key);
 	m->catalog.size = snap_size;
@@ -619,7 +644,7 @@ static rag_rc follow_newest(ingest_ctx *ic, const char *stage, bool *model_chang
 		return rc;
 	if (ic->latest.version && strcmp(ic->latest.model.key, ic->model_key) != 0) {
 		*model_changed = true;
-		embed_model_free(ic->model);
+		embedder_free(ic->model);
 		ic->model = NULL;
 		return load_model(ic, ic->latest.model.key, err);
 	}
@@ -732,10 +757,10 @@ static size_t segment_end(const seg_chunk *c, size_t from, size_t n, size_t budg
  * transaction) and add the segments to fresh.
  */
 static rag_rc rebuild(ingest_ctx *ic, int64_t version, char tag, rows *r, seg_set *fresh,
-		      ingest_summary *sum, rag_error *err)
+		      ingest_summary *sum, embed_stats *st, rag_error *err)
 {
 	float *vecs = NULL;
-	int dims = embed_dims(ic->model);
+	int dims = embedder_dims(ic->model);
 	size_t from = 0;
 	uint64_t t;
 	rag_rc rc;
@@ -747,7 +772,7 @@ static rag_rc rebuild(ingest_ctx *ic, int64_t version, char tag, rows *r, seg_se
 	if (!(vecs = malloc(r->n * (size_t)dims * sizeof(float))))
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	t = rag_now_ns();
-	rc = embed_texts(ic->model, r->texts, r->lens, r->n, vecs, err);
+	rc = embedder_embed(ic->model, r->texts, r->lens, r->n, vecs, st, err);
 	sum->ms[ING_EMBED] += rag_ms_since(t);
 	while (!rc && from < r->n) {
 		size_t end = segment_end(r->a, from, r->n, (size_t)ic->cfg->index.segment_chunks);
@@ -803,7 +828,7 @@ static int by_size(const void *a, const void *b)
  */
 static rag_rc stage_version(ingest_ctx *ic, int64_t version, rag_error *err)
 {
-	rag_rc rc = catalog_version_add(ic->cat, version, embed_model_version(ic->model), err);
+	rag_rc rc = catalog_version_add(ic->cat, version, embedder_version(ic->model), err);
 
 	return rc ? rc : catalog_meta_set(ic->cat, META_WRITER, ic->token, err);
 }
@@ -817,12 +842,16 @@ static rag_rc rebuild_and_commit(ingest_ctx *ic, int64_t version, char tag, rows
 				 const cat_segment *old, size_t nold, seg_set *fresh,
 				 ingest_summary *sum, rag_error *err)
 {
+	embed_stats st = {0};
 	rag_rc rc;
 
-	if ((rc = rebuild(ic, version, tag, r, fresh, sum, err)) ||
+	/* the tokens of chunks embedded again are not new: only truncation counts */
+	if ((rc = rebuild(ic, version, tag, r, fresh, sum, &st, err)) ||
 	    (rc = retire(ic, old, nold, err)) || (rc = stage_version(ic, version, err)) ||
 	    (rc = catalog_commit(ic->cat, err)))
 		catalog_rollback(ic->cat);
+	if (tag != 'c') /* compaction embeds the same chunks again */
+		sum->truncated += (int64_t)st.truncated;
 	return rc;
 }
 
@@ -937,6 +966,7 @@ typedef struct change {
 	uint32_t *rec_len;
 	int64_t id0;           /* run chunk k has id id0 + k */
 	uint64_t born_ns;      /* when the uploads began */
+	embed_stats est;       /* of embedding the run */
 	bool built;
 } change;
 
@@ -977,15 +1007,16 @@ static rag_rc take_ids(ingest_ctx *ic, size_t n, int64_t *first, rag_error *err)
 static rag_rc build_change(ingest_ctx *ic, ingest_run_state *r, change *ch, ingest_summary *sum,
 			   rag_error *err)
 {
-	int dims = embed_dims(ic->model);
+	int dims = embedder_dims(ic->model);
 	uint64_t t = rag_now_ns();
 	size_t d0 = 0;
 	rag_rc rc;
 
 	change_release(ch);
 	ch->born_ns = rag_now_ns();
-	rc = run_embed(ic->model, r, err);
+	rc = run_embed(ic->model, r, &ch->est, err);
 	sum->ms[ING_EMBED] += rag_ms_since(t);
+	sum->truncated = (int64_t)ch->est.truncated;
 	if (rc || (rc = take_ids(ic, r->nchunks, &ch->id0, err)))
 		return rc;
 	if (!(ch->doc_end = calloc(r->ndocs + 1, sizeof(*ch->doc_end))) ||
@@ -1140,8 +1171,8 @@ static rag_rc apply_change(ingest_ctx *ic, ingest_run_state *r, const change *ch
 		if (!rc)
 			rc = insert_segment_row(ic, mf, version, err);
 	}
-	if (!rc && sum->model_fitted)
-		rc = note_fit_chunks(ic, r->nchunks, err);
+	if (!rc)
+		rc = sum->model_fitted ? note_fit(ic, r->nchunks, err) : note_embedded(ic, &ch->est, err);
 	if (!rc)
 		rc = stage_version(ic, version, err);
 	if (!rc)
@@ -1250,26 +1281,50 @@ rag_rc ingest_commit(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum, r
 	return rc;
 }
 
-/* ---------------------------------------------------------------- refit */
+/* ------------------------------------------------------ refit and import */
 
-bool ingest_refit_due(ingest_ctx *ic)
+/* Below this many tokens since the fit, the unknown share says nothing yet. */
+#define REFIT_MIN_TOKENS 200
+
+bool ingest_refit_due(ingest_ctx *ic, char *why, size_t cap)
 {
+	const rag_config *cfg = ic->cfg;
 	catalog_stats st;
-	char *v = NULL;
-	int64_t fitted = 0;
+	int64_t fitted, wanted, tokens, unknown;
 
-	if (ic->cfg->ingest.refit_growth <= 0 || !ic->model || catalog_stats_get(ic->cat, &st, NULL))
+	if (!ic->model || !embedder_fits(ic->model) || catalog_stats_get(ic->cat, &st, NULL))
 		return false;
+	wanted = meta_i64(ic, META_DIMS_WANTED);
+	if (wanted && wanted != cfg->model.dims) {
+		snprintf(why, cap, "model.dims is %lld, the model was fitted for %lld",
+			 (long long)cfg->model.dims, (long long)wanted);
+		return true;
+	}
 	/* the chunks the model was fitted from (it may have seen a sample) */
-	if (catalog_meta_get(ic->cat, META_FIT_CHUNKS, &v, NULL) != RAG_OK || !v ||
-	    !rag_parse_i64(v, &fitted) || fitted <= 0)
-		fitted = (int64_t)embed_model_docs(ic->model);
-	free(v);
-	return (double)st.chunks > (double)fitted * (1.0 + ic->cfg->ingest.refit_growth);
+	if ((fitted = meta_i64(ic, META_FIT_CHUNKS)) <= 0)
+		fitted = (int64_t)embedder_fit_docs(ic->model);
+	if (cfg->ingest.refit_growth > 0 &&
+	    (double)st.chunks > (double)fitted * (1.0 + cfg->ingest.refit_growth)) {
+		snprintf(why, cap, "%lld live chunks, the model was fitted on %lld (ingest.refit_growth %g)",
+			 (long long)st.chunks, (long long)fitted, cfg->ingest.refit_growth);
+		return true;
+	}
+	tokens = meta_i64(ic, META_TOKENS);
+	unknown = meta_i64(ic, META_UNKNOWN);
+	if (cfg->ingest.refit_unknown > 0 && tokens >= REFIT_MIN_TOKENS &&
+	    (double)unknown > (double)tokens * cfg->ingest.refit_unknown) {
+		snprintf(why, cap,
+			 "%.0f%% of the %lld tokens embedded since the fit are unknown to the model "
+			 "(ingest.refit_unknown %g)",
+			 100.0 * (double)unknown / (double)tokens, (long long)tokens,
+			 cfg->ingest.refit_unknown);
+		return true;
+	}
+	return false;
 }
 
 /* Re-embed every live chunk of the base with ic->model into new segments. */
-static rag_rc refit_once(ingest_ctx *ic, size_t fitted, ingest_summary *sum, rag_error *err)
+static rag_rc reembed_once(ingest_ctx *ic, size_t fitted, ingest_summary *sum, rag_error *err)
 {
 	int64_t version = ic->latest.version + 1;
 	cat_segment *live = NULL;
@@ -1282,7 +1337,7 @@ static rag_rc refit_once(ingest_ctx *ic, size_t fitted, ingest_summary *sum, rag
 	    (rc = catalog_segments_live(ic->cat, &live, &nlive, err)) ||
 	    (rc = catalog_begin(ic->cat, err)))
 		goto out;
-	if ((rc = note_fit_chunks(ic, fitted, err))) {
+	if ((rc = note_fit(ic, fitted, err))) {
 		catalog_rollback(ic->cat);
 		goto out;
 	}
@@ -1299,9 +1354,41 @@ out:
 }
 
 /*
- * Refit is a writer too: the model is fitted once, on the live chunks of the
- * base; a lost race re-embeds the winner's chunks with that same model.
+ * Make ic->model (stored already) the index's model: every live chunk is
+ * embedded again into a new version. A lost race re-embeds the winner's
+ * chunks with that same model.
  */
+static rag_rc reembed(ingest_ctx *ic, size_t fitted, ingest_summary *sum, rag_error *err)
+{
+	rag_rc rc;
+
+	for (unsigned attempt = 1;; attempt++) {
+		char model_key[sizeof(ic->model_key)];
+		embedder *mine = ic->model;
+		bool model_changed;
+
+		if ((rc = reembed_once(ic, fitted, sum, err)) != RAG_ECONFLICT)
+			break;
+		sum->conflicts++;
+		if (attempt >= COMMIT_MAX_ATTEMPTS) {
+			rag_error_prefix(err, "re-embedding gave up after %u attempts", attempt);
+			break;
+		}
+		rag_error_clear(err);
+		/* keep our model across the rebase (which loads the winner's) */
+		rag_strlcpy(model_key, ic->model_key, sizeof(model_key));
+		ic->model = NULL;
+		rc = rebase(ic, attempt, &model_changed, err);
+		embedder_free(ic->model);
+		ic->model = mine;
+		rag_strlcpy(ic->model_key, model_key, sizeof(ic->model_key));
+		if (rc)
+			break;
+	}
+	return rc;
+}
+
+/* The model is fitted once, on the live chunks of the base. */
 rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 {
 	rows r = {0};
@@ -1327,32 +1414,36 @@ rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 	if (rc)
 		goto out;
 	sum->model_fitted = true;
-	for (unsigned attempt = 1;; attempt++) {
-		char model_key[sizeof(ic->model_key)];
-		embed_model *mine = ic->model;
-		bool model_changed;
-
-		if ((rc = refit_once(ic, fitted, sum, err)) != RAG_ECONFLICT)
-			break;
-		sum->conflicts++;
-		if (attempt >= COMMIT_MAX_ATTEMPTS) {
-			rag_error_prefix(err, "refit gave up after %u attempts", attempt);
-			break;
-		}
-		rag_error_clear(err);
-		/* keep our new model across the rebase (which loads the winner's) */
-		rag_strlcpy(model_key, ic->model_key, sizeof(model_key));
-		ic->model = NULL;
-		rc = rebase(ic, attempt, &model_changed, err);
-		embed_model_free(ic->model);
-		ic->model = mine;
-		rag_strlcpy(ic->model_key, model_key, sizeof(ic->model_key));
-		if (rc)
-			break;
-	}
+	rc = reembed(ic, fitted, sum, err);
 out:
 	rows_release(&r);
 	return rc;
+}
+
+rag_rc ingest_use_model(ingest_ctx *ic, embedder *m, ingest_summary *sum, rag_error *err)
+{
+	catalog_stats st = {0};
+	rag_rc rc;
+
+	memset(sum, 0, sizeof(*sum));
+	if ((rc = publish_model(ic, m, err))) {
+		embedder_free(m);
+		return rc;
+	}
+	if ((rc = catalog_stats_get(ic->cat, &st, err)))
+		return rc;
+	return reembed(ic, (size_t)st.chunks, sum, err);
+}
+
+rag_rc ingest_refit_if_due(ingest_ctx *ic, ingest_summary *sum, char *why, size_t cap,
+			   rag_error *err)
+{
+	memset(sum, 0, sizeof(*sum));
+	why[0] = '\0';
+	if (!ingest_refit_due(ic, why, cap))
+		return RAG_OK;
+	RAG_INFO(ic->log, "refitting the model: %s", why);
+	return ingest_refit(ic, sum, err);
 }
 
 /* ------------------------------------------------------------------- gc */

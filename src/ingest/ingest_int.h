@@ -43,7 +43,7 @@ static inline const char *run_chunk_text(const ingest_run_state *r, size_t i)
 }
 
 void run_release(ingest_run_state *r);
-rag_rc run_embed(const embed_model *m, ingest_run_state *r, rag_error *err);
+rag_rc run_embed(const embedder *m, ingest_run_state *r, embed_stats *st, rag_error *err);
 rag_rc ingest_commit(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum, rag_error *err);
 
 #endif

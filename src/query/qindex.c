@@ -16,11 +16,11 @@
 #include "catalog.h"
 #include "commit.h"
 #include "embed.h"
+#include "modelobj.h"
 #include "rag_util.h"
 #include "segment.h"
 #include "vindex.h"
 
-#define MODEL_MAX ((size_t)2 << 30)
 #define OBJ_MAX ((size_t)4 << 30)
 
 typedef struct qseg {
@@ -41,7 +41,7 @@ struct qindex {
 	s3_client *s3;
 	rag_log *log;
 	manifest mf;
-	embed_model *model;
+	embedder *model;
 	qseg *segs;
 	size_t nsegs;
 	qcaches caches;
@@ -259,7 +259,6 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 {
 	qindex *q = calloc(1, sizeof(*q));
 	uint64_t t0 = rag_now_ns();
-	rag_buf b;
 	rag_rc rc;
 
 	*out = NULL;
@@ -277,23 +276,18 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 	if (caches)
 		q->caches = *caches;
 	s3_op *op = S3_OP("query.load", &q->st.load_trace);
-	rag_buf_init(&b, MODEL_MAX);
 	if ((rc = load_manifest(q, cfg, op, err)))
 		goto fail;
-	if ((rc = s3_get(s3, op, q->mf.model.key, &b, NULL, err)) ||
-	    (rc = embed_model_load(b.data, b.len, &q->model, err))) {
-		rag_error_prefix(err, "model \"%s\"", q->mf.model.key);
+	if ((rc = modelobj_open(s3, op, q->mf.model.key, &q->model, err)))
 		goto fail;
-	}
-	if (embed_dims(q->model) != q->mf.model.dims ||
-	    strcmp(embed_model_version(q->model), q->mf.model.version) != 0) {
+	if (embedder_dims(q->model) != q->mf.model.dims ||
+	    strcmp(embedder_version(q->model), q->mf.model.version) != 0) {
 		rc = rag_error_set(err, RAG_ECORRUPT, "model \"%s\" is not the one the manifest names",
 				   q->mf.model.key);
 		goto fail;
 	}
 	if ((rc = load_segments(q, op, err)))
 		goto fail;
-	rag_buf_release(&b);
 	snprintf(q->cat_path, sizeof(q->cat_path), "%.2000s/%.200s/query-%d-%p-v%lld.sqlite",
 		 cfg->local.dir, cfg->index.name, (int)getpid(), (void *)q, (long long)q->mf.version);
 	q->st.mode = mode;
@@ -310,7 +304,6 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 	*out = q;
 	return RAG_OK;
 fail:
-	rag_buf_release(&b);
 	qindex_release(q);
 	return rc;
 }
@@ -331,7 +324,7 @@ void qindex_release(qindex *q)
 		seg_lists_release(&q->segs[i].lists);
 	}
 	free(q->segs);
-	embed_model_free(q->model);
+	embedder_free(q->model);
 	manifest_release(&q->mf);
 	if (q->cat) {
 		char p[4300];
@@ -893,7 +886,7 @@ rag_rc qindex_query_by(qindex *q, const char *text, size_t len, int k, qretrieve
 	depth = r == QRET_HYBRID ? (k > q->hybrid_depth ? k : q->hybrid_depth) : k;
 	if (r != QRET_BM25) {
 		t = rag_now_ns();
-		rc = embed_texts(q->model, &text, &len, 1, qv, err);
+		rc = embedder_embed(q->model, &text, &len, 1, qv, NULL, err);
 		res->embed_ms = rag_ms_since(t);
 		for (int i = 0; i < dims && !rc; i++)
 			norm += qv[i] * qv[i];

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "embed.h"
+#include "text.h"
 #include "rag_buf.h"
 #include "rag_util.h"
 
@@ -80,7 +80,7 @@ static const char *const migrations[] = {
 	"ALTER TABLE objects ADD COLUMN failed_at INTEGER NOT NULL DEFAULT 0;",
 };
 
-/* ---- the FTS5 tokenizer "ragmap": embed_tokenize() as an FTS5 tokenizer */
+/* ---- the FTS5 tokenizer "ragmap": text_tokenize() as an FTS5 tokenizer */
 
 typedef struct fts_tok_ctx {
 	void *ctx;
@@ -116,7 +116,7 @@ static int fts_tokenize(Fts5Tokenizer *t, void *ctx, int flags, const char *text
 	fts_tok_ctx tc = {ctx, xToken, SQLITE_OK, len};
 
 	(void)t, (void)flags;
-	embed_tokenize(text, (size_t)len, fts_on_token, &tc);
+	text_tokenize(text, (size_t)len, fts_on_token, &tc);
 	return tc.rc;
 }
 
@@ -737,7 +737,7 @@ static rag_rc fts_query(const char *q, rag_buf *out)
 			p++;
 		if (p == s)
 			break;
-		embed_tokenize((const char *)s, (size_t)(p - s), count_token, &ntok);
+		text_tokenize((const char *)s, (size_t)(p - s), count_token, &ntok);
 		if (!ntok)
 			continue;
 		if (out->len)

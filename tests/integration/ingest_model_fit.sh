@@ -2,6 +2,8 @@
 # `ragmap model fit`: a model fitted on every live chunk, its weights and
 # card under the model prefix, and a new index version re-embedded with it.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
+# the manual fit only: ingest must not refit by itself here (ingest_model_refresh.sh)
+export RAGMAP_INGEST_REFIT_UNKNOWN=0 RAGMAP_INGEST_REFIT_GROWTH=0
 
 (cd "$top/corpus" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$work/files"
 total=$(wc -l <"$work/files")
@@ -46,7 +48,7 @@ expect manifest-model "\"version\": *\"$m2\"" "$work/manifest.json"
 
 check status 0 "$bin" status
 expect status-version "^version: +3 \(LATEST\)" "$work/out"
-expect status-model "^ +version $m2, " "$work/out"
+expect status-model "^model: +ragmap-lsa \(lsa\), version $m2, " "$work/out"
 expect status-documents "^documents: $total live" "$work/out"
 
 # the new model stays: a later pass neither refits nor re-embeds

@@ -18,7 +18,7 @@
 #include <math.h>
 #include <pthread.h>
 
-#include "embed.h"
+#include "lsa.h"
 #include "rag_buf.h"
 #include "rag_util.h"
 
@@ -73,37 +73,37 @@ static void free_corpus(corpus *c)
 		free(c->text[d]);
 }
 
-static embed_model *fit(const corpus *c, int dims)
+static lsa_model *fit(const corpus *c, int dims)
 {
 	embed_fit_opts o = EMBED_FIT_OPTS_DEFAULT;
-	embed_model *m = NULL;
+	lsa_model *m = NULL;
 	rag_error err = {0};
 
 	o.dims = dims;
 	o.fitted_on = "synthetic \"topics\"";
-	if (embed_fit((const char *const *)c->text, c->len, NDOCS, &o, &m, &err))
+	if (lsa_fit((const char *const *)c->text, c->len, NDOCS, &o, &m, &err))
 		fail_msg("fit: %s", err.msg);
 	return m;
 }
 
-static void save(const embed_model *m, rag_buf *w)
+static void save(const lsa_model *m, rag_buf *w)
 {
 	rag_error err = {0};
 
 	rag_buf_init(w, WEIGHTS_MAX);
-	assert_int_equal(embed_model_save(m, w, NULL, &err), RAG_OK);
+	assert_int_equal(lsa_save(m, w, NULL, &err), RAG_OK);
 }
 
-static float *embed(const embed_model *m, const char *const *t, size_t n)
+static float *embed(const lsa_model *m, const char *const *t, size_t n)
 {
 	size_t *l = malloc(n * sizeof(*l));
-	float *out = malloc(n * (size_t)embed_dims(m) * sizeof(*out));
+	float *out = malloc(n * (size_t)lsa_dims(m) * sizeof(*out));
 	rag_error err = {0};
 
 	assert_true(l && out);
 	for (size_t i = 0; i < n; i++)
 		l[i] = strlen(t[i]);
-	assert_int_equal(embed_texts(m, t, l, n, out, &err), RAG_OK);
+	assert_int_equal(lsa_embed(m, t, l, n, out, NULL, &err), RAG_OK);
 	free(l);
 	return out;
 }
@@ -120,50 +120,50 @@ static float dot(const float *a, const float *b, int n)
 static void test_fit_shape_and_dims_shrink(void **state)
 {
 	corpus c;
-	embed_model *m;
+	lsa_model *m;
 
 	(void)state;
 	make_corpus(&c);
 	m = fit(&c, 256);
 	/* 40 distinct words: the model cannot have more dimensions than that */
-	assert_true(embed_dims(m) >= 1 && embed_dims(m) <= 40);
-	assert_int_equal(embed_model_vocab_size(m), 40);
-	assert_int_equal(embed_model_docs(m), NDOCS);
-	assert_string_equal(embed_model_name(m), "ragmap-lsa");
-	assert_int_equal(strlen(embed_model_version(m)), 16);
-	embed_model_free(m);
+	assert_true(lsa_dims(m) >= 1 && lsa_dims(m) <= 40);
+	assert_int_equal(lsa_vocab_size(m), 40);
+	assert_int_equal(lsa_docs(m), NDOCS);
+	assert_string_equal(lsa_name(m), "ragmap-lsa");
+	assert_int_equal(strlen(lsa_version(m)), 16);
+	lsa_free(m);
 	m = fit(&c, 8);
-	assert_int_equal(embed_dims(m), 8);
-	embed_model_free(m);
+	assert_int_equal(lsa_dims(m), 8);
+	lsa_free(m);
 	free_corpus(&c);
 }
 
 static void test_determinism(void **state)
 {
 	corpus c;
-	embed_model *a, *b;
+	lsa_model *a, *b;
 	rag_buf wa, wb;
 
 	(void)state;
 	make_corpus(&c);
 	a = fit(&c, 16);
 	b = fit(&c, 16);
-	assert_string_equal(embed_model_version(a), embed_model_version(b));
+	assert_string_equal(lsa_version(a), lsa_version(b));
 	save(a, &wa);
 	save(b, &wb);
 	assert_int_equal(wa.len, wb.len);
 	assert_memory_equal(wa.data, wb.data, wa.len);
 	rag_buf_release(&wa);
 	rag_buf_release(&wb);
-	embed_model_free(a);
-	embed_model_free(b);
+	lsa_free(a);
+	lsa_free(b);
 	free_corpus(&c);
 }
 
 static void test_embeddings_normalised_and_topical(void **state)
 {
 	corpus c;
-	embed_model *m;
+	lsa_model *m;
 	const char *q[] = {
 		"lift and drag of a wing",           /* topic 0 */
 		"cardiac valve and blood pulse",     /* topic 1 */
@@ -179,7 +179,7 @@ static void test_embeddings_normalised_and_topical(void **state)
 	(void)state;
 	make_corpus(&c);
 	m = fit(&c, 8);
-	dims = embed_dims(m);
+	dims = lsa_dims(m);
 	dv = embed(m, (const char *const *)c.text, NDOCS);
 	qv = embed(m, q, RAG_ARRAY_LEN(q));
 	for (int d = 0; d < NDOCS; d++)
@@ -201,21 +201,21 @@ static void test_embeddings_normalised_and_topical(void **state)
 	}
 	free(qv);
 	free(dv);
-	embed_model_free(m);
+	lsa_free(m);
 	free_corpus(&c);
 }
 
 static void test_batch_equals_single(void **state)
 {
 	corpus c;
-	embed_model *m;
+	lsa_model *m;
 	float *all, *one;
 	int dims;
 
 	(void)state;
 	make_corpus(&c);
 	m = fit(&c, 8);
-	dims = embed_dims(m);
+	dims = lsa_dims(m);
 	all = embed(m, (const char *const *)c.text, 5);
 	for (int i = 0; i < 5; i++) {
 		one = embed(m, (const char *const *)&c.text[i], 1);
@@ -223,14 +223,14 @@ static void test_batch_equals_single(void **state)
 		free(one);
 	}
 	free(all);
-	embed_model_free(m);
+	lsa_free(m);
 	free_corpus(&c);
 }
 
 static void test_save_load_round_trip(void **state)
 {
 	corpus c;
-	embed_model *m, *l = NULL;
+	lsa_model *m, *l = NULL;
 	rag_buf w, card, w2;
 	rag_error err = {0};
 	float *a, *b;
@@ -240,13 +240,13 @@ static void test_save_load_round_trip(void **state)
 	m = fit(&c, 8);
 	rag_buf_init(&w, WEIGHTS_MAX);
 	rag_buf_init(&card, 1 << 16);
-	assert_int_equal(embed_model_save(m, &w, &card, &err), RAG_OK);
-	assert_int_equal(embed_model_load(w.data, w.len, &l, &err), RAG_OK);
-	assert_string_equal(embed_model_version(l), embed_model_version(m));
-	assert_string_equal(embed_model_name(l), "ragmap-lsa");
-	assert_string_equal(embed_model_fitted_on(l), "synthetic \"topics\"");
-	assert_int_equal(embed_dims(l), 8);
-	assert_int_equal(embed_model_docs(l), NDOCS);
+	assert_int_equal(lsa_save(m, &w, &card, &err), RAG_OK);
+	assert_int_equal(lsa_load(w.data, w.len, &l, &err), RAG_OK);
+	assert_string_equal(lsa_version(l), lsa_version(m));
+	assert_string_equal(lsa_name(l), "ragmap-lsa");
+	assert_string_equal(lsa_fitted_on(l), "synthetic \"topics\"");
+	assert_int_equal(lsa_dims(l), 8);
+	assert_int_equal(lsa_docs(l), NDOCS);
 	a = embed(m, (const char *const *)c.text, NDOCS);
 	b = embed(l, (const char *const *)c.text, NDOCS);
 	assert_memory_equal(a, b, (size_t)NDOCS * 8 * sizeof(float));
@@ -256,7 +256,7 @@ static void test_save_load_round_trip(void **state)
 
 	/* the card: the fields, escaped */
 	assert_non_null(strstr(card.data, "\"name\": \"ragmap-lsa\""));
-	assert_non_null(strstr(card.data, embed_model_version(m)));
+	assert_non_null(strstr(card.data, lsa_version(m)));
 	assert_non_null(strstr(card.data, "\"dims\": 8"));
 	assert_non_null(strstr(card.data, "\"vocab_size\": 40"));
 	assert_non_null(strstr(card.data, "\"docs\": 120"));
@@ -269,17 +269,17 @@ static void test_save_load_round_trip(void **state)
 	rag_buf_release(&w2);
 	rag_buf_release(&card);
 	rag_buf_release(&w);
-	embed_model_free(l);
-	embed_model_free(m);
+	lsa_free(l);
+	lsa_free(m);
 	free_corpus(&c);
 }
 
 static void expect_corrupt(const char *data, size_t len, const char *msg_part)
 {
-	embed_model *m = (embed_model *)0x1;
+	lsa_model *m = (lsa_model *)0x1;
 	rag_error err = {0};
 
-	assert_int_equal(embed_model_load(data, len, &m, &err), RAG_ECORRUPT);
+	assert_int_equal(lsa_load(data, len, &m, &err), RAG_ECORRUPT);
 	assert_null(m);
 	assert_int_equal(err.rc, RAG_ECORRUPT);
 	if (!strstr(err.msg, msg_part))
@@ -289,7 +289,7 @@ static void expect_corrupt(const char *data, size_t len, const char *msg_part)
 static void test_corrupt_weights_rejected(void **state)
 {
 	corpus c;
-	embed_model *m;
+	lsa_model *m;
 	rag_buf w;
 	char *copy;
 
@@ -326,7 +326,7 @@ static void test_corrupt_weights_rejected(void **state)
 
 	free(copy);
 	rag_buf_release(&w);
-	embed_model_free(m);
+	lsa_free(m);
 	free_corpus(&c);
 }
 
@@ -335,31 +335,31 @@ static void test_fit_errors(void **state)
 	const char *t[] = {"alpha beta", "gamma delta"};
 	size_t l[] = {10, 11};
 	embed_fit_opts o = EMBED_FIT_OPTS_DEFAULT;
-	embed_model *m = NULL;
+	lsa_model *m = NULL;
 	rag_error err = {0};
 
 	(void)state;
 	/* no term in two documents */
-	assert_int_equal(embed_fit(t, l, 2, &o, &m, &err), RAG_EINVAL);
+	assert_int_equal(lsa_fit(t, l, 2, &o, &m, &err), RAG_EINVAL);
 	assert_null(m);
 	assert_non_null(strstr(err.msg, "no term"));
 	o.dims = 0;
-	assert_int_equal(embed_fit(t, l, 2, &o, &m, &err), RAG_EINVAL);
+	assert_int_equal(lsa_fit(t, l, 2, &o, &m, &err), RAG_EINVAL);
 	o = EMBED_FIT_OPTS_DEFAULT;
 	o.name = "";
-	assert_int_equal(embed_fit(t, l, 2, &o, &m, &err), RAG_EINVAL);
-	assert_int_equal(embed_fit(t, l, 0, NULL, &m, &err), RAG_EINVAL);
+	assert_int_equal(lsa_fit(t, l, 2, &o, &m, &err), RAG_EINVAL);
+	assert_int_equal(lsa_fit(t, l, 0, NULL, &m, &err), RAG_EINVAL);
 	/* min_df 1 on two one-term docs: a model of one or two dimensions */
 	o = EMBED_FIT_OPTS_DEFAULT;
 	o.min_df = 1;
-	assert_int_equal(embed_fit(t, l, 2, &o, &m, &err), RAG_OK);
-	assert_true(embed_dims(m) >= 1 && embed_dims(m) <= 2);
-	embed_model_free(m);
-	embed_model_free(NULL);
+	assert_int_equal(lsa_fit(t, l, 2, &o, &m, &err), RAG_OK);
+	assert_true(lsa_dims(m) >= 1 && lsa_dims(m) <= 2);
+	lsa_free(m);
+	lsa_free(NULL);
 	/* the same words evenly in every document carry no information */
 	const char *same[] = {"alpha beta", "alpha beta"};
 	size_t same_l[] = {10, 10};
-	assert_int_equal(embed_fit(same, same_l, 2, NULL, &m, &err), RAG_EINVAL);
+	assert_int_equal(lsa_fit(same, same_l, 2, NULL, &m, &err), RAG_EINVAL);
 	assert_non_null(strstr(err.msg, "spread evenly"));
 	assert_null(m);
 }
@@ -367,7 +367,7 @@ static void test_fit_errors(void **state)
 static void test_save_cap(void **state)
 {
 	corpus c;
-	embed_model *m;
+	lsa_model *m;
 	rag_buf w;
 	rag_error err = {0};
 
@@ -375,15 +375,15 @@ static void test_save_cap(void **state)
 	make_corpus(&c);
 	m = fit(&c, 8);
 	rag_buf_init(&w, 100);
-	assert_int_equal(embed_model_save(m, &w, NULL, &err), RAG_ETOOBIG);
+	assert_int_equal(lsa_save(m, &w, NULL, &err), RAG_ETOOBIG);
 	assert_non_null(strstr(err.msg, "ragmap-lsa"));
 	rag_buf_release(&w);
-	embed_model_free(m);
+	lsa_free(m);
 	free_corpus(&c);
 }
 
 typedef struct thread_job {
-	const embed_model *m;
+	const lsa_model *m;
 	const corpus *c;
 	float *out;
 } thread_job;
@@ -394,8 +394,8 @@ static void *embed_thread(void *p)
 	rag_error err = {0};
 
 	for (int rep = 0; rep < 5; rep++)
-		if (embed_texts(j->m, (const char *const *)j->c->text, j->c->len, NDOCS,
-				j->out, &err))
+		if (lsa_embed(j->m, (const char *const *)j->c->text, j->c->len, NDOCS,
+				j->out, NULL, &err))
 			return p;
 	return NULL;
 }
@@ -403,7 +403,7 @@ static void *embed_thread(void *p)
 static void test_concurrent_embedding(void **state)
 {
 	corpus c;
-	embed_model *m;
+	lsa_model *m;
 	pthread_t th[4];
 	thread_job jobs[4];
 	float *want;
@@ -425,7 +425,7 @@ static void test_concurrent_embedding(void **state)
 		free(jobs[i].out);
 	}
 	free(want);
-	embed_model_free(m);
+	lsa_free(m);
 	free_corpus(&c);
 }
 

@@ -28,7 +28,6 @@
 #include <dirent.h>
 #include <math.h>
 
-#include "embed.h"
 #include "embed_int.h"
 #include "metrics.h"
 #include "rag_buf.h"
@@ -185,7 +184,7 @@ static void free_corpus(corpus *c)
 	free(c->cdoc);
 }
 
-static void tuning_from_env(embed_fit_tuning *tu, embed_fit_opts *o)
+static void tuning_from_env(lsa_fit_tuning *tu, embed_fit_opts *o)
 {
 	const char *s = getenv("RAGMAP_EMBED_TUNE");
 	double sv;
@@ -289,9 +288,9 @@ static void test_cranfield_ndcg(void **state)
 	corpus c;
 	eval_queries qs;
 	eval_qrels qr;
-	embed_model *m = NULL;
+	lsa_model *m = NULL;
 	embed_fit_opts o = EMBED_FIT_OPTS_DEFAULT;
-	embed_fit_tuning tu = EMBED_FIT_TUNING_DEFAULT;
+	lsa_fit_tuning tu = LSA_FIT_TUNING_DEFAULT;
 	rag_error err = {0};
 	char path[4200];
 	eval_run run = {0}, mean;
@@ -309,11 +308,11 @@ static void test_cranfield_ndcg(void **state)
 	uint64_t t0 = rag_now_ns();
 	rag_rc rc;
 
-	rc = embed_fit_tuned((const char *const *)c.texts, c.lens, c.n, &o, &tu, &m, &err);
+	rc = lsa_fit_tuned((const char *const *)c.texts, c.lens, c.n, &o, &tu, &m, &err);
 	if (rc)
 		fail_msg("fit: %s", err.msg);
 	double fit_ms = rag_ms_since(t0);
-	int dims = embed_dims(m);
+	int dims = lsa_dims(m);
 
 	float *cv = malloc(c.nchunks * (size_t)dims * sizeof(*cv));
 	float *qv = malloc(qs.n * (size_t)dims * sizeof(*qv));
@@ -324,15 +323,15 @@ static void test_cranfield_ndcg(void **state)
 		qt[i] = qs.q[i].text;
 		ql[i] = strlen(qs.q[i].text);
 	}
-	assert_int_equal(embed_texts(m, c.ctext, c.clen, c.nchunks, cv, &err), RAG_OK);
-	assert_int_equal(embed_texts(m, qt, ql, qs.n, qv, &err), RAG_OK);
+	assert_int_equal(lsa_embed(m, c.ctext, c.clen, c.nchunks, cv, NULL, &err), RAG_OK);
+	assert_int_equal(lsa_embed(m, qt, ql, qs.n, qv, NULL, &err), RAG_OK);
 	size_t zc = check_vectors("chunk", cv, c.nchunks, dims, &c);
 	size_t zq = check_vectors("query", qv, qs.n, dims, NULL);
 	evaluate(&c, &qs, &qr, qv, cv, dims, &run);
 	eval_run_means(&run, &mean);
 	printf("cranfield: %zu docs, %zu chunks (%zu zero vectors), %zu queries (%zu zero), "
 	       "vocab %zu, dims %d, fit %.0f ms\n",
-	       c.n, c.nchunks, zc, qs.n, zq, embed_model_vocab_size(m), dims, fit_ms);
+	       c.n, c.nchunks, zc, qs.n, zq, lsa_vocab_size(m), dims, fit_ms);
 	printf("cranfield: nDCG@10 %.4f  MAP@100 %.4f  R@100 %.4f  MRR@10 %.4f "
 	       "(%zu queries scored, %zu skipped)\n",
 	       mean.ndcg10, mean.map100, mean.recall100, mean.mrr10, mean.scored, mean.skipped);
@@ -343,7 +342,7 @@ static void test_cranfield_ndcg(void **state)
 	free(qt);
 	free(qv);
 	free(cv);
-	embed_model_free(m);
+	lsa_free(m);
 	eval_qrels_release(&qr);
 	eval_queries_release(&qs);
 	free_corpus(&c);

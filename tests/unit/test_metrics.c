@@ -70,7 +70,7 @@ static void test_qrels_errors(void **state)
 	assert_string_equal(err.msg, "f:1: expected \"qid iter docid gain\"");
 	assert_int_equal(eval_qrels_parse(bad2, sizeof(bad2) - 1, "f", &q, &err), RAG_EPARSE);
 	assert_string_equal(err.msg, "f:2: bad gain \"x\"");
-	assert_int_equal(eval_qrels_load("/nonexistent/qrels", &q, &err), RAG_EIO);
+	assert_int_equal(eval_qrels_load("/nonexistent/qrels", &q, &err), RAG_ENOTFOUND);
 	assert_int_equal(eval_qrels_parse("", 0, "empty", &q, &err), RAG_OK);
 	assert_int_equal(q.n, 0);
 	eval_qrels_release(&q);

@@ -1,5 +1,5 @@
 /*
- * embed_io.c — the weights object and the model card.
+ * lsa_io.c — the weights object and the model card.
  *
  * Weights object, format 1 (all integers and floats little-endian):
  *
@@ -82,7 +82,7 @@ static void wr_str(writer *w, const char *s, size_t n)
 }
 
 /* Everything but the checksum, which is w->h afterwards. */
-static void serialise(const embed_model *m, writer *w)
+static void serialise(const lsa_model *m, writer *w)
 {
 	wr_bytes(w, magic, sizeof(magic));
 	wr_le(w, FORMAT_VERSION, 4);
@@ -93,12 +93,12 @@ static void serialise(const embed_model *m, writer *w)
 	wr_str(w, m->name, strlen(m->name));
 	wr_str(w, m->fitted_on, strlen(m->fitted_on));
 	for (size_t i = 0; i < m->nterms; i++)
-		wr_str(w, embed_map_key_at(&m->vocab, m->term_off[i]), m->term_len[i]);
+		wr_str(w, text_map_key_at(&m->vocab, m->term_off[i]), m->term_len[i]);
 	wr_floats(w, m->gw, m->nterms);
 	wr_floats(w, m->proj, m->nterms * (size_t)m->dims);
 }
 
-rag_rc embed_model_seal(embed_model *m, rag_error *err)
+rag_rc lsa_seal(lsa_model *m, rag_error *err)
 {
 	writer w = {NULL, RAG_FNV_INIT, RAG_OK};
 
@@ -133,11 +133,11 @@ static size_t stopword_count(void)
 {
 	size_t n;
 
-	embed_stopword_list(&n);
+	text_stopword_list(&n);
 	return n;
 }
 
-static rag_rc write_card(const embed_model *m, rag_buf *b)
+static rag_rc write_card(const lsa_model *m, rag_buf *b)
 {
 	char when[32];
 	time_t t = (time_t)(m->created_at ? m->created_at : rag_wall_time());
@@ -146,7 +146,8 @@ static rag_rc write_card(const embed_model *m, rag_buf *b)
 
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if ((rc = rag_buf_puts(b, "{\n  \"name\": ")) || (rc = json_str(b, m->name)) ||
+	if ((rc = rag_buf_puts(b, "{\n  \"kind\": \"lsa\",\n  \"files\": [\"" LSA_WEIGHTS_FILE "\"],\n"
+			       "  \"name\": ")) || (rc = json_str(b, m->name)) ||
 	    (rc = rag_buf_printf(b, ",\n  \"version\": \"%s\",\n  \"format\": %d,\n"
 				    "  \"dims\": %d,\n  \"vocab_size\": %zu,\n"
 				    "  \"docs\": %llu,\n  \"fitted_on\": ",
@@ -165,10 +166,10 @@ static rag_rc write_card(const embed_model *m, rag_buf *b)
 		"(fixed-seed Gaussian sketch, power iterations, LQ re-orthonormalisation); "
 		"embedding = normalise(w * V_k * diag(sigma^0.5)); out-of-vocabulary terms ignored\"\n"
 		"}\n",
-		when, stopword_count(), EMBED_TOKEN_MAX);
+		when, stopword_count(), TEXT_TOKEN_MAX);
 }
 
-rag_rc embed_model_save(const embed_model *m, rag_buf *weights,
+rag_rc lsa_save(const lsa_model *m, rag_buf *weights,
 			rag_buf *card_json, rag_error *err)
 {
 	writer w = {weights, RAG_FNV_INIT, RAG_OK};
@@ -276,7 +277,7 @@ out:
 	return rc;
 }
 
-static rag_rc read_names(reader *r, embed_model *m, rag_error *err)
+static rag_rc read_names(reader *r, lsa_model *m, rag_error *err)
 {
 	const char *s;
 	size_t n;
@@ -294,7 +295,7 @@ out:
 	return rc;
 }
 
-static rag_rc read_terms(reader *r, embed_model *m, size_t nterms, rag_error *err)
+static rag_rc read_terms(reader *r, lsa_model *m, size_t nterms, rag_error *err)
 {
 	const char *s;
 	size_t n;
@@ -304,7 +305,7 @@ static rag_rc read_terms(reader *r, embed_model *m, size_t nterms, rag_error *er
 		if (!rd_str(r, TERM_MAX, &s, &n) || !n || memchr(s, 0, n))
 			CORRUPT("term %zu of %zu: bad length or truncated at offset %zu",
 				i, nterms, r->pos);
-		if ((arc = embed_model_add_term(m, s, n)) == RAG_ECONFLICT)
+		if ((arc = lsa_add_term(m, s, n)) == RAG_ECONFLICT)
 			CORRUPT("term %zu \"%.*s\" appears twice", i, (int)n, s);
 		if (arc) {
 			rc = rag_error_set(err, arc, "embed load: %s", rag_rc_message(arc));
@@ -315,7 +316,7 @@ out:
 	return rc;
 }
 
-static rag_rc read_arrays(reader *r, embed_model *m, rag_error *err)
+static rag_rc read_arrays(reader *r, lsa_model *m, rag_error *err)
 {
 	size_t need, nproj = m->nterms * (size_t)m->dims;
 	uint64_t want, got;
@@ -351,18 +352,18 @@ out:
 	return rc;
 }
 
-rag_rc embed_model_load(const char *data, size_t len, embed_model **out,
+rag_rc lsa_load(const char *data, size_t len, lsa_model **out,
 			rag_error *err)
 {
 	reader r = {(const unsigned char *)data, len, 0};
-	embed_model *m = NULL;
+	lsa_model *m = NULL;
 	header h = {0};
 	rag_rc rc;
 
 	*out = NULL;
 	if ((rc = read_header(&r, &h, err)))
 		goto out;
-	m = embed_model_alloc(NULL, NULL);
+	m = lsa_alloc(NULL, NULL);
 	if (!m) {
 		rc = rag_error_set(err, RAG_ENOMEM, "embed load: out of memory");
 		goto out;
@@ -376,6 +377,6 @@ rag_rc embed_model_load(const char *data, size_t len, embed_model **out,
 	*out = m;
 	m = NULL;
 out:
-	embed_model_free(m);
+	lsa_free(m);
 	return rc;
 }

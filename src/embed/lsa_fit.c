@@ -1,5 +1,5 @@
 /*
- * embed_fit.c — fitting the model: corpus statistics, vocabulary, TF-IDF,
+ * lsa_fit.c — fitting the model: corpus statistics, vocabulary, TF-IDF,
  * and a randomized truncated SVD (Halko, Martinsson, Tropp 2011, alg. 4.4).
  *
  * X is the (docs x terms) matrix of L2-normalised log-entropy rows
@@ -97,9 +97,9 @@ static void csr_mul_t(const csr *x, const float *a, int l, float *z)
 /* ------------------------------------------------ corpus statistics */
 
 typedef struct fit_corpus {
-	embed_tok tk;
-	embed_map dict;  /* stem -> dictionary id */
-	embed_map cache; /* folded word -> dictionary id; -2 for a stopword */
+	text_tok tk;
+	text_map dict;  /* stem -> dictionary id */
+	text_map cache; /* folded word -> dictionary id; -2 for a stopword */
 	uint32_t *df;    /* per dictionary id */
 	uint32_t *last;  /* per id: 1 + the last document that had it */
 	size_t *pos;     /* per id: its entry in counts for that document */
@@ -112,9 +112,9 @@ typedef struct fit_corpus {
 
 static void corpus_release(fit_corpus *fc)
 {
-	embed_tok_release(&fc->tk);
-	embed_map_release(&fc->dict);
-	embed_map_release(&fc->cache);
+	text_tok_release(&fc->tk);
+	text_map_release(&fc->dict);
+	text_map_release(&fc->cache);
 	free(fc->df);
 	free(fc->last);
 	free(fc->pos);
@@ -150,15 +150,15 @@ static rag_rc dict_id(fit_corpus *fc, const char *stem, size_t n, int32_t *id)
 {
 	rag_rc rc;
 
-	*id = embed_map_get(&fc->dict, stem, n);
+	*id = text_map_get(&fc->dict, stem, n);
 	if (*id >= 0)
 		return RAG_OK;
 	if ((rc = dict_reserve(fc)) ||
-	    (rc = embed_map_put(&fc->dict, stem, n, (int32_t)fc->ndict, id)))
+	    (rc = text_map_put(&fc->dict, stem, n, (int32_t)fc->ndict, id)))
 		return rc;
 	fc->df[*id] = 0;
 	fc->last[*id] = 0;
-	fc->soff[*id] = embed_map_find_off(&fc->dict, stem, n);
+	fc->soff[*id] = text_map_find_off(&fc->dict, stem, n);
 	fc->ndict++;
 	return RAG_OK;
 }
@@ -170,16 +170,16 @@ static rag_rc word_id(fit_corpus *fc, const char *word, size_t len, int32_t *id)
 	const char *st;
 	rag_rc rc;
 
-	*id = embed_map_get(&fc->cache, word, len);
+	*id = text_map_get(&fc->cache, word, len);
 	if (*id != -1)
 		return RAG_OK;
 	*id = -2;
-	if (!embed_is_stopword(word, len)) {
-		st = embed_tok_stem(&fc->tk, word, len, &n);
+	if (!text_is_stopword(word, len)) {
+		st = text_tok_stem(&fc->tk, word, len, &n);
 		if (n <= EMBED_TERM_MAX && (rc = dict_id(fc, st, n, id)))
 			return rc;
 	}
-	rc = embed_map_put(&fc->cache, word, len, *id, NULL);
+	rc = text_map_put(&fc->cache, word, len, *id, NULL);
 	return rc == RAG_ETOOBIG ? RAG_OK : rc; /* a full cache costs speed */
 }
 
@@ -203,9 +203,9 @@ static void corpus_word(void *p, const char *word, size_t len)
 static rag_rc corpus_build(fit_corpus *fc, const char *const *texts,
 			   const size_t *lens, size_t n, rag_error *err)
 {
-	embed_tok_init(&fc->tk);
-	embed_map_init(&fc->dict, FIT_DICT_MAX);
-	embed_map_init(&fc->cache, FIT_CACHE_MAX);
+	text_tok_init(&fc->tk);
+	text_map_init(&fc->dict, FIT_DICT_MAX);
+	text_map_init(&fc->cache, FIT_CACHE_MAX);
 	fc->counts.rows = n;
 	fc->counts.rowp = malloc((n + 1) * sizeof(*fc->counts.rowp));
 	if (!fc->counts.rowp)
@@ -213,7 +213,7 @@ static rag_rc corpus_build(fit_corpus *fc, const char *const *texts,
 	fc->counts.rowp[0] = 0;
 	for (size_t i = 0; i < n; i++) {
 		fc->doc_no = (uint32_t)(i + 1);
-		embed_words(texts[i], lens[i], corpus_word, fc);
+		text_words(texts[i], lens[i], corpus_word, fc);
 		if (fc->rc == RAG_ETOOBIG)
 			return rag_error_set(err, RAG_ETOOBIG,
 					     "embed fit: more than %u distinct terms", FIT_DICT_MAX);
@@ -247,7 +247,7 @@ static int cand_cmp(const void *a, const void *b)
  * add them to m. OUT remap: dictionary id -> term or -1.
  */
 static rag_rc vocab_build(const fit_corpus *fc, size_t ndocs, const embed_fit_opts *o,
-			  embed_model *m, int32_t **remap, rag_error *err)
+			  lsa_model *m, int32_t **remap, rag_error *err)
 {
 	cand *c = malloc((fc->ndict ? fc->ndict : 1) * sizeof(*c));
 	int32_t *rm = malloc((fc->ndict ? fc->ndict : 1) * sizeof(*rm));
@@ -262,7 +262,7 @@ static rag_rc vocab_build(const fit_corpus *fc, size_t ndocs, const embed_fit_op
 		rm[i] = -1;
 		if (fc->df[i] >= (uint32_t)o->min_df)
 			c[nc++] = (cand){fc->df[i], (uint32_t)i,
-					 embed_map_key_at(&fc->dict, fc->soff[i])};
+					 text_map_key_at(&fc->dict, fc->soff[i])};
 	}
 	if (!nc) {
 		rc = rag_error_set(err, RAG_EINVAL,
@@ -274,7 +274,7 @@ static rag_rc vocab_build(const fit_corpus *fc, size_t ndocs, const embed_fit_op
 	if (nc > (size_t)o->max_vocab)
 		nc = (size_t)o->max_vocab;
 	for (size_t t = 0; t < nc; t++) {
-		if ((rc = embed_model_add_term(m, c[t].s, strlen(c[t].s)))) {
+		if ((rc = lsa_add_term(m, c[t].s, strlen(c[t].s)))) {
 			rag_error_set(err, rc, "embed fit: vocabulary: %s", rag_rc_message(rc));
 			goto out;
 		}
@@ -296,7 +296,7 @@ out:
  * over all N; g_t = 1 everywhere when N = 1.
  */
 static rag_rc global_weights(const csr *counts, const int32_t *remap,
-			     size_t ndocs, embed_model *m, rag_error *err)
+			     size_t ndocs, lsa_model *m, rag_error *err)
 {
 	double *gf = calloc(m->nterms, sizeof(*gf));
 	double *ent = calloc(m->nterms, sizeof(*ent));
@@ -332,7 +332,7 @@ out:
  * non-zero weight, each L2-normalised; columns are model terms.
  */
 static rag_rc tfidf_build(const csr *counts, const int32_t *remap,
-			  const embed_model *m, csr *x, rag_error *err)
+			  const lsa_model *m, csr *x, rag_error *err)
 {
 	rag_rc rc = RAG_OK;
 
@@ -465,7 +465,7 @@ typedef struct rsvd_plan {
 } rsvd_plan;
 
 /* The projection P (cols x k) of X: see the top of this file. */
-static rag_rc rsvd(const csr *x, const rsvd_plan *pl, const embed_fit_tuning *tu,
+static rag_rc rsvd(const csr *x, const rsvd_plan *pl, const lsa_fit_tuning *tu,
 		   uint64_t seed, float *p, rag_error *err)
 {
 	int l = pl->l;
@@ -532,7 +532,7 @@ static rag_rc check_opts(const embed_fit_opts *o, rag_error *err)
 	return RAG_OK;
 }
 
-static rsvd_plan plan_for(const csr *x, int dims, const embed_fit_tuning *tu)
+static rsvd_plan plan_for(const csr *x, int dims, const lsa_fit_tuning *tu)
 {
 	size_t rank = x->rows < x->cols ? x->rows : x->cols;
 	rsvd_plan pl;
@@ -547,16 +547,16 @@ static rsvd_plan plan_for(const csr *x, int dims, const embed_fit_tuning *tu)
 	return pl;
 }
 
-rag_rc embed_fit_tuned(const char *const *texts, const size_t *lens, size_t n,
-		       const embed_fit_opts *opts, const embed_fit_tuning *tune,
-		       embed_model **out, rag_error *err)
+rag_rc lsa_fit_tuned(const char *const *texts, const size_t *lens, size_t n,
+		       const embed_fit_opts *opts, const lsa_fit_tuning *tune,
+		       lsa_model **out, rag_error *err)
 {
 	embed_fit_opts o = opts ? *opts : EMBED_FIT_OPTS_DEFAULT;
-	embed_fit_tuning tu = tune ? *tune : EMBED_FIT_TUNING_DEFAULT;
+	lsa_fit_tuning tu = tune ? *tune : LSA_FIT_TUNING_DEFAULT;
 	fit_corpus fc = {0};
 	csr x = {0};
 	int32_t *remap = NULL;
-	embed_model *m = NULL;
+	lsa_model *m = NULL;
 	int threads = openblas_get_num_threads();
 	rsvd_plan pl;
 	rag_rc rc;
@@ -567,7 +567,7 @@ rag_rc embed_fit_tuned(const char *const *texts, const size_t *lens, size_t n,
 	if (n == 0 || n >= UINT32_MAX)
 		return rag_error_set(err, RAG_EINVAL, "embed fit: %zu documents", n);
 	openblas_set_num_threads(1);
-	m = embed_model_alloc(o.name, o.fitted_on);
+	m = lsa_alloc(o.name, o.fitted_on);
 	if (!m) {
 		rc = rag_error_set(err, RAG_ENOMEM, "embed fit: out of memory");
 		goto out;
@@ -594,21 +594,21 @@ rag_rc embed_fit_tuned(const char *const *texts, const size_t *lens, size_t n,
 		goto out;
 	}
 	if ((rc = rsvd(&x, &pl, &tu, o.seed, m->proj, err)) ||
-	    (rc = embed_model_seal(m, err)))
+	    (rc = lsa_seal(m, err)))
 		goto out;
 	*out = m;
 	m = NULL;
 out:
 	openblas_set_num_threads(threads);
-	embed_model_free(m);
+	lsa_free(m);
 	free(remap);
 	csr_release(&x);
 	corpus_release(&fc);
 	return rc;
 }
 
-rag_rc embed_fit(const char *const *texts, const size_t *lens, size_t n,
-		 const embed_fit_opts *opts, embed_model **out, rag_error *err)
+rag_rc lsa_fit(const char *const *texts, const size_t *lens, size_t n,
+		 const embed_fit_opts *opts, lsa_model **out, rag_error *err)
 {
-	return embed_fit_tuned(texts, lens, n, opts, NULL, out, err);
+	return lsa_fit_tuned(texts, lens, n, opts, NULL, out, err);
 }

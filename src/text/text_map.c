@@ -1,7 +1,7 @@
 /*
- * embed_map.c — a string -> int32 map with open addressing and one key arena.
+ * text_map.c — a string -> int32 map with open addressing and one key arena.
  */
-#include "embed_int.h"
+#include "text.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,13 +11,13 @@
 
 #define MAP_MIN_CAP 64
 
-void embed_map_init(embed_map *mp, size_t max_keys)
+void text_map_init(text_map *mp, size_t max_keys)
 {
 	memset(mp, 0, sizeof(*mp));
 	mp->max_keys = max_keys;
 }
 
-void embed_map_release(embed_map *mp)
+void text_map_release(text_map *mp)
 {
 	free(mp->slots);
 	free(mp->arena);
@@ -32,13 +32,13 @@ static uint32_t key_hash(const char *key, size_t len)
 }
 
 /* The slot holding key, or the empty slot where it would go. */
-static embed_map_slot *find_slot(const embed_map *mp, const char *key,
+static text_map_slot *find_slot(const text_map *mp, const char *key,
 				 size_t len, uint32_t h)
 {
 	size_t mask = mp->cap - 1;
 
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		embed_map_slot *s = &mp->slots[i];
+		text_map_slot *s = &mp->slots[i];
 		if (!s->len)
 			return s;
 		if (s->hash == h && s->len == len &&
@@ -47,9 +47,9 @@ static embed_map_slot *find_slot(const embed_map *mp, const char *key,
 	}
 }
 
-int32_t embed_map_get(const embed_map *mp, const char *key, size_t len)
+int32_t text_map_get(const text_map *mp, const char *key, size_t len)
 {
-	const embed_map_slot *s;
+	const text_map_slot *s;
 
 	if (!mp->cap || !len)
 		return -1;
@@ -57,9 +57,9 @@ int32_t embed_map_get(const embed_map *mp, const char *key, size_t len)
 	return s->len ? s->value : -1;
 }
 
-size_t embed_map_find_off(const embed_map *mp, const char *key, size_t len)
+size_t text_map_find_off(const text_map *mp, const char *key, size_t len)
 {
-	const embed_map_slot *s;
+	const text_map_slot *s;
 
 	if (!mp->cap || !len)
 		return SIZE_MAX;
@@ -67,10 +67,10 @@ size_t embed_map_find_off(const embed_map *mp, const char *key, size_t len)
 	return s->len ? s->off : SIZE_MAX;
 }
 
-static rag_rc grow_slots(embed_map *mp)
+static rag_rc grow_slots(text_map *mp)
 {
 	size_t cap = mp->cap ? mp->cap * 2 : MAP_MIN_CAP;
-	embed_map_slot *old = mp->slots, *slots = calloc(cap, sizeof(*slots));
+	text_map_slot *old = mp->slots, *slots = calloc(cap, sizeof(*slots));
 	size_t oldcap = mp->cap;
 
 	if (!slots)
@@ -80,7 +80,7 @@ static rag_rc grow_slots(embed_map *mp)
 	for (size_t i = 0; i < oldcap; i++) {
 		if (!old[i].len)
 			continue;
-		embed_map_slot *s = &slots[old[i].hash & (cap - 1)];
+		text_map_slot *s = &slots[old[i].hash & (cap - 1)];
 		while (s->len)
 			s = s + 1 < slots + cap ? s + 1 : slots;
 		*s = old[i];
@@ -89,7 +89,7 @@ static rag_rc grow_slots(embed_map *mp)
 	return RAG_OK;
 }
 
-static rag_rc arena_add(embed_map *mp, const char *key, size_t len, size_t *off)
+static rag_rc arena_add(text_map *mp, const char *key, size_t len, size_t *off)
 {
 	if (mp->arena_len + len + 1 > mp->arena_cap) {
 		size_t cap = mp->arena_cap ? mp->arena_cap : 1024;
@@ -108,11 +108,11 @@ static rag_rc arena_add(embed_map *mp, const char *key, size_t len, size_t *off)
 	return RAG_OK;
 }
 
-rag_rc embed_map_put(embed_map *mp, const char *key, size_t len,
+rag_rc text_map_put(text_map *mp, const char *key, size_t len,
 		     int32_t value, int32_t *value_out)
 {
 	uint32_t h = key_hash(key, len);
-	embed_map_slot *s;
+	text_map_slot *s;
 	size_t off;
 	rag_rc rc;
 

@@ -1,5 +1,5 @@
 /*
- * test_embed_tok — the tokenizer shared by the embedder and BM25.
+ * test_text_tok — the tokenizer shared by the embedder and BM25.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,8 +10,7 @@
 
 #include <cmocka.h>
 
-#include "embed.h"
-#include "embed_int.h"
+#include "text.h"
 #include "rag_buf.h"
 
 static void collect(void *ctx, const char *tok, size_t len)
@@ -30,7 +29,7 @@ static void expect_tokens(const char *text, size_t len, const char *want)
 	rag_buf b;
 
 	rag_buf_init(&b, 1 << 16);
-	embed_tokenize(text, len, collect, &b);
+	text_tokenize(text, len, collect, &b);
 	assert_string_equal(b.data ? b.data : "", want);
 	rag_buf_release(&b);
 }
@@ -50,7 +49,7 @@ static void test_case_folding_and_stemming(void **state)
 static void test_stopwords(void **state)
 {
 	size_t n;
-	const char *const *w = embed_stopword_list(&n);
+	const char *const *w = text_stopword_list(&n);
 
 	(void)state;
 	EXPECT("what is the effect of it on them", "effect");
@@ -59,11 +58,11 @@ static void test_stopwords(void **state)
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			assert_true(strcmp(w[i - 1], w[i]) < 0); /* sorted for bsearch */
-		assert_true(embed_is_stopword(w[i], strlen(w[i])));
+		assert_true(text_is_stopword(w[i], strlen(w[i])));
 	}
-	assert_false(embed_is_stopword("wing", 4));
-	assert_false(embed_is_stopword("th", 2));
-	assert_false(embed_is_stopword("theirsx", 7));
+	assert_false(text_is_stopword("wing", 4));
+	assert_false(text_is_stopword("th", 2));
+	assert_false(text_is_stopword("theirsx", 7));
 }
 
 static void test_numbers_kept_unstemmed(void **state)
@@ -93,7 +92,7 @@ static void test_unicode(void **state)
 
 static void test_invalid_utf8_and_long_tokens(void **state)
 {
-	char longw[EMBED_TOKEN_MAX + 10];
+	char longw[TEXT_TOKEN_MAX + 10];
 
 	(void)state;
 	EXPECT("abc\xff" "def \xc3", "abc|def");

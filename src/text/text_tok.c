@@ -1,5 +1,5 @@
 /*
- * embed_tok.c — the tokenizer: folded words, stopwords, stemming.
+ * text_tok.c — the tokenizer: folded words, stopwords, stemming.
  *
  * Words are maximal runs of letters, digits and marks after NFKC + case
  * folding (default ignorables removed). Pure-ASCII runs take a fast path
@@ -7,7 +7,7 @@
  * through utf8proc_map. Han and Kana characters have no spaces between
  * words, so each one is a token of its own. Invalid UTF-8 bytes separate.
  */
-#include "embed_int.h"
+#include "text.h"
 
 #include <libstemmer.h>
 #include <pthread.h>
@@ -55,13 +55,13 @@ static int stopword_cmp(const void *k, const void *elem)
 	return key->len < wl ? -1 : key->len > wl;
 }
 
-const char *const *embed_stopword_list(size_t *n)
+const char *const *text_stopword_list(size_t *n)
 {
 	*n = RAG_ARRAY_LEN(stopwords);
 	return stopwords;
 }
 
-bool embed_is_stopword(const char *word, size_t len)
+bool text_is_stopword(const char *word, size_t len)
 {
 	word_key key = {word, len};
 
@@ -111,10 +111,10 @@ static bool cp_alone(utf8proc_int32_t cp)
 }
 
 typedef struct word_acc {
-	char buf[EMBED_TOKEN_MAX + 1];
+	char buf[TEXT_TOKEN_MAX + 1];
 	size_t len;
 	bool too_long;
-	embed_word_fn fn;
+	text_word_fn fn;
 	void *ctx;
 } word_acc;
 
@@ -130,7 +130,7 @@ static void acc_flush(word_acc *a)
 
 static void acc_add(word_acc *a, const unsigned char *p, size_t n)
 {
-	if (a->too_long || a->len + n > EMBED_TOKEN_MAX) {
+	if (a->too_long || a->len + n > TEXT_TOKEN_MAX) {
 		a->too_long = true;
 		return;
 	}
@@ -192,7 +192,7 @@ static void split_unicode(word_acc *a, const unsigned char *s, size_t n)
 
 static void emit_ascii(word_acc *a, const unsigned char *s, size_t n)
 {
-	if (n > EMBED_TOKEN_MAX)
+	if (n > TEXT_TOKEN_MAX)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];
@@ -202,7 +202,7 @@ static void emit_ascii(word_acc *a, const unsigned char *s, size_t n)
 	acc_flush(a);
 }
 
-void embed_words(const char *text, size_t len, embed_word_fn fn, void *ctx)
+void text_words(const char *text, size_t len, text_word_fn fn, void *ctx)
 {
 	const unsigned char *s = (const unsigned char *)text;
 	word_acc a = {.len = 0, .too_long = false, .fn = fn, .ctx = ctx};
@@ -228,19 +228,19 @@ void embed_words(const char *text, size_t len, embed_word_fn fn, void *ctx)
 
 /* ---------------------------------------------------------- stemming */
 
-void embed_tok_init(embed_tok *tk)
+void text_tok_init(text_tok *tk)
 {
 	tk->stemmer = sb_stemmer_new("english", NULL);
 }
 
-void embed_tok_release(embed_tok *tk)
+void text_tok_release(text_tok *tk)
 {
 	if (tk->stemmer)
 		sb_stemmer_delete(tk->stemmer);
 	tk->stemmer = NULL;
 }
 
-const char *embed_tok_stem(embed_tok *tk, const char *word, size_t len,
+const char *text_tok_stem(text_tok *tk, const char *word, size_t len,
 			   size_t *out_len)
 {
 	const sb_symbol *st;
@@ -258,10 +258,10 @@ const char *embed_tok_stem(embed_tok *tk, const char *word, size_t len,
 	return (const char *)st;
 }
 
-/* ---------------------------------------------------- embed_tokenize */
+/* ---------------------------------------------------- text_tokenize */
 
 /*
- * embed_tokenize() runs once per chunk for the BM25 index, where stemming
+ * text_tokenize() runs once per chunk for the BM25 index, where stemming
  * was most of the catalog's insert time. Each thread keeps a word -> stem
  * cache across calls: words maps a folded word to the arena offset of its
  * stem in stems (-2: a stopword). A full cache only costs speed.
@@ -269,8 +269,8 @@ const char *embed_tok_stem(embed_tok *tk, const char *word, size_t len,
 #define STEM_CACHE_MAX (1u << 17)
 
 typedef struct stem_cache {
-	embed_tok tk;
-	embed_map words, stems;
+	text_tok tk;
+	text_map words, stems;
 } stem_cache;
 
 static pthread_key_t cache_key;
@@ -280,9 +280,9 @@ static void cache_free(void *p)
 {
 	stem_cache *c = p;
 
-	embed_tok_release(&c->tk);
-	embed_map_release(&c->words);
-	embed_map_release(&c->stems);
+	text_tok_release(&c->tk);
+	text_map_release(&c->words);
+	text_map_release(&c->stems);
 	free(c);
 }
 
@@ -300,9 +300,9 @@ static stem_cache *thread_cache(void)
 		return c;
 	if (!(c = calloc(1, sizeof(*c))))
 		return NULL;
-	embed_tok_init(&c->tk);
-	embed_map_init(&c->words, STEM_CACHE_MAX);
-	embed_map_init(&c->stems, STEM_CACHE_MAX);
+	text_tok_init(&c->tk);
+	text_map_init(&c->words, STEM_CACHE_MAX);
+	text_map_init(&c->stems, STEM_CACHE_MAX);
 	if (pthread_setspecific(cache_key, c) != 0) {
 		cache_free(c);
 		return NULL;
@@ -312,10 +312,10 @@ static stem_cache *thread_cache(void)
 
 typedef struct tokenize_ctx {
 	stem_cache *cache;     /* NULL: out of memory, stem every word */
-	embed_tok tk;          /* used only without a cache */
-	embed_token_fn fn;
+	text_tok tk;          /* used only without a cache */
+	text_token_fn fn;
 	void *ctx;
-	char buf[2 * EMBED_TOKEN_MAX + 1];
+	char buf[2 * TEXT_TOKEN_MAX + 1];
 } tokenize_ctx;
 
 static void emit_stem(tokenize_ctx *t, const char *st, size_t n)
@@ -338,40 +338,40 @@ static void tokenize_word(void *p, const char *word, size_t len)
 	size_t n;
 
 	if (!c) {
-		if (!embed_is_stopword(word, len)) {
-			st = embed_tok_stem(&t->tk, word, len, &n);
+		if (!text_is_stopword(word, len)) {
+			st = text_tok_stem(&t->tk, word, len, &n);
 			emit_stem(t, st, n);
 		}
 		return;
 	}
-	if ((off = embed_map_get(&c->words, word, len)) == -1) {
-		if (embed_is_stopword(word, len)) {
+	if ((off = text_map_get(&c->words, word, len)) == -1) {
+		if (text_is_stopword(word, len)) {
 			off = -2;
 		} else {
 			size_t at;
-			st = embed_tok_stem(&c->tk, word, len, &n);
-			if (!n || embed_map_put(&c->stems, st, n, 0, NULL) != RAG_OK ||
-			    (at = embed_map_find_off(&c->stems, st, n)) > INT32_MAX) {
+			st = text_tok_stem(&c->tk, word, len, &n);
+			if (!n || text_map_put(&c->stems, st, n, 0, NULL) != RAG_OK ||
+			    (at = text_map_find_off(&c->stems, st, n)) > INT32_MAX) {
 				emit_stem(t, st, n); /* not cached */
 				return;
 			}
 			off = (int32_t)at;
 		}
-		embed_map_put(&c->words, word, len, off, NULL);
+		text_map_put(&c->words, word, len, off, NULL);
 	}
 	if (off >= 0) {
-		st = embed_map_key_at(&c->stems, (size_t)off);
+		st = text_map_key_at(&c->stems, (size_t)off);
 		emit_stem(t, st, strlen(st));
 	}
 }
 
-void embed_tokenize(const char *text, size_t len, embed_token_fn fn, void *ctx)
+void text_tokenize(const char *text, size_t len, text_token_fn fn, void *ctx)
 {
 	tokenize_ctx t = {.cache = thread_cache(), .fn = fn, .ctx = ctx};
 
 	if (!t.cache)
-		embed_tok_init(&t.tk);
-	embed_words(text, len, tokenize_word, &t);
+		text_tok_init(&t.tk);
+	text_words(text, len, tokenize_word, &t);
 	if (!t.cache)
-		embed_tok_release(&t.tk);
+		text_tok_release(&t.tk);
 }
