@@ -7,20 +7,19 @@
  * embed_bert.c puts them behind the embedder interface (embed.h).
  *
  * Invariants:
- *  1. The tokenizer matches Hugging Face's BertTokenizer (the "slow" one) with
- *     tokenize_chinese_chars = true and strip_accents unset:
- *     a. cleaning drops NUL, U+FFFD and every C* code point except the
- *        whitespace ones, and maps whitespace (space, \t, \r, \n, Zs) to ' ';
- *     b. CJK ideographs (the CJK Unified/Compatibility blocks) become words
- *        of their own; kana and Hangul do not;
- *     c. when lower-casing: full Unicode lower case, then NFD, then every Mn
- *        code point dropped (Hangul syllables decompose into jamo, kept);
- *     d. punctuation splits: ASCII 33-47, 58-64, 91-96, 123-126 and every
- *        Unicode P* code point, each its own word (so not $ + < = > ^ ` | ~
- *        ... wait: those ASCII ranges include them; the ranges are the rule);
- *     e. WordPiece per word: greedy longest match from the left, pieces
- *        after the first prefixed "##", no backtracking; a word with an
- *        unmatched piece, or longer than 100 code points, is one [UNK].
+ *  1. The tokenizer matches Hugging Face's slow BertTokenizer (what
+ *     tokenize() does, tokenize_chinese_chars on, strip_accents unset); the
+ *     steps, in its order, open bert_tok.c. In short: special tokens written
+ *     in the text are kept; cleaning drops NUL, U+FFFD and C* code points
+ *     and splits on white space (space, \t, \r, \n, Zs, U+2028/9); CJK
+ *     ideographs are words of their own (kana and Hangul are not); NFC;
+ *     when lower-casing, lower case per character, NFD and drop Mn (Hangul
+ *     syllables become jamo; ß, ø and ł stay); punctuation (ASCII 33-47,
+ *     58-64, 91-96, 123-126 and Unicode P*; not €, ° or emoji) is split
+ *     off; then WordPiece: greedy longest match, "##" continuations, no
+ *     backtracking, a word of more than 100 code points or with an
+ *     unmatched piece is one [UNK]. The reference test (embed_bert.sh)
+ *     compares with an independent Python implementation of these rules.
  *  2. A sequence is [CLS] pieces [SEP], the pieces cut at max_len - 2 (even
  *     inside a word).
  *  3. The network is immutable once loaded; bert_net_encode() may run on
@@ -43,9 +42,10 @@ typedef struct bert_vocab bert_vocab;
 
 /*
  * Parse vocab.txt (one token per line, id = line number, "\n" or "\r\n";
- * a final line without newline counts). file names the object in errors.
- * [CLS], [SEP], [UNK] and [PAD] must be present (RAG_ECORRUPT naming the
- * missing one and the file). Duplicate tokens: the first id wins.
+ * a lone "\r" ends a line too; a final line without newline counts). file
+ * names the object in errors. [CLS], [SEP], [UNK] and [PAD] must be
+ * present (RAG_ECORRUPT naming the missing one and the file). Duplicate
+ * tokens: the last id wins, as in Hugging Face's load_vocab().
  * OUT *out: caller owns; free with bert_vocab_free().
  */
 rag_rc bert_vocab_load(const char *data, size_t len, const char *file, bert_vocab **out,

@@ -36,8 +36,7 @@
  *
  * Known differences: Unicode versions (libutf8proc's tables against
  * Python's unicodedata: code points assigned only in the newer one are C*
- * for the other); duplicate vocabulary lines (first id wins, bert.h; Hugging
- * Face's dict keeps the last).
+ * for the other).
  */
 #include "bert.h"
 
@@ -118,7 +117,7 @@ struct bert_vocab {
 	vocab_slot *slots; /* open addressing, linear probing */
 	size_t mask;       /* capacity - 1 (a power of two) */
 	size_t max_tok;    /* longest token in bytes */
-	int32_t empty_id;  /* the first empty line, or -1 */
+	int32_t empty_id;  /* the last empty line, or -1 */
 	int32_t cls, sep, unk, pad, mask_tok;
 };
 
@@ -244,7 +243,8 @@ rag_rc bert_vocab_load(const char *data, size_t len, const char *file, bert_voca
 	for (size_t i = 0; i < cap; i++)
 		v->slots[i].id = -1;
 
-	/* pass 2: copy the tokens, index them (the first id of a token wins) */
+	/* pass 2: copy the tokens, index them (the last id of a token wins, as
+	 * in Hugging Face's load_vocab()) */
 	line = 0;
 	v->off[0] = 0;
 	for (size_t p = 0; p < len; p = next, line++) {
@@ -257,16 +257,13 @@ rag_rc bert_vocab_load(const char *data, size_t len, const char *file, bert_voca
 		if (tl > v->max_tok)
 			v->max_tok = tl;
 		if (!tl) {
-			if (v->empty_id < 0)
-				v->empty_id = (int32_t)line;
+			v->empty_id = (int32_t)line;
 			continue;
 		}
 		uint32_t h = tok_hash(t, tl);
 		vocab_slot *s = vocab_find(v, t, tl, h);
-		if (s->id < 0) {
-			s->hash = h;
-			s->id = (int32_t)line;
-		}
+		s->hash = h;
+		s->id = (int32_t)line;
 	}
 
 	for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {

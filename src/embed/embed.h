@@ -108,7 +108,8 @@ rag_rc embedder_embed(const embedder *e, const char *const *texts, const size_t 
 
 typedef struct embed_fit_opts {
 	int dims;              /* wanted dimensions; shrinks on small corpora */
-	int min_df;            /* a term must occur in at least this many docs */
+	int min_df;            /* a term must occur in at least this many docs;
+	                        * 0 (embedder_fit only): 1 under 500 texts, else 2 */
 	int max_vocab;         /* keep at most this many terms (highest df) */
 	uint64_t seed;         /* for the random test matrix */
 	const char *name;      /* model name, e.g. "ragmap-lsa" */

@@ -76,6 +76,7 @@ const embed_kind embed_kind_lsa = {
 rag_rc embedder_fit(const char *const *texts, const size_t *lens, size_t n,
 		    const embed_fit_opts *opts, embedder **out, rag_error *err)
 {
+	embed_fit_opts o = opts ? *opts : EMBED_FIT_OPTS_DEFAULT;
 	embedder *e = calloc(1, sizeof(*e));
 	lsa_model *m = NULL;
 	rag_rc rc;
@@ -83,7 +84,11 @@ rag_rc embedder_fit(const char *const *texts, const size_t *lens, size_t n,
 	*out = NULL;
 	if (!e)
 		return rag_error_set(err, RAG_ENOMEM, "embed: out of memory");
-	if ((rc = lsa_fit(texts, lens, n, opts, &m, err))) {
+	/* on a tiny corpus most terms occur once: requiring two documents would
+	 * leave the model almost no vocabulary */
+	if (o.min_df == 0)
+		o.min_df = n < 500 ? 1 : 2;
+	if ((rc = lsa_fit(texts, lens, n, &o, &m, err))) {
 		free(e);
 		return rc;
 	}

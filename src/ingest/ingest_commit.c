@@ -322,10 +322,7 @@ static rag_rc fit_model(ingest_ctx *ic, const char *const *texts, const size_t *
 		fitted_on = on;
 	}
 	o.dims = (int)ic->cfg->model.dims;
-	/* on a tiny corpus most terms occur once: requiring two documents would
-	 * leave the model almost no vocabulary */
-	if (n < 500)
-		o.min_df = 1;
+	o.min_df = 0; /* by corpus size */
 	o.name = ic->cfg->model.name;
 	o.fitted_on = fitted_on;
 	if ((rc = embedder_fit(texts, lens, n, &o, &m, err)))

@@ -355,7 +355,7 @@ static void test_vocab_files(void **state)
 	bert_vocab_free(v);
 	/* a final newline adds no line; an empty line is the token "" and keeps
 	 * the ids aligned with line numbers; a lone CR ends a line (Python's
-	 * text mode); the first of two equal lines wins */
+	 * text mode); the last of two equal lines wins (load_vocab()) */
 	v = LOAD_OK("[PAD]\n\n[UNK]\n[CLS]\r[SEP]\nfoo\nfoo\n");
 	assert_int_equal(bert_vocab_size(v), 7);
 	assert_int_equal(bert_vocab_id(v, "", 0), 1);
@@ -363,7 +363,7 @@ static void test_vocab_files(void **state)
 	assert_int_equal(bert_vocab_id(v, "[UNK]", 5), 2);
 	assert_int_equal(bert_vocab_id(v, "[CLS]", 5), 3);
 	assert_int_equal(bert_vocab_id(v, "[SEP]", 5), 4);
-	assert_int_equal(bert_vocab_id(v, "foo", 3), 5);
+	assert_int_equal(bert_vocab_id(v, "foo", 3), 6);
 	assert_string_equal(bert_vocab_token(v, 6), "foo");
 	assert_int_equal(bert_vocab_id(v, "[MASK]", 6), -1);
 	bert_vocab_free(v);
