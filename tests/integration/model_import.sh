@@ -5,10 +5,8 @@
 # a new version, queried, verified, and shown by status and embed. Ingest
 # never refits an imported model; `model fit` goes back to the built-in one.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
-py=/usr/bin/python3 # Debian's, with python3-torch (another python3 may lead PATH)
-
-$py "$top/tests/tools/bert_ref.py" make "$work/tiny" --shape tiny --seed 7 ||
-	bad "bert_ref.py make (python3-torch missing? scripts/setup.sh installs it)"
+torch_python || { finish; exit 1; }
+check make-model 0 "$py" "$top/tests/tools/bert_ref.py" make "$work/tiny" --shape tiny --seed 7
 
 (cd "$top/corpus" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$work/files"
 while IFS= read -r f; do

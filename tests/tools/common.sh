@@ -113,3 +113,19 @@ finish() {
 	if [ "$fails" = 0 ]; then echo "all passed"; else echo "$fails failed"; fi
 	[ "$fails" = 0 ]
 }
+
+# torch_python: set $py to a python3 that has torch (Debian's python3-torch,
+# which scripts/setup.sh installs; python3 on PATH may be a pyenv or venv
+# interpreter without Debian's packages). RAGMAP_TEST_PYTHON goes first.
+# Without one it says so as a failure and returns 1: never a skip.
+torch_python() {
+	py=""
+	for c in ${RAGMAP_TEST_PYTHON:-} python3 /usr/bin/python3; do
+		if "$c" -c 'import torch' 2>/dev/null; then py=$c; break; fi
+	done
+	if [ -z "$py" ]; then
+		bad "no python3 with torch (install python3-torch: scripts/setup.sh)"
+		return 1
+	fi
+	ok "python with torch: $py"
+}
