@@ -104,7 +104,8 @@ const bert_config *bert_net_config(const bert_net *net);
  * cls_pool ? row 0 of the last hidden state : the mean over its rows.
  * Writes n rows of config.hidden floats to out, each L2-normalised.
  * Sequences are processed in batches of similar length (no padding cost).
- * Thread-safe. RAG_EINVAL (a bad id or length), RAG_ENOMEM.
+ * Thread-safe. RAG_EINVAL (a bad id or length), RAG_ECORRUPT (weights so
+ * large the activations overflow float: only absurd files), RAG_ENOMEM.
  */
 rag_rc bert_net_encode(const bert_net *net, const int32_t *const *seqs, const size_t *lens,
 		       size_t n, bool cls_pool, float *out, rag_error *err);
