@@ -60,6 +60,15 @@ vg_clean query-bm25
 check query-hybrid 0 vg query-hybrid "$bin" query "IVF lists and nprobe" -k 3 --mode object --retriever hybrid
 vg_clean query-hybrid
 
+# the BERT encoder: a tiny random model imported (store, re-embed) and a local one
+torch_python && check make-bert 0 "$py" "$top/tests/tools/bert_ref.py" make "$work/tiny" --shape tiny --seed 3
+check import-bert 0 vg import-bert "$bin" model import "$work/tiny" --name tiny-bert
+vg_clean import-bert
+check embed-bert 0 vg embed-bert "$bin" embed --model-dir "$work/tiny" "Ångström café 中文 😀" "unaffable"
+vg_clean embed-bert
+check query-bert 0 vg query-bert "$bin" query "checkpoints" -k 3 --mode object
+vg_clean query-bert
+
 # the server: load, a few queries on its pool threads, the query log, stop
 # (not through vg: $! must be valgrind's own pid, not a subshell's)
 "${memcheck[@]}" --log-file="$work/vg-serve.%p.log" "$bin" serve --mode cached --listen 127.0.0.1:0 \
