@@ -68,6 +68,8 @@ static json_t *pass_json(const char *kind, size_t keys, const ingest_summary *s,
 
 	if (j && keys)
 		json_object_set_new(j, "keys", json_integer((json_int_t)keys));
+	if (j && s->truncated)
+		json_object_set_new(j, "truncated", json_integer((json_int_t)s->truncated));
 	if (j && err)
 		json_object_set_new(j, "error", json_string(err->msg));
 	return j;
