@@ -178,9 +178,14 @@ start() {
 	nohup ceph-mon -c "$dir/ceph.conf" -i a -f >>"$dir/log/mon.out" 2>&1 </dev/null &
 	echo $! >"$dir/mon.pid"
 
+	# the ceph CLI can meet the zero-fsid refusal too (start_osd, above):
+	# "osd new" with the same uuid is idempotent, so ask again
 	osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-	[ "$(cephc osd new "$osd_uuid" 2>>"$dir/log/setup.log")" = 0 ] ||
-		die "the monitor (port $mon_port) did not register the OSD"
+	for try in 1 2 3 4 5; do
+		[ "$(cephc osd new "$osd_uuid" 2>>"$dir/log/setup.log")" = 0 ] && break
+		[ "$try" = 5 ] && die "the monitor (port $mon_port) did not register the OSD"
+		sleep 0.2
+	done
 	ceph-osd -c "$dir/ceph.conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$dir/log/setup.log" 2>&1 ||
 		die "cannot create the OSD"
 	start_osd || die "the OSD did not boot"
