@@ -65,6 +65,17 @@ static const cfg_item items[] = {
 	 (int64_t)5 << 40, "PUTs larger than this use multipart upload"},
 	{"s3", "part_size", T_SIZE, OFF(s3.part_size), "8MiB", 5 * MiB, (int64_t)5 << 30,
 	 "multipart part size (S3 requires at least 5 MiB)"},
+	/* S3 Standard list prices, US East (N. Virginia), from
+	 * https://aws.amazon.com/s3/pricing/ (unchanged since December 2016;
+	 * recorded 2026-12-02): GET/SELECT and other requests $0.0004 per
+	 * 1,000; PUT/COPY/POST/LIST $0.005 per 1,000; storage $0.023 per
+	 * GB-month (first 50 TB); DELETE and transfer within the region free */
+	{"cost", "get_per_1000", T_REAL, OFF(cost.get_per_1000), "0.0004", 0, 1000,
+	 "USD per 1,000 GET/HEAD requests (S3 Standard list price, aws.amazon.com/s3/pricing, 2026-12)"},
+	{"cost", "put_per_1000", T_REAL, OFF(cost.put_per_1000), "0.005", 0, 1000,
+	 "USD per 1,000 PUT/POST/LIST requests (S3 Standard list price, 2026-12)"},
+	{"cost", "storage_gb_month", T_REAL, OFF(cost.storage_gb_month), "0.023", 0, 1000,
+	 "USD per GB-month stored (S3 Standard, first 50 TB, 2026-12); transfer in the region is free"},
 	{"source", "prefix", T_STR, OFF(source.prefix), "source/", 0, 0,
 	 "prefix of the input documents, or several separated by commas (ragmap never "
 	 "writes there)"},
@@ -266,9 +277,8 @@ static rag_rc set_item(rag_config *cfg, const cfg_item *it, const char *value,
 		*(uint64_t *)base = u;
 		return RAG_OK;
 	case T_REAL: {
-		char *end;
-		double d = strtod(value, &end);
-		if (!*value || *end || d < (double)it->min || d > (double)it->max)
+		double d = 0;
+		if (!rag_parse_double(value, &d) || d < (double)it->min || d > (double)it->max)
 			return rag_error_set(err, RAG_ECONFIG,
 					     "%s.%s: \"%s\" is not a number in %lld..%lld",
 					     it->section, it->key, shown,

@@ -67,6 +67,11 @@ typedef struct rag_config {
 		char *prefix;
 	} source;
 	struct {
+		double get_per_1000;      /* USD per 1,000 GET/HEAD */
+		double put_per_1000;      /* USD per 1,000 PUT/POST/LIST */
+		double storage_gb_month;  /* USD per GB-month stored */
+	} cost;
+	struct {
 		char *name;
 		char *prefix;
 		int64_t ivf_threshold;   /* segments with fewer chunks are flat */

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,21 @@ bool rag_parse_size(const char *s, uint64_t *out)
 		}
 	}
 	return false;
+}
+
+bool rag_parse_double(const char *s, double *out)
+{
+	char *end;
+	double d;
+
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	d = strtod(s, &end);
+	if (*end || errno || !isfinite(d))
+		return false;
+	*out = d;
+	return true;
 }
 
 bool rag_parse_bool(const char *s, bool *out)

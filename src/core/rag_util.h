@@ -29,6 +29,8 @@ void rag_sleep_ms(unsigned ms);
 bool rag_parse_i64(const char *s, int64_t *out);
 bool rag_parse_size(const char *s, uint64_t *out);
 bool rag_parse_bool(const char *s, bool *out);
+/* A whole string that is a finite number (strtod). */
+bool rag_parse_double(const char *s, double *out);
 
 /* "12.4 KiB" into buf (at least 16 bytes); returns buf. */
 const char *rag_fmt_bytes(uint64_t n, char *buf, size_t len);

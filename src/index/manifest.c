@@ -407,3 +407,13 @@ rag_rc mf_latest_from_json(const char *text, size_t len, int64_t *version,
 	json_decref(o);
 	return rc;
 }
+
+uint64_t manifest_stored_bytes(const manifest *m)
+{
+	uint64_t n = m->catalog.size;
+
+	for (size_t s = 0; s < m->nsegments; s++)
+		for (int k = 0; k < MF_NOBJ; k++)
+			n += m->segments[s].obj[k].size;
+	return n;
+}

@@ -88,6 +88,10 @@ rag_rc manifest_from_json(const char *json, size_t len, manifest *m, rag_error *
 struct json_t;
 struct json_t *manifest_failed_json(const manifest *m);
 
+/* Bytes of every object the manifest names (segments, catalog snapshot):
+ * what the version keeps in the store, the model aside. */
+uint64_t manifest_stored_bytes(const manifest *m);
+
 /* True when chunk id is inside a tombstone range (ranges sorted by first). */
 bool manifest_is_tombstoned(const manifest *m, int64_t chunk_id);
 

@@ -287,33 +287,81 @@ void s3_trace_total(const s3_trace *t, s3_counter *out)
 		s3_counter_add(out, &t->kind[k]);
 }
 
-static void record(s3_client *c, const s3_op *op, s3_kind kind, const s3_counter *delta)
+void s3_trace_log_init(s3_trace *t, size_t max)
 {
-	const char *stage = op && op->stage ? op->stage : "other";
-	s3_stage_stats *st = NULL;
+	free(t->reqs);
+	t->reqs = NULL;
+	t->nreqs = t->cap = 0;
+	t->dropped = 0;
+	t->max = max;
+}
 
-	pthread_mutex_lock(&c->stats_lock);
-	for (size_t i = 0; i < c->nstages && !st; i++)
-		if (strcmp(c->stages[i].stage, stage) == 0)
-			st = &c->stages[i];
-	if (!st && c->nstages == c->capstages) {
-		size_t cap = c->capstages ? c->capstages * 2 : 8;
-		s3_stage_stats *p = realloc(c->stages, cap * sizeof(*p));
-		if (p) {
-			c->stages = p;
-			c->capstages = cap;
+void s3_trace_release(s3_trace *t)
+{
+	free(t->reqs);
+	t->reqs = NULL;
+	t->nreqs = t->cap = t->max = 0;
+}
+
+void s3_prices_from_config(const rag_config *cfg, s3_prices *p)
+{
+	p->get_per_1000 = cfg->cost.get_per_1000;
+	p->put_per_1000 = cfg->cost.put_per_1000;
+	p->storage_gb_month = cfg->cost.storage_gb_month;
+}
+
+double s3_cost_usd(const s3_counter kind[S3_KIND_COUNT], const s3_prices *p)
+{
+	double gets = (double)(kind[S3_GET].requests + kind[S3_HEAD].requests);
+	double puts = (double)(kind[S3_PUT].requests + kind[S3_PART].requests +
+			       kind[S3_MPU].requests + kind[S3_LIST].requests +
+			       kind[S3_CONFIG].requests);
+
+	return gets * p->get_per_1000 / 1000.0 + puts * p->put_per_1000 / 1000.0;
+}
+
+rag_rc s3_trace_copy(s3_trace *dst, const s3_trace *src)
+{
+	*dst = *src;
+	dst->reqs = NULL;
+	dst->nreqs = dst->cap = 0;
+	if (!src->nreqs)
+		return RAG_OK;
+	if (!(dst->reqs = malloc((src->nreqs ? src->nreqs : 1) * sizeof(*dst->reqs))))
+		return RAG_ENOMEM;
+	memcpy(dst->reqs, src->reqs, src->nreqs * sizeof(*dst->reqs));
+	dst->nreqs = dst->cap = src->nreqs;
+	return RAG_OK;
+}
+
+static int by_start(const void *a, const void *b)
+{
+	const s3_req *x = a, *y = b;
+
+	return x->start_ns < y->start_ns ? -1 : x->start_ns > y->start_ns;
+}
+
+uint64_t s3_trace_wall_ns(const s3_trace *t)
+{
+	s3_req *r;
+	uint64_t wall = 0, from = 0, to = 0;
+
+	if (!t->nreqs || !(r = malloc(t->nreqs * sizeof(*r))))
+		return 0;
+	memcpy(r, t->reqs, t->nreqs * sizeof(*r));
+	qsort(r, t->nreqs, sizeof(*r), by_start);
+	for (size_t i = 0; i < t->nreqs; i++) {
+		uint64_t s = r[i].start_ns, e = s + r[i].dur_ns;
+		if (i == 0 || s > to) { /* a gap: close the run */
+			wall += to - from;
+			from = s;
+			to = e;
+		} else if (e > to) {
+			to = e;
 		}
 	}
-	if (!st && c->nstages < c->capstages) {
-		st = &c->stages[c->nstages++];
-		memset(st, 0, sizeof(*st));
-		rag_strlcpy(st->stage, stage, sizeof(st->stage));
-	}
-	if (st)
-		s3_counter_add(&st->kind[kind], delta);
-	if (op && op->trace)
-		s3_counter_add(&op->trace->kind[kind], delta);
-	pthread_mutex_unlock(&c->stats_lock);
+	free(r);
+	return wall + (to - from);
 }
 
 size_t s3_client_stats(s3_client *c, s3_stage_stats *out, size_t max)
@@ -851,6 +899,71 @@ static rag_rc http_error(s3_client *c, const s3_request *rq, s3_response *rs, ra
 			     x.message);
 }
 
+/* Append one request to a trace's log (under the stats lock). */
+static void log_request(s3_trace *t, const s3_request *rq, const s3_response *rs,
+			const s3_counter *delta, uint64_t start)
+{
+	s3_req *e;
+
+	if (!t->max)
+		return;
+	if (t->nreqs == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		s3_req *r = cap <= t->max ? realloc(t->reqs, cap * sizeof(*r)) : NULL;
+		if (!r) {
+			t->dropped++;
+			return;
+		}
+		t->reqs = r;
+		t->cap = cap;
+	}
+	e = &t->reqs[t->nreqs++];
+	memset(e, 0, sizeof(*e));
+	e->kind = rq->kind;
+	rag_strlcpy(e->key, rq->key ? rq->key : "", sizeof(e->key));
+	e->range = rq->range;
+	e->off = rq->off;
+	e->len = rq->len;
+	e->bytes_in = delta->bytes_in;
+	e->bytes_out = delta->bytes_out;
+	e->status = rs->status;
+	e->attempts = rs->attempts ? rs->attempts : 1;
+	e->start_ns = start;
+	e->dur_ns = delta->ns;
+}
+
+static void record(s3_client *c, const s3_op *op, s3_kind kind, const s3_counter *delta,
+		   const s3_request *rq, const s3_response *rs, uint64_t start)
+{
+	const char *stage = op && op->stage ? op->stage : "other";
+	s3_stage_stats *st = NULL;
+
+	pthread_mutex_lock(&c->stats_lock);
+	for (size_t i = 0; i < c->nstages && !st; i++)
+		if (strcmp(c->stages[i].stage, stage) == 0)
+			st = &c->stages[i];
+	if (!st && c->nstages == c->capstages) {
+		size_t cap = c->capstages ? c->capstages * 2 : 8;
+		s3_stage_stats *p = realloc(c->stages, cap * sizeof(*p));
+		if (p) {
+			c->stages = p;
+			c->capstages = cap;
+		}
+	}
+	if (!st && c->nstages < c->capstages) {
+		st = &c->stages[c->nstages++];
+		memset(st, 0, sizeof(*st));
+		rag_strlcpy(st->stage, stage, sizeof(st->stage));
+	}
+	if (st)
+		s3_counter_add(&st->kind[kind], delta);
+	if (op && op->trace) {
+		s3_counter_add(&op->trace->kind[kind], delta);
+		log_request(op->trace, rq, rs, delta, start);
+	}
+	pthread_mutex_unlock(&c->stats_lock);
+}
+
 /*
  * Run one request with retries and count it (invariant 1). On success the
  * body is in rq->out / rq->fd / rs->small and the headers in rs.
@@ -876,6 +989,7 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 			fd_start = lseek(rq->fd, 0, SEEK_CUR);
 	}
 	rs->status = 0;
+	rs->attempts = 0;
 	target_name(c, rq, target, sizeof(target));
 	if (build_url(c, rq, &url)) {
 		rc = rag_error_set(err, RAG_EINVAL, "%s %s: key too long", rq->method, target);
@@ -1022,7 +1136,7 @@ static rag_rc s3_perform(s3_client *c, const s3_op *op, const s3_request *rq,
 out:
 	delta.ns = rag_now_ns() - start;
 	delta.errors = rc != RAG_OK;
-	record(c, op, rq->kind, &delta);
+	record(c, op, rq->kind, &delta, rq, rs, start);
 	if (x.h)
 		handle_return(c, x.h);
 	curl_slist_free_all(hs);

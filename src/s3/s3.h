@@ -56,13 +56,59 @@ typedef struct s3_counter {
 	uint64_t ns;       /* wall time, backoff included */
 } s3_counter;
 
-/* What a caller's own work cost: add one to an s3_op to collect it. */
+/* One request of a traced operation, as it went (s3_trace_log_init()). */
+typedef struct s3_req {
+	s3_kind kind;
+	char key[256];     /* the object (truncated past 255 bytes); "" for the bucket */
+	bool range;        /* a ranged GET of [off, off + len) (len 0: to the end) */
+	uint64_t off, len;
+	uint64_t bytes_in, bytes_out; /* all attempts */
+	long status;       /* the last HTTP status; 0 when no answer came */
+	unsigned attempts; /* 1 + retries */
+	uint64_t start_ns, dur_ns;    /* rag_now_ns() clock */
+} s3_req;
+
+/*
+ * What a caller's own work cost: add one to an s3_op to collect it. The
+ * counters always; the request log too once s3_trace_log_init() asked for
+ * it (it grows as requests come, up to max; later ones are counted in
+ * dropped). A zeroed trace is valid (counters only).
+ */
 typedef struct s3_trace {
 	s3_counter kind[S3_KIND_COUNT];
+	s3_req *reqs;      /* owned */
+	size_t nreqs, cap, max; /* max 0: no log */
+	uint64_t dropped;
 } s3_trace;
+
+/* Log up to max requests in t (room is taken as they come). */
+void s3_trace_log_init(s3_trace *t, size_t max);
+/* Free the log; the counters stay. */
+void s3_trace_release(s3_trace *t);
+/* Copy src into dst (a deep copy of the log). RAG_ENOMEM leaves dst's log empty. */
+rag_rc s3_trace_copy(s3_trace *dst, const s3_trace *src);
 
 /* Sum over kinds. */
 void s3_trace_total(const s3_trace *t, s3_counter *out);
+
+/* Storage prices (config [cost]), in US dollars. */
+typedef struct s3_prices {
+	double get_per_1000;      /* GET, HEAD */
+	double put_per_1000;      /* PUT, POST (multipart, notifications), LIST */
+	double storage_gb_month;
+} s3_prices;
+
+void s3_prices_from_config(const rag_config *cfg, s3_prices *p);
+
+/* What the requests of counters kind[] cost: GET/HEAD and PUT/POST/LIST at
+ * their price per 1,000; DELETE is free; transfer in the region is free. */
+double s3_cost_usd(const s3_counter kind[S3_KIND_COUNT], const s3_prices *p);
+
+/*
+ * Wall time spent waiting on storage: the union of the logged requests'
+ * intervals (parallel requests count once), in ns. 0 without a log.
+ */
+uint64_t s3_trace_wall_ns(const s3_trace *t);
 void s3_counter_add(s3_counter *into, const s3_counter *c);
 
 /* Who is asking: the stage label for the counters, and an optional trace. */
