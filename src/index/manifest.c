@@ -73,7 +73,7 @@ rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err)
 		json_array_append_new(tombs, json_pack("[I, I]", (json_int_t)m->tombstones[2 * i],
 						       (json_int_t)m->tombstones[2 * i + 1]));
 	root = json_pack("{s:i, s:s, s:I, s:I, s:{s:s, s:s, s:s, s:i}, s:o, s:o, s:o,"
-			 " s:{s:I, s:I, s:I, s:{s:I, s:I, s:I}}}",
+			 " s:{s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}}",
 			 "format", 1, "index", m->index, "version", (json_int_t)m->version,
 			 "created_at", (json_int_t)m->created_at,
 			 "model", "name", m->model.name, "version", m->model.version,
@@ -84,7 +84,9 @@ rag_rc manifest_to_json(const manifest *m, rag_buf *out, rag_error *err)
 			 "chunks", (json_int_t)m->chunks, "source_bytes", (json_int_t)m->source_bytes,
 			 "run", "objects_read", (json_int_t)m->run.objects_read,
 			 "bytes_read", (json_int_t)m->run.bytes_read,
-			 "segments_written", (json_int_t)m->run.segments_written);
+			 "segments_written", (json_int_t)m->run.segments_written,
+			 "get_requests", (json_int_t)m->run.get_requests,
+			 "put_requests", (json_int_t)m->run.put_requests);
 	if (!root)
 		return rag_error_set(err, RAG_ENOMEM, "manifest: cannot build JSON");
 	if (m->writer[0])
@@ -317,6 +319,13 @@ rag_rc manifest_from_json(const char *text, size_t len, manifest *m, rag_error *
 				  err)) ||
 		    (rc = get_int(run, "segments_written", 0, INT64_MAX, &m->run.segments_written,
 				  "stats.run", err)))
+			goto out;
+		if ((json_object_get(run, "get_requests") &&
+		     (rc = get_int(run, "get_requests", 0, INT64_MAX, &m->run.get_requests,
+				   "stats.run", err))) ||
+		    (json_object_get(run, "put_requests") &&
+		     (rc = get_int(run, "put_requests", 0, INT64_MAX, &m->run.put_requests,
+				   "stats.run", err))))
 			goto out;
 	}
 	if (json_object_get(root, "failed") &&

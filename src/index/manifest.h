@@ -69,6 +69,9 @@ typedef struct manifest {
 	int64_t source_bytes;  /* of the live documents' source objects */
 	struct {               /* the ingest run that made this version */
 		int64_t objects_read, bytes_read, segments_written;
+		int64_t get_requests, put_requests; /* its storage requests by price
+		                        * class (GET/HEAD; PUT/POST/LIST), until the
+		                        * manifest; 0 in old manifests */
 	} run;
 	int64_t failed_total;  /* objects whose last attempt failed */
 	mf_failed *failed;     /* the first MF_FAILED_MAX of them by key; owned */

@@ -837,6 +837,7 @@ static rag_rc pass(ingest_ctx *ic, char **keys, size_t nkeys, ingest_summary *su
 	uint64_t t0 = rag_now_ns(), t;
 	rag_rc rc;
 
+	ingest_mark_pass(ic);
 	rc = ingest_follow(ic, err);
 	sum->ms[ING_RECOVER] = rag_ms_since(t0);
 	t = rag_now_ns();

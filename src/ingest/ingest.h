@@ -101,6 +101,7 @@ typedef struct ingest_ctx {
 	bool probed, conditional;     /* the store honours If-None-Match */
 	int64_t ids_next, ids_end;    /* the claimed chunk id block's free range */
 	unsigned segments_named;
+	s3_counter pass_start[S3_KIND_COUNT]; /* "ingest.*" requests when the pass began */
 } ingest_ctx;
 
 /* Probe the store's conditional writes, open the catalog and bring it to

@@ -100,6 +100,37 @@ static void seg_set_release(seg_set *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/* ------------------------------------------------------------ pass cost */
+
+static void ingest_requests_now(const ingest_ctx *ic, s3_counter kind[S3_KIND_COUNT])
+{
+	s3_stage_stats st[64];
+	size_t n = s3_client_stats(ic->s3, st, 64);
+
+	memset(kind, 0, sizeof(s3_counter) * S3_KIND_COUNT);
+	for (size_t i = 0; i < n && i < 64; i++)
+		if (strncmp(st[i].stage, "ingest.", 7) == 0)
+			for (int k = 0; k < S3_KIND_COUNT; k++)
+				s3_counter_add(&kind[k], &st[i].kind[k]);
+}
+
+void ingest_mark_pass(ingest_ctx *ic)
+{
+	ingest_requests_now(ic, ic->pass_start);
+}
+
+void ingest_pass_requests(const ingest_ctx *ic, int64_t *gets, int64_t *puts)
+{
+	s3_counter now[S3_KIND_COUNT];
+	int64_t d[S3_KIND_COUNT];
+
+	ingest_requests_now(ic, now);
+	for (int k = 0; k < S3_KIND_COUNT; k++)
+		d[k] = (int64_t)(now[k].requests - ic->pass_start[k].requests);
+	*gets = d[S3_GET] + d[S3_HEAD];
+	*puts = d[S3_PUT] + d[S3_PART] + d[S3_MPU] + d[S3_LIST] + d[S3_CONFIG];
+}
+
 /* ------------------------------------------------------------- recovery */
 
 static rag_rc read_newest(ingest_ctx *ic, const char *stage, rag_error *err)
@@ -517,6 +548,8 @@ static rag_rc build_manifest(ingest_ctx *ic, int64_t version, const seg_set *kno
 	m->run.objects_read = sum->fetched;
 	m->run.bytes_read = (int64_t)sum->bytes_read;
 	m->run.segments_written = sum->segments_written; /* compaction's output included */
+	/* until now: this manifest's own PUT and LATEST are the pass's last two */
+	ingest_pass_requests(ic, &m->run.get_requests, &m->run.put_requests);
 	if ((rc = list_failed(ic, m, err)))
 		goto out;
 	if (!m->model.key || !m->catalog.key || !(m->segments = calloc(nlive + 1, sizeof(*m->segments)))) {
@@ -1395,6 +1428,7 @@ rag_rc ingest_refit(ingest_ctx *ic, ingest_summary *sum, rag_error *err)
 	rag_rc rc;
 
 	memset(sum, 0, sizeof(*sum));
+	ingest_mark_pass(ic);
 	if ((rc = catalog_each_chunk_row(ic->cat, NULL, rows_add, &r, err)) ||
 	    (rc = rows_texts(&r, err)))
 		goto out;
@@ -1423,6 +1457,7 @@ rag_rc ingest_use_model(ingest_ctx *ic, embedder *m, ingest_summary *sum, rag_er
 	rag_rc rc;
 
 	memset(sum, 0, sizeof(*sum));
+	ingest_mark_pass(ic);
 	if ((rc = publish_model(ic, m, err))) {
 		embedder_free(m);
 		return rc;

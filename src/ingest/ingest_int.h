@@ -43,6 +43,10 @@ static inline const char *run_chunk_text(const ingest_run_state *r, size_t i)
 }
 
 void run_release(ingest_run_state *r);
+/* A pass (or refit, or import) begins: remember the "ingest.*" requests so far. */
+void ingest_mark_pass(ingest_ctx *ic);
+/* The "ingest.*" requests since ingest_mark_pass(), by price class. */
+void ingest_pass_requests(const ingest_ctx *ic, int64_t *gets, int64_t *puts);
 rag_rc run_embed(const embedder *m, ingest_run_state *r, embed_stats *st, rag_error *err);
 rag_rc ingest_commit(ingest_ctx *ic, ingest_run_state *r, ingest_summary *sum, rag_error *err);
 

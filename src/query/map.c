@@ -19,6 +19,7 @@ typedef struct qmap_ingest {
 	char manifest_key[1200];
 	int64_t created_at, documents, chunks, tombstone_ranges, source_bytes;
 	int64_t run_objects_read, run_bytes_read, run_segments_written;
+	int64_t run_get_requests, run_put_requests;
 	int64_t segments, flat_segments, ivf_segments, segment_objects;
 	uint64_t segment_bytes, manifest_bytes, catalog_bytes;
 	uint64_t bytes_by_object[MF_NOBJ];
@@ -96,6 +97,8 @@ static rag_rc read_manifest(qmap *m, int64_t version, qmap_ingest *ing, rag_erro
 	ing->run_objects_read = mf.run.objects_read;
 	ing->run_bytes_read = mf.run.bytes_read;
 	ing->run_segments_written = mf.run.segments_written;
+	ing->run_get_requests = mf.run.get_requests;
+	ing->run_put_requests = mf.run.put_requests;
 	ing->tombstone_ranges = (int64_t)mf.ntombstones;
 	ing->segments = (int64_t)mf.nsegments;
 	ing->catalog_bytes = mf.catalog.size;
@@ -188,11 +191,40 @@ static json_t *cache_json(const lru_stats *ls)
 	return o;
 }
 
+/*
+ * Dollars at the [cost] prices: per million queries in this mode (from the
+ * query path's requests so far; null before the first query), the last
+ * ingestion pass (from its manifest) and the version's storage per month.
+ */
+static json_t *cost_json(const rag_config *cfg, const qmap_ingest *ing,
+			 const s3_counter path_kind[S3_KIND_COUNT], uint64_t ok)
+{
+	s3_prices p;
+	json_t *o;
+	uint64_t stored = ing->segment_bytes + ing->catalog_bytes + ing->manifest_bytes;
+
+	s3_prices_from_config(cfg, &p);
+	o = json_pack("{s:f, s:f, s:f}", "get_per_1000", p.get_per_1000, "put_per_1000",
+		      p.put_per_1000, "storage_gb_month", p.storage_gb_month);
+	json_object_set_new(o, "per_million_queries",
+			    ok ? json_real(s3_cost_usd(path_kind, &p) / (double)ok * 1e6)
+			       : json_null());
+	if (ing->version && !ing->err.rc) {
+		json_object_set_new(o, "last_ingest_pass",
+				    json_real((double)ing->run_get_requests * p.get_per_1000 / 1000 +
+					      (double)ing->run_put_requests * p.put_per_1000 / 1000));
+		json_object_set_new(o, "storage_per_month",
+				    json_real((double)stored / 1e9 * p.storage_gb_month));
+		json_object_set_new(o, "stored_bytes", json_integer((json_int_t)stored));
+	}
+	return o;
+}
+
 json_t *qmap_json(qmap *m, const qmap_counts *c)
 {
 	const qindex_status *st = &c->status;
 	json_t *j, *stages = json_array(), *per_stage = json_array(), *caches = json_object();
-	s3_counter path = {0}, all, load;
+	s3_counter path = {0}, all, load, path_kind[S3_KIND_COUNT] = {{0}};
 	char root[1024];
 	qmap_ingest ing;
 	bool lists, text;
@@ -225,6 +257,8 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 		json_array_append_new(stages, o);
 		if (qmap_stage_per_query(c->stages[i].stage)) {
 			s3_counter_add(&path, &all);
+			for (int k = 0; k < S3_KIND_COUNT; k++)
+				s3_counter_add(&path_kind[k], &c->stages[i].kind[k]);
 			json_array_append_new(per_stage, json_string(c->stages[i].stage));
 		}
 	}
@@ -271,5 +305,6 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 				    ok ? json_real(c->latency_sum_s * 1e3 / (double)ok) : json_null());
 		json_object_set_new(j, "query_path", pq);
 	}
+	json_object_set_new(j, "cost", cost_json(m->cfg, &ing, path_kind, ok));
 	return j;
 }
