@@ -16,14 +16,18 @@
 #include "cli.h"
 #include "qindex.h"
 #include "qjson.h"
+#include "qrequest.h"
 #include "rag_util.h"
 
 static const char query_usage[] =
 	"usage: ragmap query \"question\" [-k N] [--mode memory|pointer|cached|object]\n"
-	"                    [--retriever dense|bm25|hybrid] [--server URL] [--json]\n"
+	"                    [--retriever dense|bm25|hybrid] [--prefix P] [--type T[,T]]\n"
+	"                    [--server URL] [--json]\n"
 	"  Without --server the index is loaded here, in the given mode; with it, the\n"
 	"  question goes to a running `ragmap serve` (its bearer token from\n"
-	"  query.token / RAGMAP_QUERY_TOKEN).\n";
+	"  query.token / RAGMAP_QUERY_TOKEN).\n"
+	"  --prefix and --type keep the chunks of documents whose key starts with P\n"
+	"  and whose type is one of T (text, markdown, html, pdf; md and txt too).\n";
 
 /* A readable storage line: "storage: 0 requests, 0 B" or "5 GETs, 12.4 KiB, 3.1 ms". */
 static void storage_line(json_t *storage, const char *label)
@@ -183,12 +187,35 @@ static int ask_server(const char *url, const char *token, json_t *req, json_t **
 	return rc;
 }
 
+/* --type T[,T]: into f; a usage error naming the bad one. */
+static int parse_types(const char *s, qfilter *f)
+{
+	char one[64];
+
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		rag_error err = {0};
+		snprintf(one, sizeof(one), "%.*s", (int)(n < sizeof(one) ? n : sizeof(one) - 1), s);
+		if (qfilter_add_type(f, one, &err)) {
+			cli_error("query: --type: %s", err.msg);
+			return -1;
+		}
+		s += n + (s[n] == ',');
+	}
+	if (f->ntypes == 0) {
+		cli_error("query: --type needs at least one type (text, markdown, html, pdf)");
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_query(cli_env *env, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"mode", required_argument, NULL, 'm'},
 		{"retriever", required_argument, NULL, 'r'}, {"server", required_argument, NULL, 's'},
 		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
+		{"prefix", required_argument, NULL, 'p'}, {"type", required_argument, NULL, 't'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *mode_s = NULL, *ret_s = "dense", *server = NULL, *question = NULL;
@@ -201,6 +228,8 @@ int cmd_query(cli_env *env, int argc, char **argv)
 	qretriever ret;
 	json_t *res = NULL;
 	char modes[128];
+	qfilter filter = {0};
+	const char *type_s = NULL;
 
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "k:m:jh", opts, NULL)) != -1) {
@@ -216,6 +245,8 @@ int cmd_query(cli_env *env, int argc, char **argv)
 		case 'r': ret_s = optarg; break;
 		case 's': server = optarg; break;
 		case 'j': as_json = true; break;
+		case 'p': filter.prefix = optarg; break;
+		case 't': type_s = optarg; break;
 		case 'h': fputs(query_usage, stdout); return CLI_OK;
 		default: fputs(query_usage, stderr); return CLI_USAGE;
 		}
@@ -225,6 +256,8 @@ int cmd_query(cli_env *env, int argc, char **argv)
 		return CLI_USAGE;
 	}
 	question = argv[optind];
+	if (type_s && parse_types(type_s, &filter))
+		return CLI_USAGE;
 	if (!qretriever_parse(ret_s, &ret)) {
 		cli_error("query: unknown retriever \"%s\" (dense, bm25, hybrid)", ret_s);
 		return CLI_USAGE;
@@ -249,6 +282,18 @@ int cmd_query(cli_env *env, int argc, char **argv)
 	if (server) {
 		json_t *req = json_pack("{s:s, s:I, s:s}", "q", question, "k", (json_int_t)k,
 					"retriever", ret_s);
+		json_t *jf = json_object();
+		if (filter.prefix)
+			json_object_set_new(jf, "prefix", json_string(filter.prefix));
+		if (filter.ntypes) {
+			json_t *types = json_array();
+			for (int i = 0; i < filter.ntypes; i++)
+				json_array_append_new(types, json_string(filter.types[i]));
+			json_object_set_new(jf, "type", types);
+		}
+		if (json_object_size(jf))
+			json_object_set(req, "filter", jf);
+		json_decref(jf);
 		rc = ask_server(server, cfg.query.token, req, &res);
 		json_decref(req);
 	} else {
@@ -273,7 +318,8 @@ int cmd_query(cli_env *env, int argc, char **argv)
 				storage_line(load, "load");
 				json_decref(load);
 			}
-			if (qindex_query(qi, question, strlen(question), (int)k, ret, &r, &err)) {
+			if (qindex_query_filtered(qi, question, strlen(question), (int)k, ret, &filter, 0,
+						  &r, &err)) {
 				rc = cli_fail(&err);
 			} else {
 				if (!(res = qjson_result(&r, cfg.s3.bucket, question, (int)k, &err)))

@@ -864,6 +864,99 @@ rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r
 rag_rc qindex_query_by(qindex *q, const char *text, size_t len, int k, qretriever r,
 		       uint64_t deadline_ns, qresult *res, rag_error *err)
 {
+	return qindex_query_filtered(q, text, len, k, r, NULL, deadline_ns, res, err);
+}
+
+/* ------------------------------------------------------------- filters */
+
+static bool filter_active(const qfilter *f)
+{
+	return f && ((f->prefix && *f->prefix) || f->ntypes > 0);
+}
+
+/* The chunk ids f allows, ascending, from the catalog snapshot. */
+static rag_rc filter_ids(qindex *q, const qfilter *f, qresult *res, int64_t **ids, size_t *n,
+			 rag_error *err)
+{
+	rag_rc rc;
+
+	pthread_mutex_lock(&q->cat_lock);
+	rc = need_catalog(q, res, err);
+	if (!rc)
+		rc = catalog_chunk_ids_matching(q->cat, f->prefix, f->types, f->ntypes, ids, n, err);
+	pthread_mutex_unlock(&q->cat_lock);
+	return rc;
+}
+
+typedef struct idset {
+	const int64_t *ids;  /* ascending */
+	size_t n;
+} idset;
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Keep only the candidates in allow, in their order. */
+static void restrict_to(cands *c, const idset *allow)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->n; i++)
+		if (bsearch(&c->a[i].id, allow->ids, allow->n, sizeof(*allow->ids), cmp_i64))
+			c->a[n++] = c->a[i];
+	c->n = n;
+}
+
+/* Every vector the segments hold (live or not): a depth that misses nothing. */
+static int all_depth(const qindex *q)
+{
+	int64_t n = 0;
+
+	for (size_t i = 0; i < q->nsegs; i++)
+		n += q->segs[i].mf->count;
+	return n < 1 ? 1 : n > INT32_MAX / 8 ? INT32_MAX / 8 : (int)n;
+}
+
+/*
+ * The dense (qv) or bm25 (z) candidates in allow: the unfiltered search at
+ * a growing depth, restricted, until k survive or the search returns fewer
+ * than it was asked for (nothing deeper). Both rankings are prefixes of one
+ * another across depths, so the result is the unfiltered ranking restricted.
+ * Object mode starts at the full depth: one fetch of its probed lists.
+ */
+static rag_rc widen(qindex *q, const float *qv, const char *z, int k, const idset *allow,
+		    cands *out, qresult *res, rag_error *err)
+{
+	int total = all_depth(q), depth = k * 4 > 64 ? k * 4 : 64;
+	rag_rc rc;
+
+	if (q->mode == QMODE_OBJECT && qv)
+		depth = total;
+	for (;;) {
+		size_t got;
+		out->n = 0;
+		rc = qv ? dense_candidates(q, qv, depth, out, res, err)
+			: bm25_candidates(q, z, depth, out, res, err);
+		if (rc)
+			return rc;
+		got = out->n;
+		restrict_to(out, allow);
+		if (out->n >= (size_t)k || got < (size_t)depth || depth >= total)
+			return RAG_OK;
+		depth = depth > total / 4 ? total : depth * 4;
+	}
+}
+
+rag_rc qindex_query_filtered(qindex *q, const char *text, size_t len, int k, qretriever r,
+			     const qfilter *f, uint64_t deadline_ns, qresult *res, rag_error *err)
+{
+	int64_t *allow_ids = NULL;
+	idset allow = {NULL, 0};
+	bool filtered = filter_active(f);
 	int dims = q->mf.model.dims, n, depth;
 	float *qv = malloc((size_t)dims * sizeof(*qv));
 	cands dense = {0}, lex = {0}, fused = {0}, *final = &dense;
@@ -884,6 +977,14 @@ rag_rc qindex_query_by(qindex *q, const char *text, size_t len, int k, qretrieve
 		return rag_error_set(err, RAG_EINVAL, "k must be in 1..1000 (got %d)", k);
 	}
 	depth = r == QRET_HYBRID ? (k > q->hybrid_depth ? k : q->hybrid_depth) : k;
+	if (filtered) {
+		rc = filter_ids(q, f, res, &allow_ids, &allow.n, err);
+		allow.ids = allow_ids;
+		if (rc || allow.n == 0)
+			goto matched; /* nothing can match: no search */
+		if (r == QRET_HYBRID && depth < all_depth(q))
+			depth = all_depth(q);
+	}
 	if (r != QRET_BM25) {
 		t = rag_now_ns();
 		rc = embedder_embed(q->model, &text, &len, 1, qv, NULL, err);
@@ -893,13 +994,17 @@ rag_rc qindex_query_by(qindex *q, const char *text, size_t len, int k, qretrieve
 		t = rag_now_ns();
 		/* a text without a known term is similar to nothing */
 		if (!rc && norm > 0)
-			rc = dense_candidates(q, qv, depth, &dense, res, err);
+			rc = filtered && r == QRET_DENSE
+				     ? widen(q, qv, NULL, k, &allow, &dense, res, err)
+				     : dense_candidates(q, qv, depth, &dense, res, err);
 		res->search_ms = rag_ms_since(t);
 	}
 	if (!rc && r != QRET_DENSE) {
 		char *z = rag_strndup(text, len);
 		t = rag_now_ns();
-		rc = z ? bm25_candidates(q, z, depth, &lex, res, err) : RAG_ENOMEM;
+		rc = !z ? RAG_ENOMEM
+		     : filtered && r == QRET_BM25 ? widen(q, NULL, z, k, &allow, &lex, res, err)
+						  : bm25_candidates(q, z, depth, &lex, res, err);
 		res->search_ms += rag_ms_since(t);
 		free(z);
 		final = &lex;
@@ -908,8 +1013,11 @@ rag_rc qindex_query_by(qindex *q, const char *text, size_t len, int k, qretrieve
 		rc = fuse(q, &dense, &lex, &fused);
 		if (!rc)
 			qsort(fused.a, fused.n, sizeof(*fused.a), by_score);
+		if (!rc && filtered)
+			restrict_to(&fused, &allow);
 		final = &fused;
 	}
+matched:
 	if (rc)
 		goto done;
 	n = final->n < (size_t)k ? (int)final->n : k;
@@ -934,6 +1042,7 @@ done:
 	free(lex.a);
 	free(fused.a);
 	free(qv);
+	free(allow_ids);
 	if (rc) {
 		/* never a partial result */
 		qresult_release(res);

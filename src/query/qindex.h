@@ -125,6 +125,33 @@ rag_rc qindex_query(qindex *q, const char *text, size_t len, int k, qretriever r
  */
 rag_rc qindex_query_by(qindex *q, const char *text, size_t len, int k, qretriever r,
 		       uint64_t deadline_ns, qresult *out, rag_error *err);
+
+/*
+ * Which chunks a query may return: those of live documents whose source key
+ * starts with prefix and whose type (as the catalog records it: "text",
+ * "markdown", "html", "pdf") is one of types. Both optional.
+ */
+#define QFILTER_MAX_TYPES 4
+typedef struct qfilter {
+	char *prefix;                          /* NULL or "": any key */
+	const char *types[QFILTER_MAX_TYPES];  /* static names, no duplicates */
+	int ntypes;                            /* 0: any type */
+} qfilter;
+
+/*
+ * qindex_query_by() restricted by f (NULL or empty: no filter). The chunk
+ * set comes from the version's catalog snapshot (fetched on first use, as
+ * for bm25). Whenever k matching chunks are reachable, k come back, in the
+ * unfiltered order restricted to the matching chunks: dense and bm25 widen
+ * their search until k match or the candidates run out (object mode then
+ * scans every member of its probed lists, so IVF segments still answer
+ * only from the lists an unfiltered query probes); hybrid fuses the full
+ * dense and bm25 rankings (depth: every chunk, not query.hybrid_depth) and
+ * then restricts, so a filtered hybrid query costs a scan of the index.
+ */
+rag_rc qindex_query_filtered(qindex *q, const char *text, size_t len, int k, qretriever r,
+			     const qfilter *f, uint64_t deadline_ns, qresult *out,
+			     rag_error *err);
 void qresult_release(qresult *r);
 
 #endif

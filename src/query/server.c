@@ -150,8 +150,8 @@ static enum MHD_Result handle_query(server *s, const http_request *rq)
 		count_query(s, false, false, 0);
 		return http_send_error(c, 503, "no index loaded yet");
 	}
-	if (qindex_query_by(q, text, strlen(text), k, ret,
-			    t0 + (uint64_t)s->cfg.query.timeout_ms * 1000000u, &res, &err)) {
+	if (qindex_query_filtered(q, text, strlen(text), k, ret, &qr.filter,
+				  t0 + (uint64_t)s->cfg.query.timeout_ms * 1000000u, &res, &err)) {
 		qindex_release(q);
 		qrequest_release(&qr);
 		count_query(s, false, err.rc == RAG_EUNSUPPORTED, 0);

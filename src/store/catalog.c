@@ -905,3 +905,49 @@ void cat_chunk_out_release(cat_chunk_out *o)
 	free(o->text);
 	memset(o, 0, sizeof(*o));
 }
+
+rag_rc catalog_chunk_ids_matching(catalog *c, const char *prefix, const char *const *types,
+				  int ntypes, int64_t **ids, size_t *n, rag_error *err)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int64_t *a = NULL, *p;
+	rag_rc rc;
+	int s;
+
+	*ids = NULL;
+	*n = 0;
+	/* types as one comma-joined parameter: instr() on ",t," needs no SQL per type */
+	char tl[256] = ",";
+	size_t tn = 1;
+	for (int i = 0; i < ntypes && tn < sizeof(tl); i++)
+		tn += (size_t)snprintf(tl + tn, sizeof(tl) - tn, "%s,", types[i]);
+	if (tn >= sizeof(tl))
+		return rag_error_set(err, RAG_EINVAL, "type filter too long");
+	if ((rc = prepare(c, "SELECT ch.chunk_id FROM chunks ch JOIN documents d"
+			     " ON d.doc_id = ch.doc_id WHERE d.live = 1"
+			     " AND substr(d.key, 1, length(?1)) = ?1"
+			     " AND (?2 = ',' OR instr(?2, ',' || d.type || ',') > 0)"
+			     " ORDER BY ch.chunk_id", &st, err)))
+		return rc;
+	sqlite3_bind_text(st, 1, prefix ? prefix : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, tl, -1, SQLITE_STATIC);
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!(p = rag_grow(a, &cap, *n + 1, sizeof(*a)))) {
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+			break;
+		}
+		a = p;
+		a[(*n)++] = sqlite3_column_int64(st, 0);
+	}
+	if (!rc && s != SQLITE_DONE)
+		rc = db_error(c, err, "chunk ids by filter");
+	sqlite3_finalize(st);
+	if (rc) {
+		free(a);
+		*n = 0;
+		return rc;
+	}
+	*ids = a;
+	return RAG_OK;
+}

@@ -201,4 +201,12 @@ void cat_chunk_out_release(cat_chunk_out *o);
 rag_rc catalog_search_bm25(catalog *c, const char *query, int k, int64_t *ids,
 			   double *scores, int *n, rag_error *err);
 
+/*
+ * Ids of the live chunks whose document key starts with prefix (NULL or "":
+ * any) and whose type is one of types[0..ntypes) (ntypes 0: any), ascending.
+ * *ids is owned by the caller (free()); NULL when *n is 0.
+ */
+rag_rc catalog_chunk_ids_matching(catalog *c, const char *prefix, const char *const *types,
+				  int ntypes, int64_t **ids, size_t *n, rag_error *err);
+
 #endif
