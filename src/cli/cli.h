@@ -89,6 +89,7 @@ int cmd_compact(cli_env *env, int argc, char **argv);
 int cmd_query(cli_env *env, int argc, char **argv);
 int cmd_serve(cli_env *env, int argc, char **argv);
 int cmd_eval(cli_env *env, int argc, char **argv);
+int cmd_cost(cli_env *env, int argc, char **argv);
 int cmd_verify(cli_env *env, int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const cli_command commands[] = {
 	{"embed", cmd_embed, "print the embeddings of texts (the index's model or a model directory)"},
 	{"serve", cmd_serve, "the query server: HTTP API in a chosen backing mode"},
 	{"query", cmd_query, "ask a question, locally in a backing mode or via --server"},
+	{"cost", cmd_cost, "RAM, storage requests and dollars per month of each mode at a query rate"},
 	{"eval", cmd_eval, "retrieval quality (nDCG@10, MAP@100, ...) on a test collection"},
 	{"compact", cmd_compact, "merge small or mostly deleted segments into a new version"},
 	{"gc", cmd_gc, "delete index objects that no manifest references"},

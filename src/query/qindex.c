@@ -53,7 +53,12 @@ struct qindex {
 	int rrf_k, hybrid_depth;
 	bool zscore;
 	double weight;
+	s3_prices prices;        /* what a query's requests cost */
 };
+
+/* Most storage requests logged per query and per load (more are counted). */
+#define QUERY_TRACE_MAX 4096
+#define LOAD_TRACE_MAX 65536
 
 static const char *const mode_names[] = {"memory", "pointer", "cached", "object"};
 static const char *const ret_names[] = {"dense", "bm25", "hybrid"};
@@ -275,6 +280,10 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 	q->log = log;
 	if (caches)
 		q->caches = *caches;
+	s3_prices_from_config(cfg, &q->prices);
+	/* the load broken down per object (GET /v1/status) */
+	s3_trace_log_init(&q->st.load_trace, LOAD_TRACE_MAX);
+	q->st.load_start_ns = t0;
 	s3_op *op = S3_OP("query.load", &q->st.load_trace);
 	if ((rc = load_manifest(q, cfg, op, err)))
 		goto fail;
@@ -336,12 +345,21 @@ void qindex_release(qindex *q)
 		unlink(p);
 	}
 	pthread_mutex_destroy(&q->cat_lock);
+	s3_trace_release(&q->st.load_trace);
 	free(q);
 }
 
 void qindex_status_get(const qindex *q, qindex_status *st)
 {
 	*st = q->st;
+	/* counters only: the log stays with q (qindex_load_trace()) */
+	st->load_trace.reqs = NULL;
+	st->load_trace.nreqs = st->load_trace.cap = st->load_trace.max = 0;
+}
+
+const s3_trace *qindex_load_trace(const qindex *q)
+{
+	return &q->st.load_trace;
 }
 
 int64_t qindex_status_version(const qindex *q)
@@ -976,6 +994,9 @@ rag_rc qindex_query_filtered(qindex *q, const char *text, size_t len, int k, qre
 		free(qv);
 		return rag_error_set(err, RAG_EINVAL, "k must be in 1..1000 (got %d)", k);
 	}
+	/* every storage request of this query, for the per-object trace */
+	s3_trace_log_init(&res->trace, QUERY_TRACE_MAX);
+	res->start_ns = t0;
 	depth = r == QRET_HYBRID ? (k > q->hybrid_depth ? k : q->hybrid_depth) : k;
 	if (filtered) {
 		rc = filter_ids(q, f, res, &allow_ids, &allow.n, err);
@@ -1038,6 +1059,8 @@ matched:
 	res->fetch_ms = rag_ms_since(t);
 done:
 	res->total_ms = rag_ms_since(t0);
+	res->storage_wall_ms = (double)s3_trace_wall_ns(&res->trace) / 1e6;
+	res->cost_usd = s3_cost_usd(res->trace.kind, &q->prices);
 	free(dense.a);
 	free(lex.a);
 	free(fused.a);
@@ -1060,5 +1083,6 @@ void qresult_release(qresult *r)
 	}
 	free(r->hits);
 	r->hits = NULL;
+	s3_trace_release(&r->trace);
 	r->n = 0;
 }

@@ -74,11 +74,15 @@ typedef struct qindex_status {
 	uint64_t text_bytes;     /* chunk records held in RAM */
 	uint64_t pointer_bytes;  /* pointer tables, list offsets */
 	double load_ms;
-	s3_trace load_trace;     /* what loading cost */
+	s3_trace load_trace;     /* what loading cost (counters; the requests:
+	                          * qindex_load_trace()) */
+	uint64_t load_start_ns;  /* rag_now_ns() when the load began */
 	int64_t loaded_at;       /* wall clock */
 } qindex_status;
 
 void qindex_status_get(const qindex *q, qindex_status *st);
+/* The load's trace with its request log; borrowed, valid while q is held. */
+const s3_trace *qindex_load_trace(const qindex *q);
 int64_t qindex_status_version(const qindex *q);
 
 /* The manifest of the version loaded (valid while q is held). */
@@ -99,7 +103,11 @@ typedef struct qhit {
 typedef struct qresult {
 	qhit *hits;
 	int n;
-	s3_trace trace;          /* storage this query used */
+	s3_trace trace;          /* storage this query used, request by request */
+	uint64_t start_ns;       /* rag_now_ns() when the query began */
+	double storage_wall_ms;  /* waiting on storage (overlapping requests once) */
+	double cost_usd;         /* the trace at the [cost] prices */
+	bool full_trace;         /* set by the caller: answer with every request */
 	double embed_ms, search_ms, fetch_ms, total_ms;
 	uint64_t cache_hits, cache_misses;
 	int64_t version;

@@ -27,7 +27,33 @@ json_t *qjson_trace(const s3_trace *t)
 			json_object_set_new(kinds, s3_kind_name((s3_kind)k), qjson_counter(&t->kind[k]));
 	o = qjson_counter(&tot);
 	json_object_set_new(o, "by_kind", kinds);
+	/* "ms" adds the requests' times up; parallel ones overlap in wall time */
+	if (t->max)
+		json_object_set_new(o, "wall_ms", json_real((double)s3_trace_wall_ns(t) / 1e6));
 	return o;
+}
+
+json_t *qjson_requests(const s3_trace *t, uint64_t t0)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < t->nreqs; i++) {
+		const s3_req *q = &t->reqs[i];
+		json_t *range = json_null();
+
+		if (q->range && q->len)
+			range = json_pack("[I, I]", (json_int_t)q->off, (json_int_t)(q->off + q->len - 1));
+		else if (q->range)
+			range = json_pack("[I, n]", (json_int_t)q->off);
+		json_array_append_new(
+			a, json_pack("{s:s, s:s, s:o, s:I, s:i, s:i, s:f, s:f}", "op",
+				     s3_kind_name(q->kind), "key", q->key, "range", range, "bytes",
+				     (json_int_t)(q->bytes_in + q->bytes_out), "status", (int)q->status,
+				     "attempts", (int)q->attempts, "start_ms",
+				     q->start_ns >= t0 ? (double)(q->start_ns - t0) / 1e6 : 0.0, "ms",
+				     (double)q->dur_ns / 1e6));
+	}
+	return a;
 }
 
 /*
@@ -98,8 +124,18 @@ json_t *qjson_result(const qresult *r, const char *bucket, const char *query, in
 			"cache", "hits", (json_int_t)r->cache_hits, "misses", (json_int_t)r->cache_misses,
 			"index_version", (json_int_t)r->version, "model_version", r->model_version,
 			"mode", qmode_name(r->mode), "retriever", qretriever_name(r->retriever));
-	if (!out)
+	if (!out) {
 		rag_error_set(err, RAG_ENOMEM, "the answer cannot be encoded as JSON");
+		return NULL;
+	}
+	json_object_set_new(out, "cost_usd", json_real(r->cost_usd));
+	if (r->full_trace) {
+		json_t *st = json_object_get(out, "storage");
+		json_object_set_new(st, "request_log", qjson_requests(&r->trace, r->start_ns));
+		if (r->trace.dropped)
+			json_object_set_new(st, "request_log_dropped",
+					    json_integer((json_int_t)r->trace.dropped));
+	}
 	return out;
 }
 

@@ -14,8 +14,15 @@
 /* {"requests","bytes","ms","retries"} of one counter. New reference. */
 json_t *qjson_counter(const s3_counter *c);
 
-/* {"requests","bytes","ms","retries","by_kind":{kind:{...}}} */
+/* {"requests","bytes","ms","retries","by_kind":{kind:{...}}}, and with a
+ * request log "wall_ms": the time spent waiting (overlaps counted once) */
 json_t *qjson_trace(const s3_trace *t);
+
+/*
+ * Every logged request of t: {"op","key","range":[first,last]|null,"bytes",
+ * "status","attempts","start_ms","ms"}, start_ms from t0 (rag_now_ns()).
+ */
+json_t *qjson_requests(const s3_trace *t, uint64_t t0);
 
 /* {"bytes","max_bytes","entries","hits","misses"} of a cache. */
 json_t *qjson_cache(const lru_stats *ls);

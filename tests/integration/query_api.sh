@@ -25,7 +25,8 @@ cp "$work/body" "$work/ptr.json"
 expect query-content-type "^Content-Type: application/json" "$work/headers"
 jqtrue query-top-level "$work/ptr.json" '
 	(keys - ["query","k","results","storage","timing","cache","index_version",
-		 "model_version","mode","retriever","replica"]) == [] and
+		 "model_version","mode","retriever","replica","cost_usd"]) == [] and
+	(.cost_usd | type) == "number" and .cost_usd > 0 and
 	.query == $q and .k == 5 and .mode == "pointer" and .retriever == "dense" and
 	.index_version == $v and .model_version == $m' \
 	--arg q "$q" --argjson v "$version" --arg m "$model"
@@ -52,8 +53,9 @@ jqtrue query-results "$work/ptr.json" '
 	([.results[].chunk_id] | unique | length) == 5' \
 	--arg src "$src" --argjson n "$chunks"
 jqtrue query-storage "$work/ptr.json" '
-	(.storage | keys) == ["by_kind","bytes","ms","requests","retries"] and
+	(.storage | keys) == ["by_kind","bytes","ms","requests","retries","wall_ms"] and
 	.storage.requests == 5 and .storage.bytes > 0 and .storage.ms > 0 and
+	.storage.wall_ms > 0 and .storage.wall_ms <= .storage.ms + 1e-6 and
 	(.storage.by_kind | keys) == ["get"] and
 	.storage.by_kind.get.requests == .storage.requests and
 	.storage.by_kind.get.bytes == .storage.bytes'
