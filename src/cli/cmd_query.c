@@ -22,12 +22,15 @@
 static const char query_usage[] =
 	"usage: ragmap query \"question\" [-k N] [--mode memory|pointer|cached|object]\n"
 	"                    [--retriever dense|bm25|hybrid] [--prefix P] [--type T[,T]]\n"
-	"                    [--server URL] [--json]\n"
+	"                    [--server URL] [--json] [--trace]\n"
 	"  Without --server the index is loaded here, in the given mode; with it, the\n"
 	"  question goes to a running `ragmap serve` (its bearer token from\n"
 	"  query.token / RAGMAP_QUERY_TOKEN).\n"
 	"  --prefix and --type keep the chunks of documents whose key starts with P\n"
-	"  and whose type is one of T (text, markdown, html, pdf; md and txt too).\n";
+	"  and whose type is one of T (text, markdown, html, pdf; md and txt too).\n"
+	"  --trace: every storage request of the query (op, key, byte range,\n"
+	"    bytes, status, attempts, start and duration from the query's start),\n"
+	"    the wall time waiting on storage and the cost at the [cost] prices.\n";
 
 /* A readable storage line: "storage: 0 requests, 0 B" or "5 GETs, 12.4 KiB, 3.1 ms". */
 static void storage_line(json_t *storage, const char *label)
@@ -108,6 +111,40 @@ next:;
 	printf("%s\n", n >= 240 ? " ..." : "");
 }
 
+/* The request log of an answer with a full trace, one request a line. */
+static void print_trace(json_t *res)
+{
+	json_t *st = json_object_get(res, "storage"), *log = json_object_get(st, "request_log"), *r;
+	size_t i;
+	char b[32];
+
+	if (!log)
+		return;
+	printf("waiting on storage %.1f ms (the requests' times add up to %.1f ms); cost $%.3g\n",
+	       json_real_value(json_object_get(st, "wall_ms")),
+	       json_real_value(json_object_get(st, "ms")),
+	       json_real_value(json_object_get(res, "cost_usd")));
+	printf("  %8s %8s  %-4s %3s %2s %10s  %s\n", "start ms", "ms", "op", "st", "n", "bytes",
+	       "key [range]");
+	json_array_foreach(log, i, r) {
+		json_t *range = json_object_get(r, "range");
+		printf("  %8.2f %8.2f  %-4s %3lld %2lld %10s  %s", json_real_value(json_object_get(r, "start_ms")),
+		       json_real_value(json_object_get(r, "ms")),
+		       json_string_value(json_object_get(r, "op")),
+		       (long long)json_integer_value(json_object_get(r, "status")),
+		       (long long)json_integer_value(json_object_get(r, "attempts")),
+		       rag_fmt_bytes((uint64_t)json_integer_value(json_object_get(r, "bytes")), b,
+				     sizeof(b)),
+		       json_string_value(json_object_get(r, "key")));
+		if (json_is_array(range) && json_is_integer(json_array_get(range, 1)))
+			printf(" [%lld-%lld]", (long long)json_integer_value(json_array_get(range, 0)),
+			       (long long)json_integer_value(json_array_get(range, 1)));
+		else if (json_is_array(range))
+			printf(" [%lld-end]", (long long)json_integer_value(json_array_get(range, 0)));
+		putchar('\n');
+	}
+}
+
 static void print_human(json_t *res, const char *query)
 {
 	json_t *results = json_object_get(res, "results"), *h;
@@ -130,6 +167,7 @@ static void print_human(json_t *res, const char *query)
 	       (long long)json_integer_value(json_object_get(res, "index_version")),
 	       json_real_value(json_object_get(json_object_get(res, "timing"), "total_ms")));
 	storage_line(json_object_get(res, "storage"), "storage");
+	print_trace(res);
 }
 
 static size_t on_body(char *p, size_t size, size_t n, void *user)
@@ -216,10 +254,10 @@ int cmd_query(cli_env *env, int argc, char **argv)
 		{"retriever", required_argument, NULL, 'r'}, {"server", required_argument, NULL, 's'},
 		{"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'},
 		{"prefix", required_argument, NULL, 'p'}, {"type", required_argument, NULL, 't'},
-		{NULL, 0, NULL, 0},
+		{"trace", no_argument, NULL, 'T'}, {NULL, 0, NULL, 0},
 	};
 	const char *mode_s = NULL, *ret_s = "dense", *server = NULL, *question = NULL;
-	bool as_json = false;
+	bool as_json = false, trace = false;
 	int64_t k = 5;
 	int opt, rc = CLI_OK;
 	rag_config cfg;
@@ -247,6 +285,7 @@ int cmd_query(cli_env *env, int argc, char **argv)
 		case 'j': as_json = true; break;
 		case 'p': filter.prefix = optarg; break;
 		case 't': type_s = optarg; break;
+		case 'T': trace = true; break;
 		case 'h': fputs(query_usage, stdout); return CLI_OK;
 		default: fputs(query_usage, stderr); return CLI_USAGE;
 		}
@@ -293,6 +332,8 @@ int cmd_query(cli_env *env, int argc, char **argv)
 		}
 		if (json_object_size(jf))
 			json_object_set(req, "filter", jf);
+		if (trace)
+			json_object_set_new(req, "trace", json_string("full"));
 		json_decref(jf);
 		rc = ask_server(server, cfg.query.token, req, &res);
 		json_decref(req);
@@ -322,6 +363,7 @@ int cmd_query(cli_env *env, int argc, char **argv)
 						  &r, &err)) {
 				rc = cli_fail(&err);
 			} else {
+				r.full_trace = trace;
 				if (!(res = qjson_result(&r, cfg.s3.bucket, question, (int)k, &err)))
 					rc = cli_fail(&err);
 				qresult_release(&r);
