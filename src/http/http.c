@@ -426,6 +426,11 @@ static void drain(http_server *s)
 		rag_sleep_ms(5);
 }
 
+bool http_draining(const http_server *s)
+{
+	return atomic_load(&s->draining);
+}
+
 void http_stop(http_server *s)
 {
 	MHD_socket quiet = MHD_INVALID_SOCKET;

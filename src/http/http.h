@@ -92,6 +92,10 @@ const char *http_name(const http_server *s);
  * a no-op. */
 void http_stop(http_server *s);
 
+/* Whether http_stop() has begun and no longer accepts: from then on this
+ * server's replies say "Connection: close". Any thread (a handler too). */
+bool http_draining(const http_server *s);
+
 /* Replies. http_send_text() takes ownership of body (malloc'd). */
 enum MHD_Result http_send_text(struct MHD_Connection *c, unsigned status, const char *type,
 			       char *body, size_t len);

@@ -35,6 +35,7 @@ struct server {
 	qlog *qlog;
 	qcaches caches;
 	qmap *map;               /* GET /v1/map: the manifest figures */
+	server_mode_hook hook;   /* POST /v1/mode; on_mode NULL: none */
 
 	pthread_mutex_t lock;     /* guards current, the metrics and stopping */
 	qindex *current;
@@ -216,6 +217,104 @@ static enum MHD_Result handle_status(server *s, const http_request *rq)
 		return http_send_error(c, 500, "out of memory");
 	}
 	return http_send_json(c, 200, j);
+}
+
+/* The valid modes, "memory, pointer, cached, object", for messages. */
+static const char *mode_list(char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int m = QMODE_MEMORY; m <= QMODE_OBJECT && n < len; m++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", m == QMODE_MEMORY ? "" : ", ",
+				      qmode_name((qmode)m));
+	return buf;
+}
+
+/*
+ * POST /v1/mode {"mode": MODE}: a reload in another mode, made by the
+ * owner through the hook (server.h, "Mode switches"). This handler's server
+ * is the old one: it answers once the new one serves.
+ */
+static enum MHD_Result handle_mode(server *s, const http_request *rq)
+{
+	struct MHD_Connection *c = rq->conn;
+	json_error_t jerr;
+	json_t *body = NULL, *v, *answer;
+	const char *field, *name;
+	qmode want, was = s->mode;
+	int64_t was_version = server_index_version(s), version = 0;
+	rag_error err = {0};
+	char msg[400], modes[64];
+	uint64_t t0;
+	double ms;
+	enum MHD_Result out;
+
+	mode_list(modes, sizeof(modes));
+	if (rq->too_large) {
+		snprintf(msg, sizeof(msg), "request body over the %llu byte limit",
+			 (unsigned long long)s->cfg.query.max_body);
+		return http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+	}
+	if (!(body = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr)) ||
+	    !json_is_object(body)) {
+		snprintf(msg, sizeof(msg), "the body must be a JSON object {\"mode\": MODE} (%s): %s",
+			 modes, body ? "not an object" : jerr.text);
+		json_decref(body);
+		return http_send_error(c, 400, msg);
+	}
+	json_object_foreach(body, field, v) {
+		if (strcmp(field, "mode") != 0) {
+			snprintf(msg, sizeof(msg), "unknown field \"%.100s\" (the one field is \"mode\")",
+				 field);
+			json_decref(body);
+			return http_send_error(c, 400, msg);
+		}
+	}
+	name = json_string_value(json_object_get(body, "mode"));
+	if (!name || !qmode_parse(name, &want)) {
+		if (name)
+			snprintf(msg, sizeof(msg), "unknown mode \"%.100s\" (the modes: %s)", name, modes);
+		else
+			snprintf(msg, sizeof(msg), "\"mode\" must be a string, one of %s", modes);
+		json_decref(body);
+		return http_send_error(c, 400, msg);
+	}
+	json_decref(body);
+	t0 = rag_now_ns();
+	if (want == was) {
+		version = was_version;
+	} else if (!s->hook.on_mode) {
+		return http_send_error(c, 501, "this server cannot switch modes");
+	} else if (s->hook.on_mode(s->hook.ctx, want, &version, &err)) {
+		RAG_WARN(s->log, "mode switch %s -> %s: %s", qmode_name(was), qmode_name(want), err.msg);
+		return http_send_error(c, err.rc == RAG_ECONFLICT ? 409 :
+				       err.rc == RAG_ECANCELED ? 503 : 500, err.msg);
+	} else {
+		/*
+		 * The new server serves. Answer once this one no longer accepts
+		 * (the owner's next step is server_stop() of this one), so that
+		 * no request sent after this answer reaches the old mode: not on
+		 * a new connection, and not on this one either (the answer then
+		 * says "Connection: close"). Bounded: never hang here.
+		 */
+		for (int i = 0; i < 2000 && !http_draining(s->http); i++)
+			rag_sleep_ms(1);
+	}
+	ms = rag_ms_since(t0);
+	answer = json_pack("{s:s, s:s, s:I, s:I, s:f, s:b}", "mode", qmode_name(want),
+			   "previous_mode", qmode_name(was), "index_version", (json_int_t)version,
+			   "previous_index_version", (json_int_t)was_version, "switch_ms", ms,
+			   "changed", want != was);
+	if (!answer || name_replica(answer, rq->name, NULL)) {
+		json_decref(answer);
+		return http_send_error(c, 500, "out of memory");
+	}
+	if (want != was)
+		RAG_INFO(s->log, "mode switch %s -> %s: version %lld, %.1f ms", qmode_name(was),
+			 qmode_name(want), (long long)version, ms);
+	out = http_send_json(c, 200, answer);
+	return out;
 }
 
 static void metric_storage(server *s, rag_buf *b)
@@ -400,6 +499,11 @@ static enum MHD_Result route(void *ctx, const http_request *rq)
 			return http_send_error(c, 405, "use POST for /v1/query");
 		return handle_query(s, rq);
 	}
+	if (strcmp(url, "/v1/mode") == 0) {
+		if (strcmp(method, "POST") != 0)
+			return http_send_error(c, 405, "use POST for /v1/mode");
+		return handle_mode(s, rq);
+	}
 	if (strcmp(method, "GET") != 0)
 		return http_send_error(c, 405, "method not allowed");
 	if (strcmp(url, "/v1/status") == 0)
@@ -458,7 +562,7 @@ static void *reloader(void *arg)
 
 /* server_start(), or server_start_after() when old is not NULL. */
 static rag_rc start(const rag_config *cfg, qmode mode, const char *listen, const server *old,
-		    rag_log *log, server **out, rag_error *err)
+		    const server_mode_hook *hook, rag_log *log, server **out, rag_error *err)
 {
 	server *s = calloc(1, sizeof(*s));
 	http_options ho = {
@@ -479,6 +583,8 @@ static rag_rc start(const rag_config *cfg, qmode mode, const char *listen, const
 	s->cfg = *cfg; /* strings stay owned by the caller's config, which outlives us */
 	s->mode = mode;
 	s->log = log;
+	if (hook)
+		s->hook = *hook;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	/*
@@ -521,16 +627,30 @@ fail:
 	return rc;
 }
 
-rag_rc server_start(const rag_config *cfg, qmode mode, const char *listen, rag_log *log,
-		    server **out, rag_error *err)
+rag_rc server_start(const rag_config *cfg, qmode mode, const char *listen,
+		    const server_mode_hook *hook, rag_log *log, server **out, rag_error *err)
 {
-	return start(cfg, mode, listen, NULL, log, out, err);
+	return start(cfg, mode, listen, NULL, hook, log, out, err);
 }
 
 rag_rc server_start_after(const server *old, const rag_config *cfg, qmode mode, rag_log *log,
 			  server **out, rag_error *err)
 {
-	return start(cfg, mode, NULL, old, log, out, err);
+	return start(cfg, mode, NULL, old, &old->hook, log, out, err);
+}
+
+qmode server_mode(const server *s)
+{
+	return s->mode;
+}
+
+int64_t server_index_version(server *s)
+{
+	qindex *q = acquire(s);
+	int64_t v = q ? qindex_status_version(q) : 0;
+
+	qindex_release(q);
+	return v;
 }
 
 int server_port(const server *s)

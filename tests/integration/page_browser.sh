@@ -3,7 +3,8 @@
 # loads, takes the bearer token from its address, runs a query through its
 # own query box, and its DOM shows the mode, the hits and the counters —
 # the same numbers /metrics gives. Memory mode draws no query-path edge to
-# storage. A screenshot is saved as page.png next to the ragmap binary.
+# storage. The page's mode switch changes the server's mode and the page
+# shows the new one. A screenshot is saved as page.png next to the ragmap binary.
 #
 # Runs against the ctest "s3" fixture in a private namespace. Fails when no
 # chromium is installed: scripts/setup.sh installs it, so a missing browser
@@ -176,6 +177,32 @@ serve object || exit 1
 browse "$work/obj.html" "$url/#q=checkpoint&autorun=1"
 grep -q 'id="e-lists"[^>]*display="inline"' "$work/obj.html" && ok "object-list-edge" || bad "object-list-edge"
 grep -q 'id="e-text"[^>]*display="inline"' "$work/obj.html" && ok "object-text-edge" || bad "object-text-edge"
+
+# --- the mode switch: the page's button (clicked by #switch=MODE, the same
+# click handler) posts /v1/mode; the server then serves in that mode and the
+# page shows it. Behind a token: from #token=..., or from ?token=...
+export RAGMAP_QUERY_TOKEN="switch-token-$RANDOM"
+serve memory || exit 1
+st() { curl -s -H "Authorization: Bearer $RAGMAP_QUERY_TOKEN" "$url/v1/status" | jq -r .mode; }
+browse "$work/sw.html" "$url/#token=$RAGMAP_QUERY_TOKEN&q=checkpoint&autorun=1&switch=pointer"
+equal "switch-server-mode" "$(st)" pointer
+grep -q 'data-switch="done"' "$work/sw.html" && ok "switch-done" || { bad "switch-done"; text "$work/sw.html" switch-status; }
+grep -q 'data-mode="pointer"' "$work/sw.html" && ok "switch-page-body-mode" || bad "switch-page-body-mode"
+equal "switch-page-mode" "$(text "$work/sw.html" mode)" pointer
+grep -q 'id="sw-pointer"[^>]*aria-pressed="true"' "$work/sw.html" && ok "switch-button-pressed" ||
+	bad "switch-button-pressed"
+equal "switch-page-status" "$(text "$work/sw.html" switch-status | cut -d' ' -f1-4)" "switched memory → pointer"
+# the query shown before the switch ran again: its trace is the new mode's
+equal "switch-trace-mode" "$(text "$work/sw.html" tr-mode | cut -d' ' -f1)" pointer
+grep -q 'id="e-text"[^>]*display="inline"' "$work/sw.html" && ok "switch-text-edge-drawn" || bad "switch-text-edge-drawn"
+browse "$work/sw2.html" "$url/?token=$RAGMAP_QUERY_TOKEN#switch=object"
+equal "switch-query-token-server-mode" "$(st)" object
+equal "switch-query-token-page-mode" "$(text "$work/sw2.html" mode)" object
+# without the token the switch is refused, and the page says so
+browse "$work/sw3.html" "$url/#switch=memory"
+equal "switch-no-token-unchanged" "$(st)" object
+grep -q 'data-switch="error"' "$work/sw3.html" && ok "switch-no-token-refused" || bad "switch-no-token-refused"
+unset RAGMAP_QUERY_TOKEN
 
 [ "$fails" = 0 ] && echo "page_browser: all passed" || echo "page_browser: $fails failed"
 [ "$fails" = 0 ]
