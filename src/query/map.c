@@ -308,3 +308,21 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 	json_object_set_new(j, "cost", cost_json(m->cfg, &ing, path_kind, ok));
 	return j;
 }
+
+json_t *qmap_cost(qmap *m, const qmap_counts *c)
+{
+	s3_counter path_kind[S3_KIND_COUNT] = {{0}};
+	size_t n = c->nstages < QMAP_MAX_STAGES ? c->nstages : QMAP_MAX_STAGES;
+	qmap_ingest ing;
+
+	pthread_mutex_lock(&m->lock);
+	ing = m->ing;
+	pthread_mutex_unlock(&m->lock);
+	if (ing.version != c->status.version)
+		memset(&ing, 0, sizeof(ing));
+	for (size_t i = 0; i < n; i++)
+		if (qmap_stage_per_query(c->stages[i].stage))
+			for (int k = 0; k < S3_KIND_COUNT; k++)
+				s3_counter_add(&path_kind[k], &c->stages[i].kind[k]);
+	return cost_json(m->cfg, &ing, path_kind, c->queries_ok);
+}

@@ -73,4 +73,11 @@ void qmap_mode_touches(qmode mode, bool *lists, bool *text);
 /* Whether a stage label is on the query path (invariant 1). */
 bool qmap_stage_per_query(const char *stage);
 
+/*
+ * {"per_million_queries", "last_ingest_pass", "storage_per_month",
+ * "stored_bytes", and the prices}: dollars at the [cost] prices, as in
+ * qmap_json()'s "cost" (GET /v1/status shows it too). New reference.
+ */
+json_t *qmap_cost(qmap *m, const qmap_counts *c);
+
 #endif

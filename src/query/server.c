@@ -170,6 +170,7 @@ static enum MHD_Result handle_query(server *s, const http_request *rq)
 		count_query(s, false, false, 0);
 		return http_send_error(c, 504, "the query took longer than query.timeout_ms");
 	}
+	res.full_trace = qr.trace_full;
 	if (!(answer = qjson_result(&res, s->cfg.s3.bucket, text, k, &err)) ||
 	    name_replica(answer, rq->name, &err)) {
 		json_decref(answer);
@@ -187,6 +188,8 @@ static enum MHD_Result handle_query(server *s, const http_request *rq)
 	return out;
 }
 
+static qmap_counts *map_counts(server *s, const qindex *q);
+
 static enum MHD_Result handle_status(server *s, const http_request *rq)
 {
 	struct MHD_Connection *c = rq->conn;
@@ -200,8 +203,18 @@ static enum MHD_Result handle_status(server *s, const http_request *rq)
 	qindex_status_get(q, &st);
 	j = qjson_status(&st);
 	/* what ingestion could not index, as the loaded version's manifest says */
-	if (j)
+	if (j) {
+		const s3_trace *lt = qindex_load_trace(q);
+		qmap_counts *mc = map_counts(s, q);
+
 		json_object_set_new(j, "failed", manifest_failed_json(qindex_manifest(q)));
+		/* the load, object by object */
+		json_object_set_new(json_object_get(json_object_get(j, "load"), "storage"),
+				    "request_log", qjson_requests(lt, st.load_start_ns));
+		if (mc)
+			json_object_set_new(j, "cost", qmap_cost(s->map, mc));
+		free(mc);
+	}
 	qindex_release(q);
 	if (s->caches.text) {
 		lru_get_stats(s->caches.text, &ls);
@@ -431,22 +444,14 @@ static enum MHD_Result handle_metrics(server *s, struct MHD_Connection *c)
 	}
 }
 
-/* GET /v1/map: the figures of the page at GET /, from the same counters as
- * /metrics (see map.h). */
-static enum MHD_Result handle_map(server *s, const http_request *rq)
+/* The counters the map and the cost are drawn from, of index q. Caller frees. */
+static qmap_counts *map_counts(server *s, const qindex *q)
 {
-	struct MHD_Connection *c = rq->conn;
 	qmap_counts *m = calloc(1, sizeof(*m));
-	qindex *q = acquire(s);
-	json_t *j;
 
-	if (!m || !q) {
-		free(m);
-		qindex_release(q);
-		return q ? MHD_NO : http_send_error(c, 503, "no index loaded yet");
-	}
+	if (!m)
+		return NULL;
 	qindex_status_get(q, &m->status);
-	qindex_release(q);
 	qmap_prepare(s->map, m->status.version, NULL); /* a failure shows in the map */
 	m->nstages = s3_client_stats(s->s3, m->stages, QMAP_MAX_STAGES);
 	pthread_mutex_lock(&s->lock);
@@ -460,6 +465,24 @@ static enum MHD_Result handle_map(server *s, const http_request *rq)
 		lru_get_stats(s->caches.text, &m->text_cache);
 	if ((m->has_list_cache = s->caches.lists != NULL))
 		lru_get_stats(s->caches.lists, &m->list_cache);
+	return m;
+}
+
+/* GET /v1/map: the figures of the page at GET /, from the same counters as
+ * /metrics (see map.h). */
+static enum MHD_Result handle_map(server *s, const http_request *rq)
+{
+	struct MHD_Connection *c = rq->conn;
+	qindex *q = acquire(s);
+	qmap_counts *m;
+	json_t *j;
+
+	if (!q)
+		return http_send_error(c, 503, "no index loaded yet");
+	m = map_counts(s, q);
+	qindex_release(q);
+	if (!m)
+		return MHD_NO;
 	j = qmap_json(s->map, m);
 	free(m);
 	if (!j || name_replica(j, rq->name, NULL)) {
