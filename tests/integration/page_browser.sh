@@ -144,6 +144,16 @@ lbytes=$(metric ragmap_storage_bytes_total 'stage="query.lists",kind="get"')
 equal "text-requests-match-metrics" "$(text "$dom" t5-req)" "$treq"
 equal "query-path-totals-match-metrics" "$(text "$dom" m-totals)" \
 	"$((treq + lreq)) requests, $((tbytes + lbytes)) bytes over 2 queries"
+# the costs: the query path's GETs at $0.0004 per 1,000, per million queries
+got_cost=$(text "$dom" m-cost-q)
+awk -v r="$((treq + lreq))" -v g="$got_cost" 'BEGIN {
+	want = r * 0.0004 / 1000 / 2 * 1e6; sub(/^\$/, "", g); split(g, a, " ")
+	exit !(a[2] == "in" && a[3] == "cached" && (a[1] - want) ^ 2 < (want * 0.01) ^ 2 + 1e-12) }' &&
+	ok "cost-per-million-queries ($got_cost)" || bad "cost-per-million-queries: $got_cost"
+text "$dom" m-cost-ing | grep -q '^\$[0-9.e-]*$' && ok "cost-ingest-pass ($(text "$dom" m-cost-ing))" ||
+	bad "cost-ingest-pass: $(text "$dom" m-cost-ing)"
+text "$dom" m-cost-store | grep -q '^\$[0-9.e-]* (' && ok "cost-storage ($(text "$dom" m-cost-store))" ||
+	bad "cost-storage: $(text "$dom" m-cost-store)"
 # a load GETs LATEST, the manifest and the objects, and HEADs for newer versions
 equal "load-requests-match-metrics" "$(text "$dom" t3-req)" \
 	"$(($(metric ragmap_storage_requests_total 'stage="query.load",kind="get"') +
