@@ -860,6 +860,21 @@ static rag_rc fuse(const qindex *q, const cands *dense, const cands *bm25, cands
 
 /* ---------------------------------------------------------------- query */
 
+/* Where a hit stood in each retriever's list (1-based; 0: not in it). */
+static void explain_hit(qhit *h, const cands *dense, const cands *bm25)
+{
+	for (size_t i = 0; i < dense->n && !h->dense_rank; i++)
+		if (dense->a[i].id == h->chunk_id) {
+			h->dense_rank = (int)i + 1;
+			h->dense_score = dense->a[i].score;
+		}
+	for (size_t i = 0; i < bm25->n && !h->bm25_rank; i++)
+		if (bm25->a[i].id == h->chunk_id) {
+			h->bm25_rank = (int)i + 1;
+			h->bm25_score = bm25->a[i].score;
+		}
+}
+
 static rag_rc dense_candidates(qindex *q, const float *qv, int depth, cands *out, qresult *res,
 			       rag_error *err)
 {
@@ -1051,7 +1066,10 @@ matched:
 		res->hits[i].rank = i + 1;
 		res->hits[i].score = final->a[i].score;
 		res->hits[i].chunk_id = final->a[i].id;
+		explain_hit(&res->hits[i], &dense, &lex);
 	}
+	if (r == QRET_HYBRID)
+		snprintf(res->fusion, sizeof(res->fusion), q->zscore ? "zscore" : "rrf");
 	t = rag_now_ns();
 	/* dense hits come from where the mode keeps text; the others from the catalog */
 	rc = r == QRET_DENSE ? fetch_records(q, final->a, n, res, err)

@@ -98,6 +98,10 @@ typedef struct qhit {
 	char *heading;
 	char *text;
 	size_t text_len;
+	/* "explain": where it stood in each retriever's candidates (1-based
+	 * rank; 0: not among them) and that retriever's score */
+	int dense_rank, bm25_rank;
+	float dense_score, bm25_score;
 } qhit;
 
 typedef struct qresult {
@@ -108,6 +112,8 @@ typedef struct qresult {
 	double storage_wall_ms;  /* waiting on storage (overlapping requests once) */
 	double cost_usd;         /* the trace at the [cost] prices */
 	bool full_trace;         /* set by the caller: answer with every request */
+	bool explain;            /* set by the caller: answer with each hit's parts */
+	char fusion[16];         /* hybrid: "zscore" or "rrf" */
 	double embed_ms, search_ms, fetch_ms, total_ms;
 	uint64_t cache_hits, cache_misses;
 	int64_t version;

@@ -98,6 +98,30 @@ static json_t *hit_json(const qhit *h, const char *bucket, rag_error *err)
 	return NULL;
 }
 
+/* One retriever's part in a hit: {"rank", "score"}, or null when it did not find it. */
+static json_t *part_json(int rank, float score)
+{
+	return rank ? json_pack("{s:i, s:f}", "rank", rank, "score", (double)score) : json_null();
+}
+
+/*
+ * "explain": where the hit stood in the dense and bm25 candidate lists and
+ * their scores; for hybrid, the fused score and the fusion method.
+ */
+static json_t *explain_json(const qresult *r, const qhit *h)
+{
+	json_t *o = json_object();
+
+	if (r->retriever != QRET_BM25)
+		json_object_set_new(o, "dense", part_json(h->dense_rank, h->dense_score));
+	if (r->retriever != QRET_DENSE)
+		json_object_set_new(o, "bm25", part_json(h->bm25_rank, h->bm25_score));
+	if (r->retriever == QRET_HYBRID)
+		json_object_set_new(o, "fused", json_pack("{s:f, s:s}", "score", (double)h->score,
+							  "method", r->fusion));
+	return o;
+}
+
 json_t *qjson_result(const qresult *r, const char *bucket, const char *query, int k,
 		     rag_error *err)
 {
@@ -109,6 +133,8 @@ json_t *qjson_result(const qresult *r, const char *bucket, const char *query, in
 	}
 	for (int i = 0; i < r->n; i++) {
 		json_t *h = hit_json(&r->hits[i], bucket, err);
+		if (h && r->explain)
+			json_object_set_new(h, "explain", explain_json(r, &r->hits[i]));
 		if (!h || json_array_append_new(hits, h) != 0) {
 			if (h)
 				rag_error_set(err, RAG_ENOMEM, "out of memory");

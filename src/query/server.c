@@ -171,6 +171,7 @@ static enum MHD_Result handle_query(server *s, const http_request *rq)
 		return http_send_error(c, 504, "the query took longer than query.timeout_ms");
 	}
 	res.full_trace = qr.trace_full;
+	res.explain = qr.explain;
 	if (!(answer = qjson_result(&res, s->cfg.s3.bucket, text, k, &err)) ||
 	    name_replica(answer, rq->name, &err)) {
 		json_decref(answer);

@@ -74,6 +74,18 @@ done
 serve mem memory
 equal mem-query "$(post mem "$q")" 200
 jqtrue mem-nothing "$work/body" '.storage.requests == 0 and (.storage.request_log | length) == 0 and .cost_usd == 0'
+
+# "explain": each hit's place in each retriever's candidates and the fusion
+equal explain-hybrid "$(post mem '{"q": "IVF lists and nprobe", "k": 5, "retriever": "hybrid", "explain": true}')" 200
+jqtrue explain-hybrid-parts "$work/body" 'all(.results[];
+	.explain.fused.score == .score and .explain.fused.method == "zscore" and
+	(.explain.dense == null or (.explain.dense.rank >= 1 and (.explain.dense.score | type) == "number")) and
+	(.explain.bm25 == null or (.explain.bm25.rank >= 1 and (.explain.bm25.score | type) == "number")) and
+	(.explain.dense != null or .explain.bm25 != null))'
+equal explain-dense "$(post mem '{"q": "IVF lists and nprobe", "k": 5, "explain": true}')" 200
+jqtrue explain-dense-ranks "$work/body" 'all(.results[]; .explain.dense.rank == .rank and .explain.dense.score == .score and (.explain | has("bm25") | not))'
+equal explain-off "$(post mem '{"q": "IVF lists and nprobe", "k": 5}')" 200
+jqtrue explain-off-absent "$work/body" 'all(.results[]; has("explain") | not)'
 stop mem
 
 # the price table is the config's
