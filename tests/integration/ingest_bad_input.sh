@@ -8,8 +8,6 @@
 #   part above libxml2's depth limit); a corrupt PDF -> failed;
 #   keys with spaces and unicode -> indexed under their exact key.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
-# versions and model objects are counted below: no automatic refit (ingest_model_refresh.sh)
-export RAGMAP_INGEST_REFIT_UNKNOWN=0 RAGMAP_INGEST_REFIT_GROWTH=0
 
 ndocs=$(find "$top/corpus" -type f | wc -l)
 check upload-corpus 0 "$bin" s3 put "$top/corpus" "$src"

@@ -5,8 +5,6 @@
 # chunks from the catalog; `ragmap gc` with a zero grace period deletes
 # every object no manifest names, and the index still verifies.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
-# versions and model objects are counted below: no automatic refit (ingest_model_refresh.sh)
-export RAGMAP_INGEST_REFIT_UNKNOWN=0 RAGMAP_INGEST_REFIT_GROWTH=0
 export RAGMAP_INDEX_MAX_SEGMENTS=2 RAGMAP_INDEX_GC_GRACE_S=3600
 
 (cd "$top/corpus" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$work/files"

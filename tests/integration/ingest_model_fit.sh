@@ -2,8 +2,6 @@
 # `ragmap model fit`: a model fitted on every live chunk, its weights and
 # card under the model prefix, and a new index version re-embedded with it.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
-# the manual fit only: ingest must not refit by itself here (ingest_model_refresh.sh)
-export RAGMAP_INGEST_REFIT_UNKNOWN=0 RAGMAP_INGEST_REFIT_GROWTH=0
 
 (cd "$top/corpus" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$work/files"
 total=$(wc -l <"$work/files")

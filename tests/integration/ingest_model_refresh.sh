@@ -4,7 +4,8 @@
 # them without a manual fit; a new model.dims refits too; status says when
 # and on what the model was fitted.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
-export RAGMAP_INGEST_REFIT_GROWTH=0 # the unknown share alone
+# the unknown share alone, at its default (common.sh turns refits off)
+export RAGMAP_INGEST_REFIT_GROWTH=0 RAGMAP_INGEST_REFIT_UNKNOWN=0.2
 
 (cd "$top/corpus" && find . -type f | sed 's|^\./||' | LC_ALL=C sort) >"$work/files"
 while IFS= read -r f; do

@@ -20,6 +20,10 @@ idx="$ns"
 root="indexes/$idx/"
 export RAGMAP_SOURCE_PREFIX=$src RAGMAP_INDEX_NAME=$idx RAGMAP_LOCAL_DIR=$work/local \
 	RAGMAP_MODEL_PREFIX="models-$ns/" RAGMAP_QUERY_LOG_PREFIX="logs-$ns/queries/"
+# No automatic refit unless a test asks for one (ingest_model_refresh.sh):
+# when ingest refits depends on the order of passes, and most tests count
+# versions or compare an index with one built another way.
+export RAGMAP_INGEST_REFIT_UNKNOWN=0 RAGMAP_INGEST_REFIT_GROWTH=0
 cd "$work"
 
 # at exit: what a helper started (kill_servers, if defined), then $work
