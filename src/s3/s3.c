@@ -320,20 +320,6 @@ double s3_cost_usd(const s3_counter kind[S3_KIND_COUNT], const s3_prices *p)
 	return gets * p->get_per_1000 / 1000.0 + puts * p->put_per_1000 / 1000.0;
 }
 
-rag_rc s3_trace_copy(s3_trace *dst, const s3_trace *src)
-{
-	*dst = *src;
-	dst->reqs = NULL;
-	dst->nreqs = dst->cap = 0;
-	if (!src->nreqs)
-		return RAG_OK;
-	if (!(dst->reqs = malloc((src->nreqs ? src->nreqs : 1) * sizeof(*dst->reqs))))
-		return RAG_ENOMEM;
-	memcpy(dst->reqs, src->reqs, src->nreqs * sizeof(*dst->reqs));
-	dst->nreqs = dst->cap = src->nreqs;
-	return RAG_OK;
-}
-
 static int by_start(const void *a, const void *b)
 {
 	const s3_req *x = a, *y = b;

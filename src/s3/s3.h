@@ -85,8 +85,6 @@ typedef struct s3_trace {
 void s3_trace_log_init(s3_trace *t, size_t max);
 /* Free the log; the counters stay. */
 void s3_trace_release(s3_trace *t);
-/* Copy src into dst (a deep copy of the log). RAG_ENOMEM leaves dst's log empty. */
-rag_rc s3_trace_copy(s3_trace *dst, const s3_trace *src);
 
 /* Sum over kinds. */
 void s3_trace_total(const s3_trace *t, s3_counter *out);
