@@ -224,7 +224,7 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 {
 	const qindex_status *st = &c->status;
 	json_t *j, *stages = json_array(), *per_stage = json_array(), *caches = json_object();
-	s3_counter path = {0}, all, load, path_kind[S3_KIND_COUNT] = {{0}};
+	s3_counter path = {0}, all, load;
 	char root[1024];
 	qmap_ingest ing;
 	bool lists, text;
@@ -257,8 +257,6 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 		json_array_append_new(stages, o);
 		if (qmap_stage_per_query(c->stages[i].stage)) {
 			s3_counter_add(&path, &all);
-			for (int k = 0; k < S3_KIND_COUNT; k++)
-				s3_counter_add(&path_kind[k], &c->stages[i].kind[k]);
 			json_array_append_new(per_stage, json_string(c->stages[i].stage));
 		}
 	}
@@ -305,7 +303,7 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 				    ok ? json_real(c->latency_sum_s * 1e3 / (double)ok) : json_null());
 		json_object_set_new(j, "query_path", pq);
 	}
-	json_object_set_new(j, "cost", cost_json(m->cfg, &ing, path_kind, ok));
+	json_object_set_new(j, "cost", qmap_cost(m, c));
 	return j;
 }
 
