@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "rag_config.h"
 #include "rag_err.h"
@@ -53,12 +54,11 @@ int cli_exit_code(rag_rc rc);
  */
 bool cli_load_config(cli_env *env, rag_config *cfg);
 
+/* The backing modes, one line each from qmode.h's table, for help texts. */
+void cli_print_modes(FILE *f);
+
 /* --quiet: no notices, and the log only says warnings and errors. */
 void cli_set_quiet(cli_env *env);
-
-/* The backing modes' names for messages, "memory, pointer, cached, object",
- * from the query module's own table (qmode_name()). */
-const char *cli_mode_list(char *buf, size_t len);
 
 /*
  * Load the configuration and make an S3 client for it: what most commands

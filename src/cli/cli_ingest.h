@@ -23,8 +23,8 @@ typedef struct ingest_session {
 int ingest_session_open(cli_env *env, ingest_session *s, const char *shard);
 void ingest_session_close(ingest_session *s);
 
-/* The S3 requests of the stages starting with prefix ("ingest."), one line each. */
-void ingest_print_storage(s3_client *c, const char *prefix);
+/* The S3 requests of the stages of one kind (rag_stage.h), one line each. */
+void ingest_print_storage(s3_client *c, rag_stage_kind kind);
 
 /* The options a command may take beyond --config and --help. */
 enum { OPT_QUIET = 1, OPT_SHARD = 2, OPT_LISTEN = 4, OPT_FAILED = 8 };

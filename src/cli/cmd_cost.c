@@ -93,10 +93,7 @@ typedef struct mode_cost {
 static rag_rc measure(s3_client *s3, const rag_config *cfg, qmode m, const sample *sm, int k,
 		      qretriever ret, const s3_prices *pr, mode_cost *out, rag_error *err)
 {
-	lru *text = m == QMODE_CACHED ? lru_new((size_t)cfg->query.cache_mb << 20) : NULL;
-	lru *lists = m == QMODE_OBJECT && cfg->query.list_cache_mb
-			     ? lru_new((size_t)cfg->query.list_cache_mb << 20) : NULL;
-	qcaches caches = {text, lists};
+	qcaches caches = {0};
 	qindex *qi = NULL;
 	qindex_status st;
 	double reqs = 0, bytes = 0, usd = 0, wall = 0;
@@ -104,7 +101,8 @@ static rag_rc measure(s3_client *s3, const rag_config *cfg, qmode m, const sampl
 	rag_rc rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = qindex_open(s3, cfg, m, &caches, NULL, &qi, err)))
+	if ((rc = qcaches_open(cfg, m, &caches, err)) ||
+	    (rc = qindex_open(s3, cfg, m, &caches, NULL, &qi, err)))
 		goto out;
 	qindex_status_get(qi, &st);
 	out->ram = st.vector_bytes + st.text_bytes + st.pointer_bytes;
@@ -133,8 +131,7 @@ static rag_rc measure(s3_client *s3, const rag_config *cfg, qmode m, const sampl
 	}
 out:
 	qindex_release(qi);
-	lru_free(text);
-	lru_free(lists);
+	qcaches_close(&caches);
 	return rc;
 }
 
@@ -202,7 +199,7 @@ int cmd_cost(cli_env *env, int argc, char **argv)
 	       qps, qps * SECONDS_PER_MONTH, (long long)k, qretriever_name(ret), sm.n);
 	printf("%-8s %10s %10s %12s %12s %14s %14s\n", "mode", "RAM held", "load reqs",
 	       "reqs/query", "bytes/query", "wait ms/query", "USD/month");
-	for (int m = QMODE_MEMORY; m <= QMODE_OBJECT && !rc; m++) {
+	for (int m = 0; m < QMODE_COUNT && !rc; m++) {
 		mode_cost mc;
 
 		if (measure(s3, &cfg, (qmode)m, &sm, (int)k, ret, &pr, &mc, &err)) {

@@ -79,7 +79,7 @@ int cmd_eval(cli_env *env, int argc, char **argv)
 	eval_run run = {0}, means;
 	s3_client *s3 = NULL;
 	qindex *qi = NULL;
-	lru *text = NULL;
+	qcaches caches = {0};
 	json_t *per = json_array();
 	char (*ids)[256] = calloc(EVAL_DOCS, sizeof(*ids));
 	const char **ranked = calloc(EVAL_DOCS, sizeof(*ranked));
@@ -121,9 +121,7 @@ int cmd_eval(cli_env *env, int argc, char **argv)
 		rc = CLI_USAGE;
 		goto done_early;
 	}
-	text = mode == QMODE_CACHED ? lru_new((size_t)cfg.query.cache_mb << 20) : NULL;
-	qcaches caches = {text, NULL};
-	if (!(s3 = s3_client_new(&cfg, &env->log, &err)) ||
+	if (!(s3 = s3_client_new(&cfg, &env->log, &err)) || qcaches_open(&cfg, mode, &caches, &err) ||
 	    qindex_open(s3, &cfg, mode, &caches, &env->log, &qi, &err)) {
 		rc = cli_fail(&err);
 		goto out;
@@ -175,7 +173,7 @@ int cmd_eval(cli_env *env, int argc, char **argv)
 	}
 out:
 	qindex_release(qi);
-	lru_free(text);
+	qcaches_close(&caches);
 	s3_client_free(s3);
 	rag_config_release(&cfg);
 done_early:

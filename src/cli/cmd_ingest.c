@@ -56,7 +56,7 @@ static void show_progress(void *ctx, int64_t done, int64_t total, uint64_t bytes
 	}
 }
 
-void ingest_print_storage(s3_client *c, const char *prefix)
+void ingest_print_storage(s3_client *c, rag_stage_kind kind)
 {
 	s3_stage_stats st[32];
 	size_t n = s3_client_stats(c, st, RAG_ARRAY_LEN(st));
@@ -65,7 +65,7 @@ void ingest_print_storage(s3_client *c, const char *prefix)
 	printf("storage by stage:\n");
 	for (size_t i = 0; i < n && i < RAG_ARRAY_LEN(st); i++) {
 		s3_counter tot = {0};
-		if (strncmp(st[i].stage, prefix, strlen(prefix)) != 0)
+		if (rag_stage_kind_of(st[i].stage) != kind)
 			continue;
 		for (int k = 0; k < S3_KIND_COUNT; k++)
 			s3_counter_add(&tot, &st[i].kind[k]);
@@ -116,7 +116,7 @@ static void print_summary(const ingest_summary *s, s3_client *c)
 		if (s->ms[i] >= 0.05)
 			printf(" %s %.0f ms,", ingest_stage_name((ingest_stage)i), s->ms[i]);
 	printf(" total %.0f ms\n", s->total_ms);
-	ingest_print_storage(c, "ingest.");
+	ingest_print_storage(c, RAG_STAGE_INGEST);
 }
 
 int ingest_session_open(cli_env *env, ingest_session *s, const char *shard)

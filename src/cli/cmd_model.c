@@ -53,7 +53,7 @@ static int model_fit(cli_env *env, int argc, char **argv)
 		printf("model %s version %s; re-embedded %" PRId64 " chunks into version %" PRId64 "\n",
 		       embedder_name(s.ic.model), embedder_version(s.ic.model), sum.chunks,
 		       sum.version);
-		ingest_print_storage(s.s3, "ingest.");
+		ingest_print_storage(s.s3, RAG_STAGE_INGEST);
 	}
 	ingest_session_close(&s);
 	return rc;
@@ -132,7 +132,7 @@ static int model_import(cli_env *env, int argc, char **argv)
 			printf(" (%" PRId64 " truncated at %zu tokens)", sum.truncated,
 			       embedder_max_tokens(m));
 		printf("\n");
-		ingest_print_storage(s.s3, "ingest.");
+		ingest_print_storage(s.s3, RAG_STAGE_INGEST);
 	}
 	ingest_session_close(&s);
 	return rc;

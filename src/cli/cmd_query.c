@@ -286,7 +286,7 @@ int cmd_query(cli_env *env, int argc, char **argv)
 		case 'p': filter.prefix = optarg; break;
 		case 't': type_s = optarg; break;
 		case 'T': trace = true; break;
-		case 'h': fputs(query_usage, stdout); return CLI_OK;
+		case 'h': fputs(query_usage, stdout); cli_print_modes(stdout); return CLI_OK;
 		default: fputs(query_usage, stderr); return CLI_USAGE;
 		}
 	}
@@ -309,7 +309,7 @@ int cmd_query(cli_env *env, int argc, char **argv)
 		mode_s = cfg.query.mode;
 	if (!qmode_parse(mode_s, &mode)) {
 		cli_error("query: unknown mode \"%s\" (%s)", mode_s,
-			  cli_mode_list(modes, sizeof(modes)));
+			  qmode_list(modes, sizeof(modes)));
 		rag_config_release(&cfg);
 		return CLI_USAGE;
 	}
@@ -339,14 +339,12 @@ int cmd_query(cli_env *env, int argc, char **argv)
 		json_decref(req);
 	} else {
 		s3_client *s3 = s3_client_new(&cfg, &env->log, &err);
-		lru *text = mode == QMODE_CACHED ? lru_new((size_t)cfg.query.cache_mb << 20) : NULL;
-		lru *lists = mode == QMODE_OBJECT && cfg.query.list_cache_mb
-				     ? lru_new((size_t)cfg.query.list_cache_mb << 20) : NULL;
-		qcaches caches = {text, lists};
+		qcaches caches = {0};
 		qindex *qi = NULL;
 		qresult r;
 
-		if (!s3 || qindex_open(s3, &cfg, mode, &caches, &env->log, &qi, &err)) {
+		if (!s3 || qcaches_open(&cfg, mode, &caches, &err) ||
+		    qindex_open(s3, &cfg, mode, &caches, &env->log, &qi, &err)) {
 			rc = cli_fail(&err);
 		} else {
 			qindex_status st;
@@ -370,8 +368,7 @@ int cmd_query(cli_env *env, int argc, char **argv)
 			}
 		}
 		qindex_release(qi);
-		lru_free(text);
-		lru_free(lists);
+		qcaches_close(&caches);
 		s3_client_free(s3);
 	}
 	if (res) {

@@ -148,7 +148,7 @@ static bool pick_mode(const char *mode_s, const rag_config *cfg, qmode *mode)
 	if (qmode_parse(mode_s ? mode_s : cfg->query.mode, mode))
 		return true;
 	cli_error("serve: unknown mode \"%s\" (%s)", mode_s ? mode_s : cfg->query.mode,
-		  cli_mode_list(modes, sizeof(modes)));
+		  qmode_list(modes, sizeof(modes)));
 	return false;
 }
 
@@ -228,7 +228,7 @@ int cmd_serve(cli_env *env, int argc, char **argv)
 		case 'm': mode_s = optarg; break;
 		case 'l': listen = optarg; break;
 		case 'c': env->config_path = optarg; break;
-		case 'h': fputs(serve_usage, stdout); return CLI_OK;
+		case 'h': fputs(serve_usage, stdout); cli_print_modes(stdout); return CLI_OK;
 		default: fputs(serve_usage, stderr); return CLI_USAGE;
 		}
 	}

@@ -67,17 +67,13 @@ int cli_fail(const rag_error *err)
 	return cli_exit_code(err->rc);
 }
 
-const char *cli_mode_list(char *buf, size_t len)
+void cli_print_modes(FILE *f)
 {
-	size_t n = 0;
-
-	if (!len)
-		return buf;
-	buf[0] = '\0';
-	for (int m = QMODE_MEMORY; m <= QMODE_OBJECT && n < len; m++)
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", m == QMODE_MEMORY ? "" : ", ",
-				      qmode_name((qmode)m));
-	return buf;
+	fputs("\nbacking modes (what stays in RAM; what one query reads from storage):\n", f);
+	for (int m = 0; m < QMODE_COUNT; m++) {
+		const qmode_row *r = qmode_info((qmode)m);
+		fprintf(f, "  %-8s holds %s; reads %s\n", r->name, r->holds, r->reads);
+	}
 }
 
 static bool mode_ok(const char *s)
@@ -117,7 +113,7 @@ bool cli_load_config(cli_env *env, rag_config *cfg)
 		return false;
 	}
 	if (rag_config_check(cfg, "query", "mode", mode_ok,
-			     cli_mode_list(modes, sizeof(modes)), &err)) {
+			     qmode_list(modes, sizeof(modes)), &err)) {
 		rag_config_release(cfg);
 		cli_fail(&err);
 		return false;

@@ -104,14 +104,7 @@ static void seg_set_release(seg_set *s)
 
 static void ingest_requests_now(const ingest_ctx *ic, s3_counter kind[S3_KIND_COUNT])
 {
-	s3_stage_stats st[64];
-	size_t n = s3_client_stats(ic->s3, st, 64);
-
-	memset(kind, 0, sizeof(s3_counter) * S3_KIND_COUNT);
-	for (size_t i = 0; i < n && i < 64; i++)
-		if (strncmp(st[i].stage, "ingest.", 7) == 0)
-			for (int k = 0; k < S3_KIND_COUNT; k++)
-				s3_counter_add(&kind[k], &st[i].kind[k]);
+	s3_client_kind_totals(ic->s3, RAG_STAGE_INGEST, kind);
 }
 
 void ingest_mark_pass(ingest_ctx *ic)

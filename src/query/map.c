@@ -10,6 +10,7 @@
 #include "commit.h"
 #include "manifest.h"
 #include "qjson.h"
+#include "rag_stage.h"
 #include "rag_util.h"
 
 /* What the manifest of one version says about ingestion. */
@@ -53,23 +54,24 @@ void qmap_free(qmap *m)
 	free(m);
 }
 
-void qmap_mode_touches(qmode mode, bool *lists, bool *text)
+static bool per_query(const char *stage)
 {
-	*lists = mode == QMODE_OBJECT;
-	*text = mode != QMODE_MEMORY;
+	return rag_stage_kind_of(stage) == RAG_STAGE_QUERY;
 }
 
-bool qmap_stage_per_query(const char *stage)
+/* The table of modes (qmode.h), for the page's switch and labels. */
+static json_t *modes_json(void)
 {
-	static const char *const not_per_query[] = {"query.load", "query.reload", "query.log",
-						    "query.map"};
+	json_t *a = json_array();
 
-	if (strncmp(stage, "query.", 6) != 0)
-		return false;
-	for (size_t i = 0; i < RAG_ARRAY_LEN(not_per_query); i++)
-		if (strcmp(stage, not_per_query[i]) == 0)
-			return false;
-	return true;
+	for (int m = 0; a && m < QMODE_COUNT; m++) {
+		const qmode_row *r = qmode_info((qmode)m);
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:b, s:b, s:b}", "name", r->name,
+						   "holds", r->holds, "reads", r->reads, "lists",
+						   r->dense_from_lists, "text", r->reads_records,
+						   "text_cache", r->text_cache));
+	}
+	return a;
 }
 
 /* Read version's manifest into ing (the lock is held). */
@@ -236,7 +238,8 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 	pthread_mutex_unlock(&m->lock);
 	if (ing.version != st->version)
 		memset(&ing, 0, sizeof(ing)); /* a reload raced us; shown as not read yet */
-	qmap_mode_touches(st->mode, &lists, &text);
+	lists = qmode_info(st->mode)->dense_from_lists;
+	text = qmode_info(st->mode)->reads_records;
 	s3_trace_total(&st->load_trace, &load);
 	if (mf_index_root(m->cfg->index.prefix, m->cfg->index.name, root, sizeof(root)))
 		root[0] = '\0';
@@ -252,10 +255,12 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 		}
 		o = counter_json(&all);
 		json_object_set_new(o, "stage", json_string(c->stages[i].stage));
-		json_object_set_new(o, "per_query", json_boolean(qmap_stage_per_query(c->stages[i].stage)));
+		json_object_set_new(o, "per_query", json_boolean(per_query(c->stages[i].stage)));
+		json_object_set_new(o, "kind",
+				    json_string(rag_stage_kind_name(rag_stage_kind_of(c->stages[i].stage))));
 		json_object_set_new(o, "by_kind", kinds);
 		json_array_append_new(stages, o);
-		if (qmap_stage_per_query(c->stages[i].stage)) {
+		if (per_query(c->stages[i].stage)) {
 			s3_counter_add(&path, &all);
 			json_array_append_new(per_stage, json_string(c->stages[i].stage));
 		}
@@ -283,6 +288,7 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 		json_decref(per_stage);
 		return NULL;
 	}
+	json_object_set_new(j, "modes", modes_json());
 	/* where things live, to label the store's prefixes with their real names */
 	json_object_set_new(j, "store", json_pack("{s:s, s:s, s:s, s:s, s:s}", "bucket",
 			    m->cfg->s3.bucket, "source", m->cfg->source.prefix, "models",
@@ -319,7 +325,7 @@ json_t *qmap_cost(qmap *m, const qmap_counts *c)
 	if (ing.version != c->status.version)
 		memset(&ing, 0, sizeof(ing));
 	for (size_t i = 0; i < n; i++)
-		if (qmap_stage_per_query(c->stages[i].stage))
+		if (per_query(c->stages[i].stage))
 			for (int k = 0; k < S3_KIND_COUNT; k++)
 				s3_counter_add(&path_kind[k], &c->stages[i].kind[k]);
 	return cost_json(m->cfg, &ing, path_kind, c->queries_ok);

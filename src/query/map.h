@@ -6,8 +6,7 @@
  * annotated. Its figures come from three places only, so that they are the
  * very counters /metrics prints:
  *  1. the server's S3 client counters by stage (s3_client_stats(), as in
- *     ragmap_storage_*_total): query.load, query.reload, query.text,
- *     query.lists, query.log, query.map and any other "query.*" stage;
+ *     ragmap_storage_*_total) of the query server's stages (rag_stage.h);
  *  2. the server's query and cache counters (ragmap_queries_total,
  *     ragmap_query_duration_seconds, ragmap_cache_*);
  *  3. for the ingestion side, the manifest of the version being served:
@@ -16,13 +15,14 @@
  *     once per version under stage "query.map", a read the map shows too.
  *
  * Invariants:
- *  1. The query path's stages are every "query.*" stage except query.load,
- *     query.reload, query.log and query.map; per-query figures are their
+ *  1. The query path's stages are the RAG_STAGE_QUERY stages of rag_stage.h's
+ *     list (an unlisted label never is); per-query figures are their
  *     totals divided by the queries answered ok (the totals are in the JSON
  *     as well, so the page can show the same numbers as /metrics).
  *  2. Whether a mode touches storage per query is a property of the mode
- *     (qmap_mode_touches()), not of the traffic so far: the page draws the
- *     edge before the first query.
+ *     (its row in qmode.h's table), not of the traffic so far: the page
+ *     draws the edge before the first query. The map lists every mode's
+ *     row ("modes"), so the page names modes from the same table.
  *
  * Thread safety: every function may be called from any thread.
  */
@@ -67,11 +67,6 @@ rag_rc qmap_prepare(qmap *m, int64_t version, rag_error *err);
 /* The map document for a snapshot. New reference; NULL when out of memory. */
 json_t *qmap_json(qmap *m, const qmap_counts *c);
 
-/* Whether a mode reads inverted lists and chunk text from storage per query. */
-void qmap_mode_touches(qmode mode, bool *lists, bool *text);
-
-/* Whether a stage label is on the query path (invariant 1). */
-bool qmap_stage_per_query(const char *stage);
 
 /*
  * {"per_million_queries", "last_ingest_pass", "storage_per_month",

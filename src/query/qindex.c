@@ -38,6 +38,7 @@ typedef struct qseg {
 struct qindex {
 	atomic_int refs;
 	qmode mode;
+	const qmode_row *row;     /* qmode_info(mode) */
 	s3_client *s3;
 	rag_log *log;
 	manifest mf;
@@ -60,31 +61,7 @@ struct qindex {
 #define QUERY_TRACE_MAX 4096
 #define LOAD_TRACE_MAX 65536
 
-static const char *const mode_names[] = {"memory", "pointer", "cached", "object"};
 static const char *const ret_names[] = {"dense", "bm25", "hybrid"};
-
-/* Index of s in names[0..n), or -1. */
-static int name_index(const char *const *names, int n, const char *s)
-{
-	for (int i = 0; s && i < n; i++)
-		if (strcmp(s, names[i]) == 0)
-			return i;
-	return -1;
-}
-
-const char *qmode_name(qmode m)
-{
-	return (unsigned)m < RAG_ARRAY_LEN(mode_names) ? mode_names[m] : "unknown";
-}
-
-bool qmode_parse(const char *s, qmode *out)
-{
-	int i = name_index(mode_names, (int)RAG_ARRAY_LEN(mode_names), s);
-
-	if (i >= 0)
-		*out = (qmode)i;
-	return i >= 0;
-}
 
 const char *qretriever_name(qretriever r)
 {
@@ -93,11 +70,12 @@ const char *qretriever_name(qretriever r)
 
 bool qretriever_parse(const char *s, qretriever *out)
 {
-	int i = name_index(ret_names, (int)RAG_ARRAY_LEN(ret_names), s);
-
-	if (i >= 0)
-		*out = (qretriever)i;
-	return i >= 0;
+	for (int i = 0; s && i < (int)RAG_ARRAY_LEN(ret_names); i++)
+		if (strcmp(s, ret_names[i]) == 0) {
+			*out = (qretriever)i;
+			return true;
+		}
+	return false;
 }
 
 /* ------------------------------------------------------------- loading */
@@ -162,20 +140,10 @@ static int64_t tombstones_in(const manifest *m, int64_t first, int64_t last)
 	return n;
 }
 
-/* Which objects of a segment a mode loads. */
+/* Whether the mode loads segment object obj at open (qmode.h's table). */
 static bool mode_loads(qmode mode, int obj)
 {
-	switch (obj) {
-	case MF_INDEX:
-	case MF_CHUNKS_IDX:
-		return mode != QMODE_OBJECT;
-	case MF_CHUNKS:
-		return mode == QMODE_MEMORY;
-	case MF_LISTS_IDX:
-		return mode == QMODE_OBJECT;
-	default:
-		return false;
-	}
+	return (qmode_info(mode)->loads >> obj) & 1u;
 }
 
 static rag_rc load_segments(qindex *q, const s3_op *op, rag_error *err)
@@ -231,7 +199,7 @@ static rag_rc load_segments(qindex *q, const s3_op *op, rag_error *err)
 			if (rc)
 				rag_error_prefix(err, "\"%s\"", s->mf->obj[k].key);
 		}
-		if (!rc && q->mode == QMODE_OBJECT && s->lists.dims != q->mf.model.dims)
+		if (!rc && q->row->dense_from_lists && s->lists.dims != q->mf.model.dims)
 			rc = rag_error_set(err, RAG_ECORRUPT, "segment \"%s\": %d dims, model has %d",
 					   s->mf->id, s->lists.dims, q->mf.model.dims);
 	}
@@ -267,6 +235,10 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 	rag_rc rc;
 
 	*out = NULL;
+	if (!qmode_info(mode)) {
+		free(q);
+		return rag_error_set(err, RAG_EINVAL, "unknown mode %d", (int)mode);
+	}
 	if (!q)
 		return rag_error_set(err, RAG_ENOMEM, "out of memory");
 	atomic_init(&q->refs, 1);
@@ -276,10 +248,13 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 	q->zscore = strcmp(cfg->query.hybrid_method, "rrf") != 0;
 	q->weight = cfg->query.hybrid_weight;
 	q->mode = mode;
+	q->row = qmode_info(mode);
 	q->s3 = s3;
 	q->log = log;
-	if (caches)
-		q->caches = *caches;
+	if (caches) {   /* only the caches the mode's row names */
+		q->caches.text = q->row->text_cache ? caches->text : NULL;
+		q->caches.lists = q->row->list_cache ? caches->lists : NULL;
+	}
 	s3_prices_from_config(cfg, &q->prices);
 	/* the load broken down per object (GET /v1/status) */
 	s3_trace_log_init(&q->st.load_trace, LOAD_TRACE_MAX);
@@ -650,7 +625,7 @@ static rag_rc fetch_records(qindex *q, const cand *top, int n, qresult *res, rag
 		char *data;
 		size_t dlen;
 
-		if (q->mode != QMODE_OBJECT) {
+		if (!q->row->dense_from_lists) {   /* else the list entry carried it */
 			const seg_ptr *ptr = segment_find_ptr(s->ptrs, s->nptrs, top[i].id);
 			if (!ptr) {
 				rc = rag_error_set(err, RAG_ECORRUPT, "segment \"%s\": no pointer for %lld",
@@ -660,7 +635,7 @@ static rag_rc fetch_records(qindex *q, const cand *top, int n, qresult *res, rag
 			off = ptr->rec_off;
 			len = ptr->rec_len;
 		}
-		if (q->mode == QMODE_MEMORY) {
+		if (q->row->records_in_ram) {
 			if (off + len > s->records_len)
 				rc = rag_error_set(err, RAG_ECORRUPT, "segment \"%s\": record out of range",
 						   s->mf->id);
@@ -668,14 +643,14 @@ static rag_rc fetch_records(qindex *q, const cand *top, int n, qresult *res, rag
 				rc = fill_hit(&res->hits[i], s->records + off, len, top[i].id, err);
 			continue;
 		}
-		if (q->mode == QMODE_CACHED && q->caches.text &&
+		if (q->caches.text &&
 		    lru_get(q->caches.text, rec_cache_key(s, off), &data, &dlen)) {
 			res->cache_hits++;
 			rc = fill_hit(&res->hits[i], data, dlen, top[i].id, err);
 			free(data);
 			continue;
 		}
-		if (q->mode == QMODE_CACHED)
+		if (q->caches.text)
 			res->cache_misses++;
 		reqs[nreq].key = s->mf->obj[MF_CHUNKS].key;
 		reqs[nreq].off = off;
@@ -696,7 +671,7 @@ static rag_rc fetch_records(qindex *q, const cand *top, int n, qresult *res, rag
 	for (int i = 0; i < nreq; i++) {
 		if (!rc) {
 			qseg *s = &q->segs[top[map[i]].seg];
-			if (q->mode == QMODE_CACHED && q->caches.text)
+			if (q->caches.text)
 				lru_put(q->caches.text, rec_cache_key(s, reqs[i].off), reqs[i].buf.data,
 					reqs[i].buf.len);
 			rc = fill_hit(&res->hits[map[i]], reqs[i].buf.data, reqs[i].buf.len,
@@ -878,7 +853,7 @@ static void explain_hit(qhit *h, const cands *dense, const cands *bm25)
 static rag_rc dense_candidates(qindex *q, const float *qv, int depth, cands *out, qresult *res,
 			       rag_error *err)
 {
-	rag_rc rc = q->mode == QMODE_OBJECT ? search_object(q, qv, depth, out, res, err)
+	rag_rc rc = q->row->dense_from_lists ? search_object(q, qv, depth, out, res, err)
 					    : search_in_ram(q, qv, depth, out, err);
 
 	if (!rc)
@@ -967,7 +942,7 @@ static rag_rc widen(qindex *q, const float *qv, const char *z, int k, const idse
 	int total = all_depth(q), depth = k * 4 > 64 ? k * 4 : 64;
 	rag_rc rc;
 
-	if (q->mode == QMODE_OBJECT && qv)
+	if (q->row->dense_from_lists && qv)
 		depth = total;
 	for (;;) {
 		size_t got;

@@ -1,13 +1,8 @@
 /*
  * qindex — one index version loaded for querying in one backing mode.
  *
- *   mode     held in RAM                        read from storage per query
- *   memory   vectors, chunk records, pointers   nothing
- *   pointer  vectors, pointers                  one ranged GET per hit (its record)
- *   cached   vectors, pointers, LRU of records  one ranged GET per hit missing the LRU
- *   object   IVF centroids, list offsets        each probed list (one ranged GET; it
- *                                               carries its members' record pointers),
- *                                               then one ranged GET per hit
+ * What each backing mode holds, loads and reads per query is the table in
+ * qmode.h; qindex asks it and never compares modes itself.
  *
  * Invariants:
  *  1. A qindex is immutable after qindex_open(); queries may run on it from
@@ -29,25 +24,17 @@
 
 #include "lru.h"
 #include "manifest.h"
+#include "qmode.h"
 #include "rag_config.h"
 #include "rag_log.h"
 #include "s3.h"
 
-typedef enum { QMODE_MEMORY, QMODE_POINTER, QMODE_CACHED, QMODE_OBJECT } qmode;
 typedef enum { QRET_DENSE, QRET_BM25, QRET_HYBRID } qretriever;
 
-const char *qmode_name(qmode m);
-bool qmode_parse(const char *s, qmode *out);
 const char *qretriever_name(qretriever r);
 bool qretriever_parse(const char *s, qretriever *out);
 
 typedef struct qindex qindex;
-
-/* Caches shared across versions (records and lists are immutable). */
-typedef struct qcaches {
-	lru *text;   /* cached mode; may be NULL in other modes */
-	lru *lists;  /* object mode; NULL: no list cache */
-} qcaches;
 
 /*
  * Load the newest committed version (commit_read_newest(); storage under

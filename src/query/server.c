@@ -233,18 +233,6 @@ static enum MHD_Result handle_status(server *s, const http_request *rq)
 	return http_send_json(c, 200, j);
 }
 
-/* The valid modes, "memory, pointer, cached, object", for messages. */
-static const char *mode_list(char *buf, size_t len)
-{
-	size_t n = 0;
-
-	buf[0] = '\0';
-	for (int m = QMODE_MEMORY; m <= QMODE_OBJECT && n < len; m++)
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", m == QMODE_MEMORY ? "" : ", ",
-				      qmode_name((qmode)m));
-	return buf;
-}
-
 /*
  * POST /v1/mode {"mode": MODE}: a reload in another mode, made by the
  * owner through the hook (server.h, "Mode switches"). This handler's server
@@ -264,7 +252,7 @@ static enum MHD_Result handle_mode(server *s, const http_request *rq)
 	double ms;
 	enum MHD_Result out;
 
-	mode_list(modes, sizeof(modes));
+	qmode_list(modes, sizeof(modes));
 	if (rq->too_large) {
 		snprintf(msg, sizeof(msg), "request body over the %llu byte limit",
 			 (unsigned long long)s->cfg.query.max_body);
@@ -625,11 +613,8 @@ static rag_rc start(const rag_config *cfg, qmode mode, const char *listen, const
 		rc = err ? err->rc : RAG_EINTERNAL;
 		goto fail;
 	}
-	if (mode == QMODE_CACHED)
-		s->caches.text = lru_new((size_t)cfg->query.cache_mb << 20);
-	if (mode == QMODE_OBJECT && cfg->query.list_cache_mb)
-		s->caches.lists = lru_new((size_t)cfg->query.list_cache_mb << 20);
-	if ((rc = qindex_open(s->s3, &s->cfg, mode, &s->caches, log, &s->current, err)))
+	if ((rc = qcaches_open(cfg, mode, &s->caches, err)) ||
+	    (rc = qindex_open(s->s3, &s->cfg, mode, &s->caches, log, &s->current, err)))
 		goto fail;
 	if (!(s->map = qmap_new(s->s3, &s->cfg))) {
 		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
@@ -701,8 +686,7 @@ void server_stop(server *s)
 	qlog_stop(s->qlog);
 	qindex_release(s->current);
 	qmap_free(s->map);
-	lru_free(s->caches.text);
-	lru_free(s->caches.lists);
+	qcaches_close(&s->caches);
 	s3_client_free(s->s3);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->wake);

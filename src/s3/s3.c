@@ -362,6 +362,17 @@ size_t s3_client_stats(s3_client *c, s3_stage_stats *out, size_t max)
 	return n;
 }
 
+void s3_client_kind_totals(s3_client *c, rag_stage_kind k, s3_counter out[S3_KIND_COUNT])
+{
+	memset(out, 0, sizeof(s3_counter) * S3_KIND_COUNT);
+	pthread_mutex_lock(&c->stats_lock);
+	for (size_t i = 0; i < c->nstages; i++)
+		if (rag_stage_kind_of(c->stages[i].stage) == k)
+			for (int j = 0; j < S3_KIND_COUNT; j++)
+				s3_counter_add(&out[j], &c->stages[i].kind[j]);
+	pthread_mutex_unlock(&c->stats_lock);
+}
+
 /* --------------------------------------------------------- pure helpers */
 
 /* Percent-encode all but unreserved characters (and '/', '.' as asked). */
@@ -940,6 +951,10 @@ static void record(s3_client *c, const s3_op *op, s3_kind kind, const s3_counter
 		st = &c->stages[c->nstages++];
 		memset(st, 0, sizeof(*st));
 		rag_strlcpy(st->stage, stage, sizeof(st->stage));
+		/* once per label: a stage missing from the list is a bug to see */
+		if (rag_stage_kind_of(stage) == RAG_STAGE_UNLISTED)
+			RAG_WARN(c->log, "storage stage \"%s\" is not in the stage list "
+				 "(src/core/rag_stage.c): counted as unlisted", stage);
 	}
 	if (st)
 		s3_counter_add(&st->kind[kind], delta);

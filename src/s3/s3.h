@@ -30,6 +30,7 @@
 #include "rag_config.h"
 #include "rag_err.h"
 #include "rag_log.h"
+#include "rag_stage.h"
 #include "s3_xml.h"
 
 /* Request kinds, as counted. MPU = multipart create/complete/abort;
@@ -111,7 +112,8 @@ void s3_counter_add(s3_counter *into, const s3_counter *c);
 
 /* Who is asking: the stage label for the counters, and an optional trace. */
 typedef struct s3_op {
-	const char *stage;    /* e.g. "ingest.fetch", "query.text"; static string */
+	const char *stage;    /* a label of rag_stage.h's list, e.g. "query.text";
+	                       * static string */
 	s3_trace *trace;      /* may be NULL; updated under the client's lock */
 	uint64_t deadline_ns; /* rag_now_ns() clock; 0: none. A request (with its
 	                       * retries) that would run past it fails RAG_ETIMEOUT */
@@ -141,7 +143,7 @@ void s3_client_set_seed(s3_client *c, uint64_t seed);
 /* ---- counters ---- */
 
 typedef struct s3_stage_stats {
-	char stage[48];
+	char stage[RAG_STAGE_LABEL_MAX + 1];
 	s3_counter kind[S3_KIND_COUNT];
 } s3_stage_stats;
 
@@ -150,6 +152,10 @@ typedef struct s3_stage_stats {
  * entries); returns the number of stages.
  */
 size_t s3_client_stats(s3_client *c, s3_stage_stats *out, size_t max);
+
+/* The counters of every stage of kind k (rag_stage.h's list), summed per
+ * request kind into out[]. */
+void s3_client_kind_totals(s3_client *c, rag_stage_kind k, s3_counter out[S3_KIND_COUNT]);
 
 /* ---- requests ---- */
 

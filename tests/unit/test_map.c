@@ -12,6 +12,8 @@
 
 #include "map.h"
 #include "page.h"
+#include "qmode.h"
+#include "rag_stage.h"
 #include "rag_util.h"
 
 static void test_page_matches_source(void **state)
@@ -55,42 +57,85 @@ static void test_page_is_self_contained(void **state)
 	assert_non_null(strstr(p, "/v1/query"));
 }
 
-static void test_stage_per_query(void **state)
+static void test_stage_kinds(void **state)
 {
 	static const struct {
 		const char *stage;
-		bool per_query;
+		rag_stage_kind kind;
 	} cases[] = {
-		{"query.text", true},    {"query.lists", true},   {"query.catalog", true},
-		{"query.load", false},   {"query.reload", false}, {"query.log", false},
-		{"query.map", false},    {"ingest.fetch", false}, {"query", false},
-		{"", false},
+		{"query.text", RAG_STAGE_QUERY},     {"query.lists", RAG_STAGE_QUERY},
+		{"query.catalog", RAG_STAGE_QUERY},  {"query.load", RAG_STAGE_SERVE},
+		{"query.reload", RAG_STAGE_SERVE},   {"query.log", RAG_STAGE_SERVE},
+		{"query.map", RAG_STAGE_SERVE},      {"ingest.fetch", RAG_STAGE_INGEST},
+		{"verify", RAG_STAGE_TOOL},          {"query", RAG_STAGE_UNLISTED},
+		{"query.new", RAG_STAGE_UNLISTED},   {"", RAG_STAGE_UNLISTED},
 	};
+	size_t n;
+	const rag_stage *list = rag_stage_list(&n);
 
 	(void)state;
 	for (size_t i = 0; i < RAG_ARRAY_LEN(cases); i++)
-		assert_int_equal(qmap_stage_per_query(cases[i].stage), cases[i].per_query);
+		assert_int_equal(rag_stage_kind_of(cases[i].stage), cases[i].kind);
+	/* invariant 1 of rag_stage.h: unique labels that fit the counters */
+	for (size_t i = 0; i < n; i++) {
+		assert_true(strlen(list[i].label) <= RAG_STAGE_LABEL_MAX);
+		assert_ptr_equal(rag_stage_find(list[i].label), &list[i]);
+	}
 }
 
-static void test_mode_touches(void **state)
+static void test_mode_table(void **state)
 {
 	static const struct {
 		qmode mode;
-		bool lists, text;
+		bool lists, text, text_cache;
 	} cases[] = {
-		{QMODE_MEMORY, false, false},
-		{QMODE_POINTER, false, true},
-		{QMODE_CACHED, false, true},
-		{QMODE_OBJECT, true, true},
+		{QMODE_MEMORY, false, false, false},
+		{QMODE_POINTER, false, true, false},
+		{QMODE_CACHED, false, true, true},
+		{QMODE_OBJECT, true, true, false},
 	};
+	char buf[64];
 
 	(void)state;
 	for (size_t i = 0; i < RAG_ARRAY_LEN(cases); i++) {
-		bool l, t;
-		qmap_mode_touches(cases[i].mode, &l, &t);
-		assert_int_equal(l, cases[i].lists);
-		assert_int_equal(t, cases[i].text);
+		const qmode_row *r = qmode_info(cases[i].mode);
+		qmode back;
+		assert_non_null(r);
+		assert_int_equal(r->dense_from_lists, cases[i].lists);
+		assert_int_equal(r->reads_records, cases[i].text);
+		assert_int_equal(r->text_cache, cases[i].text_cache);
+		/* qmode.h invariants 2 and 3 */
+		assert_true(r->records_in_ram != r->reads_records);
+		if (r->dense_from_lists)
+			assert_int_equal(r->loads, 1u << MF_LISTS_IDX);
+		assert_true(qmode_parse(r->name, &back));
+		assert_int_equal(back, cases[i].mode);
 	}
+	assert_null(qmode_info(QMODE_COUNT));
+	assert_string_equal(qmode_list(buf, sizeof(buf)), "memory, pointer, cached, object");
+}
+
+static void test_mode_caches(void **state)
+{
+	rag_config cfg;
+	qcaches c;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.query.cache_mb = 1;
+	cfg.query.list_cache_mb = 1;
+	for (int m = 0; m < QMODE_COUNT; m++) {
+		const qmode_row *r = qmode_info((qmode)m);
+		assert_int_equal(qcaches_open(&cfg, (qmode)m, &c, NULL), RAG_OK);
+		assert_int_equal(c.text != NULL, r->text_cache);
+		assert_int_equal(c.lists != NULL, r->list_cache);
+		qcaches_close(&c);
+		assert_null(c.text);
+	}
+	cfg.query.list_cache_mb = 0; /* the list cache is optional */
+	assert_int_equal(qcaches_open(&cfg, QMODE_OBJECT, &c, NULL), RAG_OK);
+	assert_null(c.lists);
+	qcaches_close(&c);
 }
 
 static void add_stage(qmap_counts *c, const char *stage, s3_kind kind, uint64_t req, uint64_t bytes,
@@ -186,8 +231,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_page_matches_source),
 		cmocka_unit_test(test_page_is_self_contained),
-		cmocka_unit_test(test_stage_per_query),
-		cmocka_unit_test(test_mode_touches),
+		cmocka_unit_test(test_stage_kinds),
+		cmocka_unit_test(test_mode_table),
+		cmocka_unit_test(test_mode_caches),
 		cmocka_unit_test(test_map_json),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
