@@ -28,12 +28,13 @@
 
 static const char serve_usage[] =
 	"usage: ragmap serve [--mode memory|pointer|cached|object] [--listen HOST:PORT]\n"
-	"                    [--config FILE]\n"
+	"                    [--warm] [--config FILE]\n"
 	"  Load the latest index version in the given backing mode and serve:\n"
 	"    GET  /            the live storage map page (open it in a browser)\n"
 	"    POST /v1/query    {\"q\": \"...\", \"k\": 5, \"retriever\": \"dense\"}\n"
 	"    GET  /v1/status   mode, version, counts, resident bytes, load cost\n"
 	"    POST /v1/mode     {\"mode\": \"pointer\"}: serve in another mode (a reload)\n"
+	"    POST /v1/warm     [{\"budget_mb\": N}]: preload the mode's cache (background)\n"
 	"    GET  /v1/map      the live map's figures (what the page shows)\n"
 	"    GET  /metrics     Prometheus text\n"
 	"    GET  /healthz     \"ok\" once an index is loaded\n"
@@ -55,6 +56,12 @@ static const char serve_usage[] =
 	"  request: the configuration is read again as for SIGHUP, and the mode\n"
 	"  switched to stays across later SIGHUPs, as --mode would. The answer says\n"
 	"  the old and new mode and version and how long the switch took.\n"
+	"  --warm (query.warm) preloads, in the background, what the mode reads per\n"
+	"  query: object mode the IVF lists (needs query.list_cache_mb), cached mode\n"
+	"  the records the query log says answers returned most; at most\n"
+	"  query.warm_mb (0: the cache's size). Progress: \"warm\" in /v1/status.\n"
+	"  It is done again after a reload or mode switch. Answers that read no\n"
+	"  storage count as warm, the others as cold: /v1/map shows both latencies.\n"
 	"  SIGINT and SIGTERM stop the server.\n";
 
 static volatile sig_atomic_t serve_stop, serve_reload;
@@ -160,7 +167,7 @@ static bool pick_mode(const char *mode_s, const rag_config *cfg, qmode *mode)
  * fails, err saying why: the old one goes on, the error is on stderr and in
  * the log.
  */
-static generation *reload(cli_env *env, generation *old, const char *mode_s,
+static generation *reload(cli_env *env, generation *old, const char *mode_s, bool warm,
 			  const char *start_listen, const char *here, const char *why,
 			  rag_error *err)
 {
@@ -183,6 +190,7 @@ static generation *reload(cli_env *env, generation *old, const char *mode_s,
 			  "serving with the old one", why);
 		return NULL;
 	}
+	g->cfg.query.warm |= warm;   /* --warm stays, as --mode does */
 	if (!pick_mode(mode_s, &g->cfg, &mode)) {
 		rag_error_set(err, RAG_ECONFIG, "query.mode is bad now (see the server's stderr); "
 			      "still serving with the old configuration");
@@ -211,9 +219,10 @@ int cmd_serve(cli_env *env, int argc, char **argv)
 	static const struct option opts[] = {
 		{"mode", required_argument, NULL, 'm'}, {"listen", required_argument, NULL, 'l'},
 		{"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"warm", no_argument, NULL, 'w'}, {NULL, 0, NULL, 0},
 	};
 	const char *mode_s = NULL, *listen = NULL, *addr, *colon;
+	bool warm = false;
 	generation *g;
 	rag_error err = {0};
 	qmode mode;
@@ -227,6 +236,7 @@ int cmd_serve(cli_env *env, int argc, char **argv)
 		switch (opt) {
 		case 'm': mode_s = optarg; break;
 		case 'l': listen = optarg; break;
+		case 'w': warm = true; break;
 		case 'c': env->config_path = optarg; break;
 		case 'h': fputs(serve_usage, stdout); cli_print_modes(stdout); return CLI_OK;
 		default: fputs(serve_usage, stderr); return CLI_USAGE;
@@ -244,6 +254,7 @@ int cmd_serve(cli_env *env, int argc, char **argv)
 		free(g);
 		return CLI_USAGE;
 	}
+	g->cfg.query.warm |= warm;
 	/* query.mode was checked at load; --mode is checked here */
 	if (!pick_mode(mode_s, &g->cfg, &mode)) {
 		generation_free(g);
@@ -295,7 +306,8 @@ int cmd_serve(cli_env *env, int argc, char **argv)
 		pthread_mutex_unlock(&ms.lock);
 		if (switching) {
 			memset(&err, 0, sizeof(err));
-			next = reload(env, g, qmode_name(want), listen, here, "POST /v1/mode", &err);
+			next = reload(env, g, qmode_name(want), warm, listen, here, "POST /v1/mode",
+				      &err);
 			if (next) {
 				mode_s = qmode_name(want); /* static; stays across SIGHUPs */
 				mode = want;
@@ -307,7 +319,7 @@ int cmd_serve(cli_env *env, int argc, char **argv)
 		} else {
 			serve_reload = 0;
 			memset(&err, 0, sizeof(err));
-			if ((next = reload(env, g, mode_s, listen, here, "SIGHUP", &err)))
+			if ((next = reload(env, g, mode_s, warm, listen, here, "SIGHUP", &err)))
 				mode = server_mode(next->srv);
 		}
 		if (next) {

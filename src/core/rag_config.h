@@ -112,6 +112,8 @@ typedef struct rag_config {
 		int64_t threads;         /* HTTP worker threads */
 		int64_t cache_mb;        /* cached mode: chunk text LRU */
 		int64_t list_cache_mb;   /* object mode: inverted list LRU (0: none) */
+		bool warm;               /* preload the cache at start (serve --warm) */
+		int64_t warm_mb;         /* warm-up budget (0: the cache's size) */
 		char *token;             /* secret: bearer token, empty = none */
 		uint64_t max_body;
 		int64_t max_k;

@@ -22,6 +22,7 @@ static const rag_stage stages[] = {
 	{"query.reload", RAG_STAGE_SERVE, "polling for and loading a newer version"},
 	{"query.log", RAG_STAGE_SERVE, "writing the query log"},
 	{"query.map", RAG_STAGE_SERVE, "the served version's manifest, for the map"},
+	{"query.warm", RAG_STAGE_SERVE, "warm-up: the query log, lists and records preloaded"},
 	{"status", RAG_STAGE_TOOL, "ragmap status"},
 	{"verify", RAG_STAGE_TOOL, "ragmap verify"},
 	{"cost", RAG_STAGE_TOOL, "ragmap cost"},

@@ -307,6 +307,13 @@ json_t *qmap_json(qmap *m, const qmap_counts *c)
 				    ok ? json_real((double)path.ns / 1e6 / (double)ok) : json_null());
 		json_object_set_new(pq, "latency_ms_per_query",
 				    ok ? json_real(c->latency_sum_s * 1e3 / (double)ok) : json_null());
+		/* cold: the answer read storage on the query path; warm: it did not */
+		json_object_set_new(pq, "cold", json_pack("{s:I, s:o}", "queries",
+				    (json_int_t)c->cold_n, "latency_ms", c->cold_n
+				    ? json_real(c->cold_sum_s * 1e3 / (double)c->cold_n) : json_null()));
+		json_object_set_new(pq, "warm", json_pack("{s:I, s:o}", "queries",
+				    (json_int_t)c->warm_n, "latency_ms", c->warm_n
+				    ? json_real(c->warm_sum_s * 1e3 / (double)c->warm_n) : json_null()));
 		json_object_set_new(j, "query_path", pq);
 	}
 	json_object_set_new(j, "cost", qmap_cost(m, c));

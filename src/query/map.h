@@ -52,6 +52,10 @@ typedef struct qmap_counts {
 	size_t nstages;
 	uint64_t queries_ok, queries_bad, queries_failed, unauthorized;
 	double latency_sum_s;   /* ragmap_query_duration_seconds_sum */
+	/* of queries_ok: those that read storage on the query path (cold) and
+	 * those answered from RAM and caches alone (warm) */
+	uint64_t cold_n, warm_n;
+	double cold_sum_s, warm_sum_s;
 	bool has_text_cache, has_list_cache;
 	lru_stats text_cache, list_cache;
 } qmap_counts;

@@ -417,6 +417,13 @@ static rag_rc search_in_ram(qindex *q, const float *qv, int k, cands *out, rag_e
 	return rc;
 }
 
+/* The list cache's key of list l of segment s (shared across versions:
+ * segments are immutable). */
+static uint64_t list_cache_key(const qseg *s, int list)
+{
+	return s->key ^ ((uint64_t)(list + 1) * 0x9E3779B97F4A7C15ull);
+}
+
 /* One probed list of object mode. */
 typedef struct probe {
 	size_t seg;
@@ -440,7 +447,7 @@ static rag_rc fetch_lists(qindex *q, probe *p, size_t n, s3_trace *trace, qresul
 	for (size_t i = 0; i < n; i++) {
 		qseg *s = &q->segs[p[i].seg];
 		uint64_t off = s->lists.offsets[p[i].list], end = s->lists.offsets[p[i].list + 1];
-		uint64_t key = s->key ^ ((uint64_t)(p[i].list + 1) * 0x9E3779B97F4A7C15ull);
+		uint64_t key = list_cache_key(s, p[i].list);
 
 		if (end == off)
 			continue; /* an empty list costs nothing */
@@ -470,7 +477,7 @@ static rag_rc fetch_lists(qindex *q, probe *p, size_t n, s3_trace *trace, qresul
 		probe *pr = &p[map[i]];
 		if (!rc) {
 			qseg *s = &q->segs[pr->seg];
-			uint64_t key = s->key ^ ((uint64_t)(pr->list + 1) * 0x9E3779B97F4A7C15ull);
+			uint64_t key = list_cache_key(s, pr->list);
 			if (q->caches.lists)
 				lru_put(q->caches.lists, key, reqs[i].buf.data, reqs[i].buf.len);
 			pr->data = rag_buf_detach(&reqs[i].buf, &pr->len);
@@ -1078,4 +1085,175 @@ void qresult_release(qresult *r)
 	r->hits = NULL;
 	s3_trace_release(&r->trace);
 	r->n = 0;
+}
+
+/* ------------------------------------------------------------- warm-up */
+
+#define WARM_GET_MAX (8u << 20)   /* one ranged GET of lists */
+#define WARM_BATCH 256            /* record GETs between two looks at *stop */
+
+static bool stopped(const _Atomic bool *stop)
+{
+	return stop && atomic_load(stop);
+}
+
+/* Fetch lists [a, b) of segment s (contiguous bytes) and cache each one. */
+static rag_rc warm_list_run(qindex *q, const qseg *s, int a, int b, qwarm_progress *p,
+			    rag_error *err)
+{
+	uint64_t off = s->lists.offsets[a], end = s->lists.offsets[b];
+	s3_get_req rq = {.key = s->mf->obj[MF_LISTS].key, .off = off, .len = end - off};
+	rag_rc rc;
+
+	if (end == off) {   /* empty lists: nothing to fetch (len 0 would mean all) */
+		atomic_fetch_add(&p->items, (uint64_t)(b - a));
+		return RAG_OK;
+	}
+	rag_buf_init(&rq.buf, (size_t)(end - off));
+	if ((rc = s3_get_many(q->s3, S3_OP("query.warm", NULL), &rq, 1, 1))) {
+		if (err)
+			*err = rq.err;
+	} else if (rq.buf.len != end - off) {
+		rc = rag_error_set(err, RAG_ECORRUPT, "\"%s\": short read of lists", rq.key);
+	} else {
+		for (int l = a; l < b; l++) {
+			uint64_t lo = s->lists.offsets[l] - off, hi = s->lists.offsets[l + 1] - off;
+			if (hi > lo)
+				lru_put(q->caches.lists, list_cache_key(s, l), rq.buf.data + lo,
+					(size_t)(hi - lo));
+			atomic_fetch_add(&p->items, 1);
+		}
+		atomic_fetch_add(&p->bytes, end - off);
+	}
+	rag_buf_release(&rq.buf);
+	return rc;
+}
+
+static rag_rc warm_lists(qindex *q, uint64_t budget, qwarm_progress *p, const _Atomic bool *stop,
+			 rag_error *err)
+{
+	uint64_t planned = 0, items = 0;
+	rag_rc rc = RAG_OK;
+
+	/* the plan: whole lists, segment by segment, while they fit */
+	for (size_t i = 0; i < q->nsegs; i++) {
+		const seg_lists *l = &q->segs[i].lists;
+		for (int j = 0; j < l->nlist; j++) {
+			uint64_t len = l->offsets[j + 1] - l->offsets[j];
+			if (planned + len > budget)
+				goto planned;
+			planned += len;
+			items++;
+		}
+	}
+planned:
+	atomic_store(&p->planned_items, items);
+	atomic_store(&p->planned_bytes, planned);
+	for (size_t i = 0; i < q->nsegs && items && !rc; i++) {
+		const qseg *s = &q->segs[i];
+		int a = 0;
+		while (a < s->lists.nlist && items && !rc) {
+			int b = a;
+			/* a run of at most WARM_GET_MAX bytes (at least one list) */
+			while (b < s->lists.nlist && (uint64_t)(b - a) < items &&
+			       (b == a || s->lists.offsets[b + 1] - s->lists.offsets[a] <= WARM_GET_MAX))
+				b++;
+			if (stopped(stop))
+				return rag_error_set(err, RAG_ECANCELED, "warm-up stopped");
+			rc = warm_list_run(q, s, a, b, p, err);
+			items -= (uint64_t)(b - a);
+			a = b;
+		}
+	}
+	return rc;
+}
+
+/* The pointer of chunk id in this version, or NULL. */
+static const seg_ptr *find_record(const qindex *q, int64_t id, const qseg **seg)
+{
+	if (manifest_is_tombstoned(&q->mf, id))
+		return NULL;
+	for (size_t i = 0; i < q->nsegs; i++) {
+		const qseg *s = &q->segs[i];
+		if (id < s->mf->first_chunk || id > s->mf->last_chunk)
+			continue;
+		*seg = s;
+		return segment_find_ptr(s->ptrs, s->nptrs, id);
+	}
+	return NULL;
+}
+
+static rag_rc warm_records(qindex *q, const int64_t *hot, size_t nhot, uint64_t budget,
+			   qwarm_progress *p, const _Atomic bool *stop, rag_error *err)
+{
+	s3_get_req *reqs = calloc(nhot + 1, sizeof(*reqs));
+	const qseg **segs = calloc(nhot + 1, sizeof(*segs));
+	uint64_t planned = 0;
+	size_t n = 0;
+	rag_rc rc = RAG_OK;
+
+	if (!reqs || !segs) {
+		free(reqs);
+		free(segs);
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < nhot; i++) {
+		const qseg *s = NULL;
+		const seg_ptr *ptr = find_record(q, hot[i], &s);
+		if (!ptr)
+			continue;
+		if (planned + ptr->rec_len > budget)
+			break;
+		planned += ptr->rec_len;
+		segs[n] = s;
+		reqs[n].key = s->mf->obj[MF_CHUNKS].key;
+		reqs[n].off = ptr->rec_off;
+		reqs[n].len = ptr->rec_len;
+		n++;
+	}
+	atomic_store(&p->planned_items, n);
+	atomic_store(&p->planned_bytes, planned);
+	for (size_t a = 0; a < n && !rc; a += WARM_BATCH) {
+		size_t b = a + WARM_BATCH < n ? a + WARM_BATCH : n;
+		if (stopped(stop)) {
+			rc = rag_error_set(err, RAG_ECANCELED, "warm-up stopped");
+			break;
+		}
+		for (size_t i = a; i < b; i++)
+			rag_buf_init(&reqs[i].buf, (size_t)reqs[i].len);
+		if (s3_get_many(q->s3, S3_OP("query.warm", NULL), reqs + a, b - a, 0)) {
+			for (size_t i = a; i < b && !rc; i++)
+				if (reqs[i].rc) {
+					rc = reqs[i].rc;
+					if (err)
+						*err = reqs[i].err;
+				}
+		}
+		for (size_t i = a; i < b; i++) {
+			if (!rc) {
+				lru_put(q->caches.text, rec_cache_key(segs[i], reqs[i].off),
+					reqs[i].buf.data, reqs[i].buf.len);
+				atomic_fetch_add(&p->items, 1);
+				atomic_fetch_add(&p->bytes, reqs[i].buf.len);
+			}
+			rag_buf_release(&reqs[i].buf);
+		}
+	}
+	free(reqs);
+	free(segs);
+	return rc;
+}
+
+rag_rc qindex_warm(qindex *q, const int64_t *hot, size_t nhot, uint64_t budget,
+		   qwarm_progress *p, const _Atomic bool *stop, rag_error *err)
+{
+	atomic_store(&p->planned_items, 0);
+	atomic_store(&p->planned_bytes, 0);
+	atomic_store(&p->items, 0);
+	atomic_store(&p->bytes, 0);
+	if (q->caches.lists)
+		return warm_lists(q, budget, p, stop, err);
+	if (q->caches.text)
+		return warm_records(q, hot, nhot, budget, p, stop, err);
+	return RAG_OK;
 }

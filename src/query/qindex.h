@@ -19,6 +19,7 @@
 #ifndef QINDEX_H
 #define QINDEX_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -154,5 +155,29 @@ rag_rc qindex_query_filtered(qindex *q, const char *text, size_t len, int k, qre
 			     const qfilter *f, uint64_t deadline_ns, qresult *out,
 			     rag_error *err);
 void qresult_release(qresult *r);
+
+/* ---- warm-up ---- */
+
+/* How far a warm-up got; read from any thread while it runs. */
+typedef struct qwarm_progress {
+	_Atomic uint64_t planned_items, planned_bytes;  /* what fits the budget */
+	_Atomic uint64_t items, bytes;                  /* preloaded so far */
+} qwarm_progress;
+
+/*
+ * Preload into q's caches what its mode reads per query (qmode.h), at most
+ * budget bytes, under stage "query.warm":
+ *  - a list_cache mode: the IVF lists of every segment in manifest order,
+ *    each segment's run of lists in ranged GETs of up to 8 MiB, cut into
+ *    the lists the queries look up;
+ *  - a text_cache mode: the records of hot[0..nhot) (chunk ids, most
+ *    wanted first; ids not in this version or tombstoned are skipped).
+ * Other modes have nothing to preload (planned 0, RAG_OK). The plan is set
+ * before the first request; *stop (may be NULL) is polled between batches
+ * and ends the warm-up early with RAG_ECANCELED. The caches stay bounded
+ * by their own size: a budget above it evicts what was preloaded first.
+ */
+rag_rc qindex_warm(qindex *q, const int64_t *hot, size_t nhot, uint64_t budget,
+		   qwarm_progress *p, const _Atomic bool *stop, rag_error *err);
 
 #endif

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "rag_buf.h"
 #include "rag_util.h"
 
@@ -29,6 +31,15 @@ struct qlog {
 			       * (`ragmap serve` reloaded on SIGHUP has two at once) */
 	qlog_stats st;
 };
+
+/* query.log_prefix with a trailing '/' (when not empty). */
+static void log_prefix(const rag_config *cfg, char *buf, size_t len)
+{
+	size_t pl = strlen(cfg->query.log_prefix);
+
+	snprintf(buf, len, "%s%s", cfg->query.log_prefix,
+		 pl && cfg->query.log_prefix[pl - 1] != '/' ? "/" : "");
+}
 
 static void flush_now(qlog *l, rag_buf *batch, int64_t records)
 {
@@ -94,7 +105,6 @@ static void *flusher(void *arg)
 qlog *qlog_start(s3_client *s3, const rag_config *cfg, rag_log *log, rag_error *err)
 {
 	qlog *l = calloc(1, sizeof(*l));
-	size_t pl;
 
 	if (!l) {
 		rag_error_set(err, RAG_ENOMEM, "out of memory");
@@ -103,9 +113,7 @@ qlog *qlog_start(s3_client *s3, const rag_config *cfg, rag_log *log, rag_error *
 	l->s3 = s3;
 	l->log = log;
 	l->id = (uint32_t)rag_rand64();
-	pl = strlen(cfg->query.log_prefix);
-	snprintf(l->prefix, sizeof(l->prefix), "%s%s", cfg->query.log_prefix,
-		 pl && cfg->query.log_prefix[pl - 1] != '/' ? "/" : "");
+	log_prefix(cfg, l->prefix, sizeof(l->prefix));
 	l->flush_s = cfg->query.log_flush_s;
 	l->flush_records = cfg->query.log_flush_records;
 	rag_buf_init(&l->buf, QLOG_BUFFER_MAX);
@@ -159,4 +167,138 @@ void qlog_get_stats(qlog *l, qlog_stats *st)
 	pthread_mutex_lock(&l->lock);
 	*st = l->st;
 	pthread_mutex_unlock(&l->lock);
+}
+
+/* ------------------------------------------------------------- reading */
+
+static int newest_first(const void *a, const void *b)
+{
+	/* keys are <prefix>YYYY/MM/DD/<unix time>-...: later sorts greater */
+	return -strcmp(((const s3_object *)a)->key, ((const s3_object *)b)->key);
+}
+
+static int by_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+typedef struct hot_pair {
+	int64_t id;
+	uint64_t hits;
+} hot_pair;
+
+static int most_hits(const void *a, const void *b)
+{
+	const hot_pair *x = a, *y = b;
+
+	if (x->hits != y->hits)
+		return x->hits < y->hits ? 1 : -1;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Append every chunk id of the JSONL in buf to *ids. */
+static rag_rc collect_ids(const char *buf, size_t len, int64_t **ids, size_t *n, size_t *cap,
+			  uint64_t *records, rag_error *err)
+{
+	for (const char *p = buf, *end = buf + len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		json_t *rec = json_loadb(p, ll, 0, NULL), *chunks = json_object_get(rec, "chunks");
+		size_t i;
+		json_t *v;
+
+		p += ll + 1;
+		if (rec)
+			(*records)++;
+		json_array_foreach(chunks, i, v) {
+			if (!json_is_integer(v))
+				continue;
+			if (*n == *cap) {
+				size_t nc = *cap ? *cap * 2 : 1024;
+				int64_t *g = realloc(*ids, nc * sizeof(*g));
+				if (!g) {
+					json_decref(rec);
+					return rag_error_set(err, RAG_ENOMEM, "out of memory");
+				}
+				*ids = g;
+				*cap = nc;
+			}
+			(*ids)[(*n)++] = (int64_t)json_integer_value(v);
+		}
+		json_decref(rec);
+	}
+	return RAG_OK;
+}
+
+rag_rc qlog_hot_chunks(s3_client *s3, const rag_config *cfg, size_t max_objects,
+		       uint64_t max_bytes, qlog_hot *out, rag_error *err)
+{
+	char prefix[512];
+	s3_list ls = {0};
+	int64_t *ids = NULL;
+	size_t n = 0, cap = 0, npairs = 0;
+	uint64_t read = 0;
+	hot_pair *pairs = NULL;
+	rag_buf b;
+	rag_rc rc;
+
+	memset(out, 0, sizeof(*out));
+	log_prefix(cfg, prefix, sizeof(prefix));
+	if ((rc = s3_list_objects(s3, S3_OP("query.warm", NULL), prefix, NULL, &ls, err)))
+		return rc;
+	qsort(ls.objects, ls.nobjects, sizeof(*ls.objects), newest_first);
+	rag_buf_init(&b, (size_t)max_bytes);
+	for (size_t i = 0; i < ls.nobjects && out->objects < max_objects && !rc; i++) {
+		if (read + ls.objects[i].size > max_bytes)
+			break;
+		rag_buf_reset(&b);
+		if ((rc = s3_get(s3, S3_OP("query.warm", NULL), ls.objects[i].key, &b, NULL, err)))
+			break;
+		read += b.len;
+		out->objects++;
+		rc = collect_ids(b.data, b.len, &ids, &n, &cap, &out->records, err);
+	}
+	rag_buf_release(&b);
+	s3_list_release(&ls);
+	/* count: sort the ids, one pair per run, then most hits first */
+	if (!rc && n) {
+		qsort(ids, n, sizeof(*ids), by_id);
+		if (!(pairs = malloc(n * sizeof(*pairs))))
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		for (size_t i = 0; !rc && i < n; i++) {
+			if (npairs && pairs[npairs - 1].id == ids[i])
+				pairs[npairs - 1].hits++;
+			else
+				pairs[npairs++] = (hot_pair){ids[i], 1};
+		}
+	}
+	if (!rc && npairs) {
+		qsort(pairs, npairs, sizeof(*pairs), most_hits);
+		out->ids = malloc(npairs * sizeof(*out->ids));
+		out->hits = malloc(npairs * sizeof(*out->hits));
+		if (!out->ids || !out->hits)
+			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		for (size_t i = 0; !rc && i < npairs; i++) {
+			out->ids[i] = pairs[i].id;
+			out->hits[i] = pairs[i].hits;
+		}
+		if (!rc)
+			out->n = npairs;
+	}
+	free(ids);
+	free(pairs);
+	if (rc)
+		qlog_hot_release(out);
+	return rc;
+}
+
+void qlog_hot_release(qlog_hot *h)
+{
+	if (!h)
+		return;
+	free(h->ids);
+	free(h->hits);
+	memset(h, 0, sizeof(*h));
 }

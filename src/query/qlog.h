@@ -25,6 +25,26 @@ void qlog_append(qlog *l, const char *json_line);
 /* Flush what is buffered and stop the thread. NULL is fine. */
 void qlog_stop(qlog *l);
 
+/* ---- reading the log back: what warm-up preloads in cached mode ---- */
+
+typedef struct qlog_hot {
+	int64_t *ids;        /* chunk ids, most often returned first (ties: smaller id) */
+	uint64_t *hits;      /* how often each was returned */
+	size_t n;
+	uint64_t objects, records;   /* log objects and records read */
+} qlog_hot;
+
+/*
+ * The chunks answers returned most often, from the newest log objects under
+ * query.log_prefix: at most max_objects of them and max_bytes in all, each
+ * record's "chunks" array. Lines that are not JSON, and records without
+ * "chunks" (logged before it was), add nothing. An empty log is RAG_OK with
+ * n == 0. Storage under stage "query.warm". Release with qlog_hot_release.
+ */
+rag_rc qlog_hot_chunks(s3_client *s3, const rag_config *cfg, size_t max_objects,
+		       uint64_t max_bytes, qlog_hot *out, rag_error *err);
+void qlog_hot_release(qlog_hot *h);
+
 typedef struct qlog_stats {
 	uint64_t appended, flushed_records, objects, dropped, failures;
 } qlog_stats;

@@ -47,9 +47,31 @@ struct server {
 	uint64_t buckets[NBUCKETS + 1];
 	double latency_sum;
 	uint64_t queries_ok, queries_bad, queries_failed, unauthorized, reloads, reload_failures;
+	/* answers that read storage on the query path (cold) and that did not */
+	uint64_t cold_n, warm_n;
+	double cold_sum, warm_sum;
+
+	/* warm-up: one at a time, on its own thread (POST /v1/warm, query.warm) */
+	struct {
+		pthread_t thread;
+		bool started;            /* a thread to join */
+		bool running;            /* under lock */
+		_Atomic bool stop;
+		qwarm_progress p;
+		const char *state;       /* under lock: see warm_json() */
+		char why[300];           /* under lock: what it preloads, or the error */
+		uint64_t budget;
+		int64_t version;
+		int64_t started_at;      /* unix time */
+		double ms;
+		uint64_t t0;
+	} warm;
 };
 
 /* ------------------------------------------------------------ handlers */
+
+static json_t *warm_json(server *s);
+static enum MHD_Result handle_warm(server *s, const http_request *rq);
 
 static qindex *acquire(server *s)
 {
@@ -71,7 +93,8 @@ static rag_rc name_replica(json_t *j, const char *name, rag_error *err)
 	return RAG_OK;
 }
 
-static void count_query(server *s, bool ok, bool bad, double secs)
+/* cold: 1 when an answered query read storage on the query path, 0 when not */
+static void count_query(server *s, bool ok, bool bad, double secs, int cold)
 {
 	pthread_mutex_lock(&s->lock);
 	if (ok) {
@@ -81,6 +104,13 @@ static void count_query(server *s, bool ok, bool bad, double secs)
 		s->buckets[b]++;
 		s->latency_sum += secs;
 		s->queries_ok++;
+		if (cold) {
+			s->cold_n++;
+			s->cold_sum += secs;
+		} else {
+			s->warm_n++;
+			s->warm_sum += secs;
+		}
 	} else if (bad) {
 		s->queries_bad++;
 	} else {
@@ -92,21 +122,25 @@ static void count_query(server *s, bool ok, bool bad, double secs)
 static void log_query(server *s, const qresult *r, const char *q, int k)
 {
 	s3_counter tot;
-	json_t *keys = json_array(), *rec;
+	json_t *keys = json_array(), *chunks = json_array(), *rec;
 	char stamp[32], *line;
 	time_t now = time(NULL);
 	struct tm tm;
 
 	if (!s->qlog)
 		return;
-	for (int i = 0; i < r->n; i++)
+	for (int i = 0; i < r->n; i++) {
 		json_array_append_new(keys, json_string(r->hits[i].key));
+		json_array_append_new(chunks, json_integer((json_int_t)r->hits[i].chunk_id));
+	}
 	s3_trace_total(&r->trace, &tot);
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:I, s:o, s:I, s:I, s:f}", "ts", stamp, "q", q,
-			"k", k, "mode", qmode_name(r->mode), "retriever", qretriever_name(r->retriever),
-			"index_version", (json_int_t)r->version, "hits", keys,
+	/* "chunks": what warm-up preloads in cached mode (qlog_hot_chunks()) */
+	rec = json_pack("{s:s, s:s, s:i, s:s, s:s, s:I, s:o, s:o, s:I, s:I, s:f}", "ts", stamp, "q",
+			q, "k", k, "mode", qmode_name(r->mode), "retriever",
+			qretriever_name(r->retriever), "index_version", (json_int_t)r->version,
+			"hits", keys, "chunks", chunks,
 			"storage_requests", (json_int_t)tot.requests,
 			"storage_bytes", (json_int_t)(tot.bytes_in + tot.bytes_out),
 			"total_ms", r->total_ms);
@@ -133,14 +167,14 @@ static enum MHD_Result handle_query(server *s, const http_request *rq)
 	enum MHD_Result out;
 
 	if (rq->too_large) {
-		count_query(s, false, true, 0);
+		count_query(s, false, true, 0, 0);
 		snprintf(msg, sizeof(msg), "request body over the %llu byte limit",
 			 (unsigned long long)s->cfg.query.max_body);
 		return http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
 	}
 	if (qrequest_parse(rq->body, rq->len, s->cfg.query.max_query_bytes,
 			   s->cfg.query.max_k, &qr, &err)) {
-		count_query(s, false, true, 0);
+		count_query(s, false, true, 0, 0);
 		return http_send_error(c, err.rc == RAG_ENOMEM ? 500 : 400, err.msg);
 	}
 	text = qr.text;
@@ -148,14 +182,14 @@ static enum MHD_Result handle_query(server *s, const http_request *rq)
 	ret = qr.retriever;
 	if (!(q = acquire(s))) {
 		qrequest_release(&qr);
-		count_query(s, false, false, 0);
+		count_query(s, false, false, 0, 0);
 		return http_send_error(c, 503, "no index loaded yet");
 	}
 	if (qindex_query_filtered(q, text, strlen(text), k, ret, &qr.filter,
 				  t0 + (uint64_t)s->cfg.query.timeout_ms * 1000000u, &res, &err)) {
 		qindex_release(q);
 		qrequest_release(&qr);
-		count_query(s, false, err.rc == RAG_EUNSUPPORTED, 0);
+		count_query(s, false, err.rc == RAG_EUNSUPPORTED, 0, 0);
 		/* storage that did not answer in time: a gateway timeout */
 		if (err.rc == RAG_ETIMEOUT)
 			rag_error_prefix(&err, "query.timeout_ms is %lld",
@@ -167,7 +201,7 @@ static enum MHD_Result handle_query(server *s, const http_request *rq)
 	if (rag_ms_since(t0) > (double)s->cfg.query.timeout_ms) {
 		qresult_release(&res);
 		qrequest_release(&qr);
-		count_query(s, false, false, 0);
+		count_query(s, false, false, 0, 0);
 		return http_send_error(c, 504, "the query took longer than query.timeout_ms");
 	}
 	res.full_trace = qr.trace_full;
@@ -178,12 +212,16 @@ static enum MHD_Result handle_query(server *s, const http_request *rq)
 		RAG_ERROR(s->log, "query \"%.200s\": %s", text, err.msg);
 		qresult_release(&res);
 		qrequest_release(&qr);
-		count_query(s, false, false, 0);
+		count_query(s, false, false, 0, 0);
 		return http_send_error(c, 500, err.msg);
 	}
 	log_query(s, &res, text, k);
 	out = http_send_json(c, 200, answer);
-	count_query(s, true, false, rag_ms_since(t0) / 1e3);
+	{
+		s3_counter path;
+		s3_trace_total(&res.trace, &path);
+		count_query(s, true, false, rag_ms_since(t0) / 1e3, path.requests > 0);
+	}
 	qresult_release(&res);
 	qrequest_release(&qr);
 	return out;
@@ -226,6 +264,11 @@ static enum MHD_Result handle_status(server *s, const http_request *rq)
 		json_object_set_new(caches, "lists", qjson_cache(&ls));
 	}
 	json_object_set_new(j, "caches", caches);
+	if (j) {
+		pthread_mutex_lock(&s->lock);
+		json_object_set_new(j, "warm", warm_json(s));
+		pthread_mutex_unlock(&s->lock);
+	}
 	if (!j || name_replica(j, rq->name, NULL)) {
 		json_decref(j);
 		return http_send_error(c, 500, "out of memory");
@@ -449,6 +492,10 @@ static qmap_counts *map_counts(server *s, const qindex *q)
 	m->queries_failed = s->queries_failed;
 	m->unauthorized = s->unauthorized;
 	m->latency_sum_s = s->latency_sum;
+	m->cold_n = s->cold_n;
+	m->cold_sum_s = s->cold_sum;
+	m->warm_n = s->warm_n;
+	m->warm_sum_s = s->warm_sum;
 	pthread_mutex_unlock(&s->lock);
 	if ((m->has_text_cache = s->caches.text != NULL))
 		lru_get_stats(s->caches.text, &m->text_cache);
@@ -473,6 +520,11 @@ static enum MHD_Result handle_map(server *s, const http_request *rq)
 	if (!m)
 		return MHD_NO;
 	j = qmap_json(s->map, m);
+	if (j) {
+		pthread_mutex_lock(&s->lock);
+		json_object_set_new(j, "warm", warm_json(s));
+		pthread_mutex_unlock(&s->lock);
+	}
 	free(m);
 	if (!j || name_replica(j, rq->name, NULL)) {
 		json_decref(j);
@@ -516,6 +568,11 @@ static enum MHD_Result route(void *ctx, const http_request *rq)
 			return http_send_error(c, 405, "use POST for /v1/mode");
 		return handle_mode(s, rq);
 	}
+	if (strcmp(url, "/v1/warm") == 0) {
+		if (strcmp(method, "POST") != 0)
+			return http_send_error(c, 405, "use POST for /v1/warm");
+		return handle_warm(s, rq);
+	}
 	if (strcmp(method, "GET") != 0)
 		return http_send_error(c, 405, "method not allowed");
 	if (strcmp(url, "/v1/status") == 0)
@@ -525,6 +582,181 @@ static enum MHD_Result route(void *ctx, const http_request *rq)
 	if (strcmp(url, "/v1/map") == 0)
 		return handle_map(s, rq);
 	return http_send_error(c, 404, "no such endpoint");
+}
+
+/* ------------------------------------------------------------- warm-up */
+
+#define WARM_LOG_OBJECTS 256         /* newest query log objects read */
+#define WARM_LOG_BYTES (64u << 20)   /* and at most this much of them */
+
+/* The warm-up's state for /v1/status, /v1/map and POST /v1/warm. The lock
+ * is held. */
+static json_t *warm_json(server *s)
+{
+	uint64_t planned = atomic_load(&s->warm.p.planned_bytes);
+	uint64_t bytes = atomic_load(&s->warm.p.bytes);
+	double ms = s->warm.running ? rag_ms_since(s->warm.t0) : s->warm.ms;
+
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:f, s:I}", "state",
+			 s->warm.state ? s->warm.state : "idle", "what", s->warm.why, "budget_bytes",
+			 (json_int_t)s->warm.budget, "planned_bytes", (json_int_t)planned,
+			 "planned_items", (json_int_t)atomic_load(&s->warm.p.planned_items),
+			 "bytes", (json_int_t)bytes, "items",
+			 (json_int_t)atomic_load(&s->warm.p.items), "progress",
+			 planned ? (double)bytes / (double)planned : (s->warm.running ? 0.0 : 1.0),
+			 "index_version", (json_int_t)s->warm.version, "ms", ms, "started_at",
+			 (json_int_t)s->warm.started_at);
+}
+
+static void warm_finish(server *s, const char *state, const char *why)
+{
+	pthread_mutex_lock(&s->lock);
+	s->warm.state = state;
+	if (why)
+		rag_strlcpy(s->warm.why, why, sizeof(s->warm.why));
+	s->warm.ms = rag_ms_since(s->warm.t0);
+	s->warm.running = false;
+	pthread_mutex_unlock(&s->lock);
+	RAG_INFO(s->log, "warm-up %s: %llu of %llu bytes in %.0f ms (%s)", state,
+		 (unsigned long long)atomic_load(&s->warm.p.bytes),
+		 (unsigned long long)atomic_load(&s->warm.p.planned_bytes), s->warm.ms, s->warm.why);
+}
+
+static void *warm_thread(void *arg)
+{
+	server *s = arg;
+	qindex *q = acquire(s);
+	const qmode_row *row = qmode_info(s->mode);
+	qlog_hot hot = {0};
+	rag_error err = {0};
+	char why[300];
+	rag_rc rc = RAG_OK;
+
+	if (!q) {
+		warm_finish(s, "failed", "no index loaded");
+		return NULL;
+	}
+	if (row->text_cache) {
+		/* cached mode: the records answers returned most, per the query log */
+		rc = qlog_hot_chunks(s->s3, &s->cfg, WARM_LOG_OBJECTS, WARM_LOG_BYTES, &hot, &err);
+		snprintf(why, sizeof(why),
+			 "the records of the %zu chunks most returned in %llu logged answers "
+			 "(%llu log objects), most returned first", hot.n,
+			 (unsigned long long)hot.records, (unsigned long long)hot.objects);
+	} else {
+		snprintf(why, sizeof(why), "the IVF lists of every segment, in manifest order");
+	}
+	if (!rc) {
+		pthread_mutex_lock(&s->lock);
+		rag_strlcpy(s->warm.why, why, sizeof(s->warm.why));
+		pthread_mutex_unlock(&s->lock);
+		rc = qindex_warm(q, hot.ids, hot.n, s->warm.budget, &s->warm.p, &s->warm.stop, &err);
+	}
+	qlog_hot_release(&hot);
+	qindex_release(q);
+	if (rc == RAG_ECANCELED)
+		warm_finish(s, "stopped", NULL);
+	else if (rc)
+		warm_finish(s, "failed", err.msg);
+	else
+		warm_finish(s, "done", NULL);
+	return NULL;
+}
+
+/*
+ * Start a warm-up of the mode's cache within budget_mb (0: query.warm_mb,
+ * or the cache's size). RAG_ECONFLICT while one runs; RAG_EUNSUPPORTED in a
+ * mode without a cache, err saying why. The lock is NOT held.
+ */
+static rag_rc warm_start(server *s, int64_t budget_mb, rag_error *err)
+{
+	const qmode_row *row = qmode_info(s->mode);
+	lru *cache = row->text_cache ? s->caches.text : s->caches.lists;
+	int64_t cache_mb = row->text_cache ? s->cfg.query.cache_mb : s->cfg.query.list_cache_mb;
+	rag_rc rc = RAG_OK;
+
+	if (!cache)
+		return rag_error_set(err, RAG_EUNSUPPORTED, "%s mode keeps no cache to preload%s",
+				     row->name, row->list_cache ? " (query.list_cache_mb is 0)" :
+				     row->records_in_ram ? ": it holds everything in RAM" :
+				     ": it reads every hit from storage");
+	if (!budget_mb)
+		budget_mb = s->cfg.query.warm_mb ? s->cfg.query.warm_mb : cache_mb;
+	pthread_mutex_lock(&s->lock);
+	if (s->warm.running) {
+		rc = rag_error_set(err, RAG_ECONFLICT, "a warm-up is running");
+	} else if (s->stopping) {
+		rc = rag_error_set(err, RAG_ECANCELED, "the server is stopping");
+	} else {
+		if (s->warm.started)   /* the last one finished: reap it */
+			pthread_join(s->warm.thread, NULL);
+		s->warm.started = false;
+		memset(&s->warm.p, 0, sizeof(s->warm.p));
+		atomic_store(&s->warm.stop, false);
+		s->warm.budget = (uint64_t)budget_mb << 20;
+		s->warm.version = s->current ? qindex_status_version(s->current) : 0;
+		s->warm.started_at = (int64_t)time(NULL);
+		s->warm.t0 = rag_now_ns();
+		s->warm.state = "running";
+		s->warm.why[0] = '\0';
+		s->warm.running = true;
+		if (pthread_create(&s->warm.thread, NULL, warm_thread, s) != 0) {
+			s->warm.running = false;
+			s->warm.state = "failed";
+			rc = rag_error_set(err, RAG_EINTERNAL, "cannot start the warm-up thread");
+		} else {
+			s->warm.started = true;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+/*
+ * POST /v1/warm [{"budget_mb": N}]: start a warm-up in the background;
+ * 202 with its state (then follow "warm" in /v1/status), 409 while one
+ * runs, 400 for a bad body or a mode without a cache.
+ */
+static enum MHD_Result handle_warm(server *s, const http_request *rq)
+{
+	struct MHD_Connection *c = rq->conn;
+	json_t *body = NULL, *w;
+	json_int_t budget = 0;
+	rag_error err = {0};
+	rag_rc rc;
+
+	if (rq->too_large)
+		return http_send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+	if (rq->len) {
+		json_error_t jerr;
+		const char *field;
+		json_t *v;
+		if (!(body = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr)) ||
+		    !json_is_object(body)) {
+			json_decref(body);
+			return http_send_error(c, 400, "the body must be empty or {\"budget_mb\": N}");
+		}
+		json_object_foreach(body, field, v) {
+			if (strcmp(field, "budget_mb") != 0 || !json_is_integer(v) ||
+			    json_integer_value(v) < 1 || json_integer_value(v) > (1 << 20)) {
+				char msg[200];
+				snprintf(msg, sizeof(msg), strcmp(field, "budget_mb") != 0
+					 ? "unknown field \"%.100s\" (the one field is \"budget_mb\")"
+					 : "\"%.100s\" must be an integer from 1 to 1048576", field);
+				json_decref(body);
+				return http_send_error(c, 400, msg);
+			}
+			budget = json_integer_value(v);
+		}
+		json_decref(body);
+	}
+	if ((rc = warm_start(s, (int64_t)budget, &err)))
+		return http_send_error(c, rc == RAG_ECONFLICT ? 409 : rc == RAG_EUNSUPPORTED ? 400 :
+				       rc == RAG_ECANCELED ? 503 : 500, err.msg);
+	pthread_mutex_lock(&s->lock);
+	w = warm_json(s);
+	pthread_mutex_unlock(&s->lock);
+	return http_send_json(c, 202, json_pack("{s:o}", "warm", w));
 }
 
 /* ------------------------------------------------------------- reloads */
@@ -629,6 +861,11 @@ static rag_rc start(const rag_config *cfg, qmode mode, const char *listen, const
 		goto fail;
 	if (cfg->query.reload_s > 0 && pthread_create(&s->reloader, NULL, reloader, s) == 0)
 		s->reloader_running = true;
+	if (cfg->query.warm) {
+		rag_error werr = {0};
+		if (warm_start(s, 0, &werr))   /* a mode without a cache still serves */
+			RAG_WARN(log, "warm-up: %s", werr.msg);
+	}
 	*out = s;
 	return RAG_OK;
 fail:
@@ -683,6 +920,9 @@ void server_stop(server *s)
 	pthread_mutex_unlock(&s->lock);
 	if (s->reloader_running)
 		pthread_join(s->reloader, NULL);
+	atomic_store(&s->warm.stop, true);
+	if (s->warm.started)
+		pthread_join(s->warm.thread, NULL);
 	qlog_stop(s->qlog);
 	qindex_release(s->current);
 	qmap_free(s->map);

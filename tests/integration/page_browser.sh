@@ -180,6 +180,9 @@ equal "memory-mode" "$(text "$work/mem.html" mode)" memory
 grep -q 'id="e-none"[^>]*display="inline"' "$work/mem.html" && ok "memory-no-storage-note" || bad "memory-no-storage-note"
 grep -q 'id="e-text"[^>]*display="none"' "$work/mem.html" && ok "memory-no-text-edge" || bad "memory-no-text-edge"
 equal "memory-zero-requests" "$(text "$work/mem.html" m-req)" "0.00"
+text "$work/mem.html" m-coldwarm | grep -q '^cold 0 queries · warm 1 query, [0-9.]* ms$' &&
+	ok "memory-query-warm" || bad "memory-query-warm: $(text "$work/mem.html" m-coldwarm)"
+equal "memory-warm-up-not-run" "$(text "$work/mem.html" m-warm)" "not run"
 equal "memory-trace-empty" "$(text "$work/mem.html" tr-total)" "none: 0 requests, 0 bytes"
 
 # --- object mode: both edges
