@@ -161,6 +161,8 @@ static void print_human(json_t *res, const char *query)
 		       (long long)json_integer_value(json_object_get(h, "chunk")));
 		if (heading && *heading)
 			printf("    § %s\n", heading);
+		if (json_string_value(json_object_get(h, "cite")))
+			printf("    cite: %s\n", json_string_value(json_object_get(h, "cite")));
 		print_snippet(json_string_value(json_object_get(h, "text")), query, tty);
 	}
 	printf("mode %s, version %lld, %.1f ms; ", json_string_value(json_object_get(res, "mode")),

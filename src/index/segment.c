@@ -21,8 +21,18 @@ static rag_rc append_record(rag_buf *out, const seg_chunk *c, rag_error *err)
 	json_t *h = json_pack("{s:I, s:s, s:i, s:I, s:I, s:s}", "id", (json_int_t)c->id,
 			      "key", c->key, "ord", c->ordinal, "off", (json_int_t)c->off,
 			      "len", (json_int_t)c->len, "heading", c->heading ? c->heading : "");
-	char *line = h ? json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	char *line;
 	rag_rc rc = RAG_ENOMEM;
+
+	/* the citation only when known: records without it stay as they were */
+	if (h && c->page > 0 &&
+	    json_object_set_new(h, "page", json_pack("[i, i]", c->page, c->page_end)) != 0)
+		goto out;
+	if (h && c->src_end > 0 &&
+	    json_object_set_new(h, "src", json_pack("[I, I]", (json_int_t)c->src_off,
+						    (json_int_t)c->src_end)) != 0)
+		goto out;
+	line = h ? json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
 	if (line) {
 		rc = rag_buf_puts(out, line);
@@ -32,6 +42,7 @@ static rag_rc append_record(rag_buf *out, const seg_chunk *c, rag_error *err)
 			rc = rag_buf_append(out, c->text, c->text_len);
 	}
 	free(line);
+out:
 	json_decref(h);
 	if (rc)
 		rag_error_set(err, rc, "segment: cannot encode chunk %lld of \"%s\"",
@@ -310,8 +321,8 @@ rag_rc segment_parse_record(const char *data, size_t len, seg_record *rec, rag_e
 {
 	const char *nl = memchr(data, '\n', len);
 	json_error_t jerr;
-	json_t *h, *key, *heading;
-	json_int_t id, ord, off, l;
+	json_t *h, *key, *heading, *cite;
+	json_int_t id, ord, off, l, a, b;
 
 	memset(rec, 0, sizeof(*rec));
 	if (!nl)
@@ -328,6 +339,17 @@ rag_rc segment_parse_record(const char *data, size_t len, seg_record *rec, rag_e
 	rec->ordinal = (int)ord;
 	rec->off = (uint64_t)off;
 	rec->len = (uint64_t)l;
+	/* optional citation; a malformed one is ignored (none), not corrupt */
+	if ((cite = json_object_get(h, "page")) && json_unpack(cite, "[I, I]", &a, &b) == 0 &&
+	    a >= 1 && b >= a && b <= INT_MAX) {
+		rec->page = (int)a;
+		rec->page_end = (int)b;
+	}
+	if ((cite = json_object_get(h, "src")) && json_unpack(cite, "[I, I]", &a, &b) == 0 &&
+	    a >= 0 && b > a) {
+		rec->src_off = (uint64_t)a;
+		rec->src_end = (uint64_t)b;
+	}
 	rec->key = rag_strdup(json_string_value(key));
 	rec->heading = rag_strdup(json_string_value(heading));
 	json_decref(h);

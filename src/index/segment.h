@@ -3,7 +3,9 @@
  *
  *   index.faiss  the FAISS index (flat or IVF) over the segment's chunk ids
  *   chunks.bin   chunk records back to back; one record = a JSON header line
- *                ({"id","key","ord","off","len","heading"}) + "\n" + the text,
+ *                ({"id","key","ord","off","len","heading"}, plus the optional
+ *                citation "page":[first,last] and "src":[start,end] when
+ *                known; readers treat their absence as "none") + "\n" + the text,
  *                so one ranged GET returns everything a hit needs
  *   chunks.idx   the pointer table: "RMCI" u32 1 | u64 n | n x {i64 id,
  *                u64 rec_off, u32 rec_len, u32 0}, sorted by id
@@ -38,6 +40,8 @@ typedef struct seg_chunk {
 	const char *heading;
 	const char *text;
 	size_t text_len;
+	int page, page_end;   /* citation (chunk.h invariant 5): PDF pages, 0: none */
+	uint64_t src_off, src_end; /* source bytes [src_off, src_end); src_end 0: none */
 } seg_chunk;
 
 /* A segment built in memory, ready to upload. */
@@ -83,6 +87,8 @@ typedef struct seg_record {
 	char *heading;        /* owned */
 	const char *text;     /* borrowed from the record bytes */
 	size_t text_len;
+	int page, page_end;   /* citation (chunk.h invariant 5): PDF pages, 0: none */
+	uint64_t src_off, src_end; /* source bytes [src_off, src_end); src_end 0: none */
 } seg_record;
 
 /* Parse one chunk record (exactly its bytes). */

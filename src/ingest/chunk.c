@@ -540,6 +540,34 @@ static rag_rc add_block(chunker *ck, const doc_block *b)
 	return split_block(ck, s, e);
 }
 
+/* The page of the block holding text byte pos (the last block starting at
+ * or before it). */
+static int page_at(const parsed_doc *doc, size_t pos)
+{
+	size_t lo = 0, hi = doc->nblocks;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (doc->blocks[mid].off <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? doc->blocks[lo - 1].page : 0;
+}
+
+/* Invariant 5. */
+static void cite_chunks(const parsed_doc *doc, doc_chunk *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		c[i].page = page_at(doc, c[i].off);
+		c[i].page_end = page_at(doc, c[i].off + (c[i].len ? c[i].len - 1 : 0));
+		if (!parse_source_range(doc, c[i].off, c[i].len, &c[i].src_off, &c[i].src_end))
+			c[i].src_off = c[i].src_end = 0;
+	}
+}
+
 rag_rc chunk_document(const parsed_doc *doc, const chunk_opts *opts, doc_chunk **chunks,
 		      size_t *n, rag_error *err)
 {
@@ -578,6 +606,8 @@ rag_rc chunk_document(const parsed_doc *doc, const chunk_opts *opts, doc_chunk *
 			goto out;
 	}
 	rc = emit(&ck);
+	if (!rc)
+		cite_chunks(doc, ck.out, ck.n);
 out:
 	if (rc) {
 		doc_chunks_free(ck.out, ck.n);

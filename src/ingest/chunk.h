@@ -14,6 +14,11 @@
  *  3. the union of the ranges covers every non-whitespace byte of every
  *     block; two consecutive chunks overlap only within one section.
  *  4. the result depends on the input only (deterministic).
+ *  5. citations: page / page_end are the pages (parse.h, invariant 6) of
+ *     the blocks holding the chunk's first and last bytes (0 when the
+ *     document has no pages); [src_off, src_end) is
+ *     parse_source_range() of the chunk's text range, src_end == 0 when
+ *     there is none (PDF, or nothing mapped).
  *
  * Budget tokens: for packing, a word longer than CHUNK_WORD_BYTES counts as
  * one token per CHUNK_WORD_BYTES bytes (as a subword tokenizer would see
@@ -27,6 +32,7 @@
 #define RAG_CHUNK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "parse.h"
 #include "rag_err.h"
@@ -45,6 +51,8 @@ typedef struct doc_chunk {
 	size_t off, len;        /* byte range in parsed_doc.text (so the chunk text is text+off, len bytes) */
 	int ntokens;            /* tokens by chunk_count_tokens() */
 	char *heading_path;     /* owned; heading path of the chunk's first block */
+	int page, page_end;     /* PDF: first and last page (1-based); else 0 */
+	uint64_t src_off, src_end; /* source object bytes [src_off, src_end); src_end 0: none */
 } doc_chunk;
 
 /*

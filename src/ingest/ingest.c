@@ -287,6 +287,10 @@ static rag_rc keep_document(ingest_run_state *r, batch_item *it, rag_error *err)
 		c->len = it->chunks[k].len;
 		c->heading = it->chunks[k].heading_path;
 		it->chunks[k].heading_path = NULL; /* taken over */
+		c->page = it->chunks[k].page;
+		c->page_end = it->chunks[k].page_end;
+		c->src_off = it->chunks[k].src_off;
+		c->src_end = it->chunks[k].src_end;
 	}
 	return RAG_OK;
 }

@@ -721,6 +721,10 @@ static rag_rc rows_add(void *ctx, const cat_chunk_row *row)
 	c->heading = rag_strdup(row->heading);
 	c->text = rag_strndup(row->text, row->text_len);
 	c->text_len = row->text_len;
+	c->page = row->page;
+	c->page_end = row->page_end;
+	c->src_off = row->src_off;
+	c->src_end = row->src_end;
 	if (!c->key || !c->heading || !c->text) {
 		free((char *)c->key);
 		free((char *)c->heading);
@@ -1063,7 +1067,8 @@ static rag_rc build_change(ingest_ctx *ic, ingest_run_state *r, change *ch, inge
 			sc[k] = (seg_chunk){.id = ch->id0 + (int64_t)(c0 + k), .key = r->docs[c->doc].key,
 					    .ordinal = c->ordinal, .off = c->off, .len = c->len,
 					    .heading = c->heading, .text = run_chunk_text(r, c0 + k),
-					    .text_len = c->len};
+					    .text_len = c->len, .page = c->page, .page_end = c->page_end,
+					    .src_off = c->src_off, .src_end = c->src_end};
 		}
 		segment_name(ic, 'n', id, sizeof(id));
 		rc = write_segment(ic, id, sc, r->vecs + c0 * (size_t)dims, nch, &b, &mf, sum, err);
@@ -1153,7 +1158,9 @@ static rag_rc apply_doc(ingest_ctx *ic, ingest_run_state *r, const change *ch, s
 		cat_chunk row = {.id = ch->id0 + (int64_t)k, .doc_id = doc_id, .ordinal = c->ordinal,
 				 .off = c->off, .len = c->len, .heading = c->heading,
 				 .text = run_chunk_text(r, k), .text_len = c->len, .segment_id = seg,
-				 .rec_off = ch->rec_off[k], .rec_len = ch->rec_len[k]};
+				 .rec_off = ch->rec_off[k], .rec_len = ch->rec_len[k],
+				 .page = c->page, .page_end = c->page_end, .src_off = c->src_off,
+				 .src_end = c->src_end};
 		int64_t got;
 		rc = catalog_chunk_insert(ic->cat, &row, &got, err);
 	}

@@ -23,6 +23,8 @@ typedef struct run_chunk {
 	int ordinal;
 	size_t off, len;
 	char *heading;
+	int page, page_end;    /* citation, as doc_chunk */
+	uint64_t src_off, src_end;
 } run_chunk;
 
 typedef struct ingest_run_state {

@@ -5,6 +5,7 @@
  */
 #include "parse.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -177,6 +178,21 @@ size_t parse_utf8_seq(const unsigned char *s, size_t n)
 rag_rc parse_clean_utf8(rag_buf *out, const char *s, size_t n, unsigned flags,
 			size_t *invalid)
 {
+	return parse_clean_utf8_map(out, s, n, flags, invalid, NULL, 0);
+}
+
+/* Append s[from, to) verbatim, mapped to source base + from. */
+static rag_rc put_run(rag_buf *out, const unsigned char *p, size_t from, size_t to, srcmap *map,
+		      size_t base)
+{
+	if (map)
+		srcmap_add(map, out->len, to - from, base + from, to - from);
+	return rag_buf_append(out, p + from, to - from);
+}
+
+rag_rc parse_clean_utf8_map(rag_buf *out, const char *s, size_t n, unsigned flags,
+			    size_t *invalid, srcmap *map, size_t base)
+{
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, run, k;
 	rag_rc rc = RAG_OK;
@@ -189,6 +205,7 @@ rag_rc parse_clean_utf8(rag_buf *out, const char *s, size_t n, unsigned flags,
 	while (i < n) {
 		unsigned char c = p[i];
 		const char *rep;
+		size_t at = i;
 
 		if ((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t') {
 			i++;
@@ -198,7 +215,7 @@ rag_rc parse_clean_utf8(rag_buf *out, const char *s, size_t n, unsigned flags,
 			i += k;
 			continue;
 		}
-		if ((rc = rag_buf_append(out, p + run, i - run)))
+		if ((rc = put_run(out, p, run, i, map, base)))
 			goto out;
 		if (c >= 0x80 || c == 0) {
 			rep = "\xEF\xBF\xBD";
@@ -212,13 +229,156 @@ rag_rc parse_clean_utf8(rag_buf *out, const char *s, size_t n, unsigned flags,
 		} else {
 			rep = " ";
 		}
+		if (map)
+			srcmap_add(map, out->len, strlen(rep), base + at, i + 1 - at);
 		if ((rc = rag_buf_puts(out, rep)))
 			goto out;
 		run = ++i;
 	}
-	rc = rag_buf_append(out, p + run, n - run);
+	rc = put_run(out, p, run, n, map, base);
 out:
 	return rc;
+}
+
+/* ------------------------------------------------------------ source map */
+
+void srcmap_release(srcmap *m)
+{
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+void srcmap_reset(srcmap *m)
+{
+	m->n = 0;
+	m->broken = false;
+}
+
+void srcmap_add(srcmap *m, size_t d, size_t dn, size_t s, size_t sn)
+{
+	src_piece *p;
+
+	if (m->broken || dn == 0)
+		return;
+	if (d > UINT32_MAX - dn || s > UINT32_MAX - sn) {
+		m->broken = true;
+		return;
+	}
+	if (m->n) {
+		p = &m->v[m->n - 1];
+		if (p->dn == p->sn && dn == sn && p->d + p->dn == d && p->s + p->sn == s) {
+			p->dn += (uint32_t)dn;
+			p->sn += (uint32_t)sn;
+			return;
+		}
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 32;
+
+		if (!(p = realloc(m->v, cap * sizeof(*p)))) {
+			m->broken = true;
+			return;
+		}
+		m->v = p;
+		m->cap = cap;
+	}
+	m->v[m->n++] = (src_piece){(uint32_t)d, (uint32_t)dn, (uint32_t)s, (uint32_t)sn};
+}
+
+/* Index of the first piece that ends after pos (n if none). */
+static size_t piece_after(const src_piece *v, size_t n, size_t pos)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if ((size_t)v[mid].d + v[mid].dn > pos)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+bool srcmap_start(const src_piece *v, size_t n, size_t pos, size_t limit, size_t *out)
+{
+	size_t i = piece_after(v, n, pos);
+
+	if (i == n || v[i].d >= limit)
+		return false;
+	if (v[i].d <= pos && v[i].dn == v[i].sn)
+		*out = (size_t)v[i].s + (pos - v[i].d);
+	else
+		*out = v[i].s;
+	return true;
+}
+
+bool srcmap_end(const src_piece *v, size_t n, size_t end, size_t low, size_t *out)
+{
+	size_t i = piece_after(v, n, end); /* the last piece starting before end is i - 1 or i */
+
+	if (i < n && v[i].d < end)
+		i++;
+	if (i == 0)
+		return false;
+	i--;
+	if ((size_t)v[i].d + v[i].dn <= low)
+		return false;
+	if ((size_t)v[i].d + v[i].dn > end && v[i].dn == v[i].sn)
+		*out = (size_t)v[i].s + (end - v[i].d);
+	else
+		*out = (size_t)v[i].s + v[i].sn;
+	return true;
+}
+
+void srcmap_copy(srcmap *m, size_t d, size_t dn, const srcmap *in, size_t from, size_t n,
+		 bool verbatim)
+{
+	size_t s0, s1;
+
+	if (m->broken || dn == 0)
+		return;
+	if (!in) {
+		srcmap_add(m, d, dn, from, n);
+		return;
+	}
+	if (in->broken) {
+		m->broken = true;
+		return;
+	}
+	if (!verbatim || dn != n) {
+		if (srcmap_start(in->v, in->n, from, from + n, &s0) &&
+		    srcmap_end(in->v, in->n, from + n, from, &s1) && s1 > s0)
+			srcmap_add(m, d, dn, s0, s1 - s0);
+		return;
+	}
+	for (size_t i = piece_after(in->v, in->n, from); i < in->n && in->v[i].d < from + n; i++) {
+		const src_piece *p = &in->v[i];
+		size_t a = p->d > from ? p->d : from;
+		size_t b = (size_t)p->d + p->dn < from + n ? (size_t)p->d + p->dn : from + n;
+
+		if (p->dn == p->sn)
+			srcmap_add(m, d + (a - from), b - a, p->s + (a - p->d), b - a);
+		else
+			srcmap_add(m, d + (a - from), b - a, p->s, p->sn);
+	}
+}
+
+bool parse_source_range(const parsed_doc *doc, size_t off, size_t len, uint64_t *start,
+			uint64_t *end)
+{
+	size_t s0, s1;
+
+	*start = *end = 0;
+	if (!doc || !doc->nsrc || len == 0 || off > SIZE_MAX - len)
+		return false;
+	if (!srcmap_start(doc->src, doc->nsrc, off, off + len, &s0) ||
+	    !srcmap_end(doc->src, doc->nsrc, off + len, off, &s1) || s1 <= s0)
+		return false;
+	*start = s0;
+	*end = s1;
+	return true;
 }
 
 /* ------------------------------------------------------------- builder */
@@ -259,6 +419,7 @@ void db_release(doc_builder *db)
 		free(db->path);
 	free(db->title);
 	free(db->first_h1);
+	srcmap_release(&db->map);
 	memset(db, 0, sizeof(*db));
 }
 
@@ -351,6 +512,50 @@ static rag_rc push_heading(doc_builder *db, const char *s, size_t n, int level)
 	return rebuild_path(db);
 }
 
+/* Does s[0, n) start with t, ignoring whitespace in both? */
+static bool starts_with_ws(const char *s, size_t n, const char *t)
+{
+	size_t i = 0;
+
+	for (; *t; t++) {
+		if (parse_is_space((unsigned char)*t))
+			continue;
+		while (i < n && parse_is_space((unsigned char)s[i]))
+			i++;
+		if (i == n || s[i] != *t)
+			return false;
+		i++;
+	}
+	return true;
+}
+
+rag_rc db_set_heading(doc_builder *db, const char *s, size_t n, int level, rag_error *err)
+{
+	rag_rc rc;
+
+	if (level < 1 || level > 6)
+		return RAG_OK;
+	rc = push_heading(db, s, n, level);
+	return rc ? parse_fail(db->key, rc, err) : RAG_OK;
+}
+
+/* Apply the pending PDF outline marks that open their section at s[0, n). */
+static rag_rc apply_marks(doc_builder *db, const char *s, size_t n)
+{
+	rag_rc rc = RAG_OK;
+
+	while (db->nmarks > 0 && !rc) {
+		pdf_mark *m = db->marks;
+
+		if (!m->force && !starts_with_ws(s, n, m->title))
+			break;
+		rc = push_heading(db, m->title, strlen(m->title), m->level);
+		db->marks++;
+		db->nmarks--;
+	}
+	return rc;
+}
+
 rag_rc db_add_block(doc_builder *db, const char *s, size_t n, int level, rag_error *err)
 {
 	rag_rc rc = RAG_OK;
@@ -364,6 +569,8 @@ rag_rc db_add_block(doc_builder *db, const char *s, size_t n, int level, rag_err
 		goto out;
 	if (level < 0 || level > 6)
 		level = 0;
+	if (db->nmarks && (rc = apply_marks(db, s, n)))
+		goto out;
 	if (level > 0 && (rc = push_heading(db, s, n, level)))
 		goto out;
 	if (!db->path && !(db->path = rag_strdup(""))) {
@@ -389,6 +596,9 @@ rag_rc db_add_block(doc_builder *db, const char *s, size_t n, int level, rag_err
 	b->heading = level > 0;
 	b->level = level;
 	b->heading_path = db->path;
+	b->page = db->page;
+	if (db->want_map && db->in_base)
+		srcmap_copy(&db->map, b->off, n, db->in_map, (size_t)(s - db->in_base), n, true);
 	if ((rc = rag_buf_append(&db->text, s, n)))
 		goto out;
 	db->nblocks++;
@@ -453,6 +663,12 @@ static rag_rc db_finish(doc_builder *db, parsed_doc *out)
 	db->path_used = false;
 	out->invalid_bytes = db->invalid;
 	out->pages = db->pages;
+	if (db->want_map && !db->map.broken && db->map.n) {
+		out->src = db->map.v;
+		out->nsrc = db->map.n;
+		db->map.v = NULL;
+		db->map.n = db->map.cap = 0;
+	}
 	return RAG_OK;
 }
 
@@ -471,18 +687,27 @@ static rag_rc parse_clean_then(doc_builder *db, doc_type type, const char *data,
 			       rag_error *err)
 {
 	rag_buf src;
+	srcmap cmap = {0};
 	rag_rc rc;
 
 	rag_buf_init(&src, PARSE_TEXT_MAX);
-	if ((rc = parse_clean_utf8(&src, data, len, CLEAN_BOM, &db->invalid))) {
+	if ((rc = parse_clean_utf8_map(&src, data, len, CLEAN_BOM, &db->invalid,
+				       db->want_map ? &cmap : NULL, 0))) {
 		parse_fail(db->key, rc, err);
 		goto out;
 	}
-	if (type == DOC_MARKDOWN)
+	db->in_base = src.data ? src.data : "";
+	db->in_map = &cmap;
+	if (type == DOC_MARKDOWN) {
 		rc = parse_md(db, src.data ? src.data : "", src.len, err);
-	else
+	} else {
+		db->text_headings = true;
 		rc = parse_text(db, src.data ? src.data : "", src.len, err);
+	}
 out:
+	db->in_base = NULL;
+	db->in_map = NULL;
+	srcmap_release(&cmap);
 	rag_buf_release(&src);
 	return rc;
 }
@@ -502,6 +727,7 @@ rag_rc parse_document(const char *key, const char *data, size_t len, parsed_doc 
 		len = 0;
 	db_init(&db, key);
 	type = detect(key, data, len, &why);
+	db.want_map = type != DOC_PDF && len <= UINT32_MAX;
 	if (type == DOC_UNKNOWN) {
 		rc = rag_error_set(err, RAG_EUNSUPPORTED, "\"%s\": unsupported type (%s)", key,
 				   why == WHY_BINARY ? "binary content" : "unknown extension");
@@ -535,5 +761,6 @@ void parsed_doc_release(parsed_doc *doc)
 	free(doc->text);
 	free_blocks(doc->blocks, doc->nblocks);
 	free(doc->title);
+	free(doc->src);
 	memset(doc, 0, sizeof(*doc));
 }

@@ -17,6 +17,38 @@
  *     the heading itself, so every block of one section has the same path.
  *     Each heading's part of the path is capped at PARSE_HEADING_MAX bytes.
  *  4. title and text are never NULL (possibly "").
+ *  5. Source map (citations): for text, Markdown and HTML, src maps text
+ *     back to the bytes of the source object; parse_source_range() turns a
+ *     text range into a source range [start, end) inside [0, object len).
+ *     Text: a chunk's source range holds exactly its text, except where the
+ *     cleaner changed bytes (CRLF and CR to LF, invalid UTF-8 to U+FFFD,
+ *     control bytes to a space, a BOM dropped) and between paragraphs
+ *     (the blank lines and trailing blanks the text writes as "\n\n", a
+ *     heading's underline). Markdown: the range spans
+ *     the source bytes the text came from, with the markup between them
+ *     (emphasis markers, link URLs, "> " and list prefixes), so the text's
+ *     characters are a subsequence of it. HTML: the range spans the source
+ *     of the text nodes the text came from (tags between them included); a
+ *     text node whose bytes differ from its decoded content (character
+ *     references, a declared non-UTF-8 charset) maps as a whole, from its
+ *     first word to the next '<'; a node that cannot be found in the source
+ *     (bounded search) maps to nothing and the range comes from its
+ *     neighbours. PDF has no source map (nsrc 0), pages instead.
+ *  6. page: PDF blocks carry the 1-based page they are on (a block never
+ *     spans pages); 0 for every other type.
+ *  7. Headings beyond Markdown and HTML. Plain text, conservatively: a
+ *     paragraph of exactly two lines whose second line is only '=' (level
+ *     1) or '-' (level 2), at least 3 of them and at least half as long as
+ *     the first line, the first line at most PARSE_HEADING_MAX bytes; or a
+ *     one-line paragraph "N[.N]*[.] Title" (each N 1 to 3 digits, level =
+ *     number of parts, capped at 6) of at most 80 bytes and 12 words, whose
+ *     title starts with an upper-case ASCII letter and does not end in '.',
+ *     ',', ';' or ':'. A heading becomes a heading block (level, path) as in
+ *     Markdown. PDF: the document outline (bookmarks). An entry that points
+ *     at page p opens its section at the first block of page p that starts
+ *     with the entry's title (whitespace-insensitive, at a line start),
+ *     else at page p's first block; it sets the heading path (outline depth
+ *     = level) without adding text, so no heading block comes from it.
  *
  * Thread-safety: parse_document may run concurrently on different
  * documents; it keeps no state between calls (libxml2 is initialised once,
@@ -27,6 +59,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "rag_err.h"
 
@@ -54,7 +87,20 @@ typedef struct doc_block {
 				 * "" at top level. Consecutive blocks of one
 				 * section share one string: never free or steal
 				 * it, parsed_doc_release frees it. */
+	int page;               /* PDF: 1-based page of the block; else 0 */
 } doc_block;
+
+/*
+ * One piece of a source map: text[d, d + dn) came from source[s, s + sn).
+ * dn == sn: copied verbatim, text byte d + i is source byte s + i. Else the
+ * text was generated from the whole source range (U+FFFD for an invalid
+ * byte, "\n" for "\r\n", an HTML node with character references). Text
+ * between pieces (block separators) has no source. 32-bit: a document with
+ * a source map is under 4 GiB (parse_document builds none otherwise).
+ */
+typedef struct src_piece {
+	uint32_t d, dn, s, sn;
+} src_piece;
 
 typedef struct parsed_doc {
 	doc_type type;
@@ -65,6 +111,8 @@ typedef struct parsed_doc {
 	char *title;            /* owned; first H1 / <title> / PDF title / first line; may be "" */
 	size_t invalid_bytes;   /* invalid UTF-8 bytes (and NUL bytes) replaced by U+FFFD */
 	int pages;              /* PDF page count, else 0 */
+	src_piece *src;         /* owned; the source map, in text order (invariant 5) */
+	size_t nsrc;            /* 0: no source map (PDF, or an object >= 4 GiB) */
 } parsed_doc;
 
 /*
@@ -105,6 +153,16 @@ doc_type parse_detect(const char *key, const char *data, size_t len);
  */
 rag_rc parse_document(const char *key, const char *data, size_t len, parsed_doc *out,
 		      rag_error *err);
+
+/*
+ * The source byte range [*start, *end) that the text range [off, off+len)
+ * came from (invariant 5): the first source byte of the first mapped text
+ * byte at or after off, to the end of the last mapped text byte before
+ * off + len. False (and 0, 0) when doc has no source map or nothing in the
+ * range is mapped. Pure; O(log nsrc).
+ */
+bool parse_source_range(const parsed_doc *doc, size_t off, size_t len, uint64_t *start,
+			uint64_t *end);
 
 /* Free everything doc owns and zero it. NULL and zeroed docs are fine. */
 void parsed_doc_release(parsed_doc *doc);

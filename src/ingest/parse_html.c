@@ -12,6 +12,16 @@
  * blocks; the cells of one table row form one block, " | " between cells;
  * everything else is inline. Whitespace is collapsed except inside <pre>.
  *
+ * Source map (parse.h, invariant 5): libxml2's tree has no byte offsets,
+ * so each text node is found in the source by its first run of ASCII
+ * letters and digits, searching forward from where the previous node ended
+ * (starting at "<body" if there is one) for an occurrence outside a tag;
+ * the node starts after the '>' before it (whitespace skipped). If the
+ * node's content is the source bytes there, its words map exactly; else
+ * the node maps as a whole, up to the '<' after the anchor. The searches
+ * read at most 4 x the document size plus 64 KiB in all; a node not found
+ * maps to nothing.
+ *
  * Encoding: a declared charset (<meta>, XML declaration) is left to libxml2;
  * an undeclared document is read as UTF-8, its invalid bytes replaced by
  * U+FFFD and counted (libxml2 2.9 would otherwise assume Latin-1).
@@ -83,7 +93,22 @@ typedef struct html_state {
 	int rows;       /* depth of <tr> */
 	bool space;     /* whitespace seen since the last text */
 	rag_error *err;
+	/* source map */
+	bool map_on;
+	srcmap blk_map;      /* blk -> object */
+	const char *src;     /* what libxml2 parsed */
+	size_t srclen;
+	const srcmap *cmap;  /* src -> object when src is a cleaned copy, else NULL */
+	size_t cur;          /* the next text node is searched from here */
+	size_t budget;       /* bytes the searches may still read */
 } html_state;
+
+/* Where a text node's content is in src. */
+typedef struct node_loc {
+	bool verbatim;  /* content[k0, k0 + m) == src[p, p + m) */
+	size_t p, k0;   /* verbatim: content byte i (>= k0) is src byte p + i - k0 */
+	size_t end;     /* not verbatim: the node is src[p, end) */
+} node_loc;
 
 static int tag_cmp(const void *key, const void *elem)
 {
@@ -107,21 +132,141 @@ static rag_rc fail(html_state *st, rag_rc rc)
 
 static rag_rc flush(html_state *st)
 {
-	rag_rc rc = db_add_block(st->db, st->blk.data, st->blk.len, st->level, st->err);
+	rag_rc rc;
 
+	st->db->in_base = st->map_on ? st->blk.data : NULL;
+	st->db->in_map = &st->blk_map;
+	rc = db_add_block(st->db, st->blk.data, st->blk.len, st->level, st->err);
+	st->db->in_base = NULL;
+	st->db->in_map = NULL;
 	rag_buf_reset(&st->blk);
+	srcmap_reset(&st->blk_map);
 	st->space = false;
 	return rc;
 }
 
-/* Append a text node's content, collapsing whitespace (and U+00A0). */
-static rag_rc add_text(html_state *st, const char *s, size_t n)
+static bool ascii_alnum(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+#define BACK_MAX 4096 /* how far back from its word a node's start is sought */
+
+/* Find the text node s[0, n) in the source (see the top). */
+static bool locate(html_state *st, const char *s, size_t n, node_loc *l)
+{
+	size_t k0 = 0, q, wn = 0, m, from = st->cur;
+
+	while (k0 < n && parse_is_space((unsigned char)s[k0]))
+		k0++;
+	if (k0 == n)
+		return false;
+	m = n - k0;
+	while (m > 0 && parse_is_space((unsigned char)s[k0 + m - 1]))
+		m--;
+	/* the anchor: the first run of ASCII letters and digits (what a
+	 * character reference cannot have produced), at most 32 of them */
+	for (q = k0; q < n && !ascii_alnum((unsigned char)s[q]); q++)
+		;
+	while (q + wn < n && wn < 32 && ascii_alnum((unsigned char)s[q + wn]))
+		wn++;
+	/* first the next text after the cursor, past tags and whitespace: the
+	 * node itself unless the source has dropped content (script, style) there */
+	for (size_t b = st->cur, hops = 0; hops < 64 && b < st->srclen && st->budget > 0; hops++) {
+		const char *gt;
+
+		while (b < st->srclen && parse_is_space((unsigned char)st->src[b]))
+			b++;
+		if (b < st->srclen && st->src[b] == '<' &&
+		    (gt = memchr(st->src + b, '>', st->srclen - b))) {
+			st->budget -= st->budget > (size_t)(gt - st->src) - b ? (size_t)(gt - st->src) - b : st->budget;
+			b = (size_t)(gt - st->src) + 1;
+			continue;
+		}
+		if (m <= st->srclen - b && memcmp(st->src + b, s + k0, m) == 0) {
+			l->p = b;
+			l->k0 = k0;
+			l->verbatim = true;
+			st->cur = b + m;
+			return true;
+		}
+		break;
+	}
+	if (wn == 0)
+		return false;
+	while (st->budget > 0 && from < st->srclen) {
+		size_t win = st->srclen - from < st->budget ? st->srclen - from : st->budget;
+		const char *p = memmem(st->src + from, win, s + q, wn);
+		size_t at, b, lim;
+
+		if (!p) {
+			st->budget -= win;
+			return false;
+		}
+		at = (size_t)(p - st->src);
+		st->budget -= at - from + 1;
+		/* the node starts after the tag before it; inside a tag: not it */
+		lim = at - st->cur > BACK_MAX ? at - BACK_MAX : st->cur;
+		for (b = at; b > lim && st->src[b - 1] != '>' && st->src[b - 1] != '<'; b--)
+			;
+		st->budget -= st->budget > at - b ? at - b : st->budget;
+		if (b > 0 && st->src[b - 1] == '<') {
+			from = at + 1;
+			continue;
+		}
+		while (b < at && parse_is_space((unsigned char)st->src[b]))
+			b++;
+		if (q == k0 && b != at) { /* other text before the node's first word */
+			from = at + 1;
+			continue;
+		}
+		l->p = b;
+		l->k0 = k0;
+		l->verbatim = m <= st->srclen - b && memcmp(st->src + b, s + k0, m) == 0;
+		if (l->verbatim) {
+			st->cur = b + m;
+		} else {
+			const char *lt = memchr(p, '<', st->srclen - at);
+			size_t e = lt ? (size_t)(lt - st->src) : st->srclen;
+
+			while (e > at && parse_is_space((unsigned char)st->src[e - 1]))
+				e--;
+			l->end = e;
+			st->cur = e;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Append s[a, b) of a text node to blk (cleaned), mapped when l is given. */
+static rag_rc put_text(html_state *st, const char *s, size_t a, size_t b, const node_loc *l)
+{
+	size_t before = st->blk.len;
+	rag_rc rc = parse_clean_utf8(&st->blk, s + a, b - a, 0, &st->db->invalid);
+
+	if (!rc && l && a >= l->k0)
+		srcmap_copy(&st->blk_map, before, st->blk.len - before, st->cmap,
+			    l->p + (a - l->k0), b - a, st->blk.len - before == b - a);
+	return rc;
+}
+
+/* Append a text node's content, collapsing whitespace (and U+00A0); l:
+ * where it is in the source when it is there verbatim. */
+static rag_rc add_text(html_state *st, const char *s, size_t n, const node_loc *l)
 {
 	size_t i = 0;
 	rag_rc rc = RAG_OK;
 
-	if (st->pre)
-		return parse_clean_utf8(&st->blk, s, n, 0, &st->db->invalid);
+	if (st->pre) {
+		size_t a = 0;
+
+		if (l) /* leading whitespace is kept but not mapped */
+			a = l->k0;
+		if (a && (rc = parse_clean_utf8(&st->blk, s, a, 0, &st->db->invalid)))
+			return rc;
+		return put_text(st, s, a, n, l);
+	}
 	while (i < n) {
 		size_t j = i;
 
@@ -133,7 +278,7 @@ static rag_rc add_text(html_state *st, const char *s, size_t n)
 			    (rc = rag_buf_putc(&st->blk, ' ')))
 				break;
 			st->space = false;
-			if ((rc = parse_clean_utf8(&st->blk, s + i, j - i, 0, &st->db->invalid)))
+			if ((rc = put_text(st, s, i, j, l)))
 				break;
 		}
 		if (j < n) {
@@ -178,8 +323,15 @@ static rag_rc enter(html_state *st, const xmlNode *n, bool *descend)
 	*descend = false;
 	if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
 		const char *s = node_text(n);
-		if ((rc = add_text(st, s, strlen(s))))
-			rc = fail(st, rc);
+		size_t len = strlen(s), before = st->blk.len;
+		node_loc l;
+		bool found = st->map_on && locate(st, s, len, &l);
+
+		if ((rc = add_text(st, s, len, found && l.verbatim ? &l : NULL)))
+			return fail(st, rc);
+		if (found && !l.verbatim && st->blk.len > before)
+			srcmap_copy(&st->blk_map, before, st->blk.len - before, st->cmap, l.p,
+				    l.end - l.p, false);
 		return rc;
 	}
 	if (n->type != XML_ELEMENT_NODE)
@@ -305,6 +457,16 @@ static bool declares_charset(const char *data, size_t len)
 	return false;
 }
 
+/* Where "<body" starts (case-insensitive), else 0: text nodes are searched
+ * from there, so a <title> is not taken for the same words in the body. */
+static size_t body_start(const char *data, size_t len)
+{
+	for (const char *p = data; (p = memchr(p, '<', len - (size_t)(p - data))); p++)
+		if (len - (size_t)(p - data) >= 5 && strncasecmp(p, "<body", 5) == 0)
+			return (size_t)(p - data);
+	return 0;
+}
+
 /* libxml2 reports some errors (encoding conversion, I/O) through its
  * generic handler, which prints, whatever the parse options say. */
 static void quiet(void *ctx, const char *msg, ...)
@@ -329,6 +491,7 @@ rag_rc parse_html(doc_builder *db, const char *data, size_t len, rag_error *err)
 	xmlGenericErrorFunc old_handler;
 	void *old_ctx;
 	rag_buf clean;
+	srcmap cmap = {0};
 	rag_rc rc = RAG_OK;
 
 	rag_buf_init(&st.blk, PARSE_TEXT_MAX);
@@ -341,7 +504,9 @@ rag_rc parse_html(doc_builder *db, const char *data, size_t len, rag_error *err)
 	if (!declares_charset(data, len)) {
 		enc = "UTF-8"; /* and make it so: invalid bytes become U+FFFD */
 		if (!rag_utf8_valid(data, len)) {
-			if ((rc = parse_clean_utf8(&clean, data, len, 0, &db->invalid))) {
+			st.cmap = &cmap;
+			if ((rc = parse_clean_utf8_map(&clean, data, len, 0, &db->invalid,
+						       db->want_map ? &cmap : NULL, 0))) {
 				rc = parse_fail(db->key, rc, err);
 				goto out;
 			}
@@ -376,6 +541,11 @@ rag_rc parse_html(doc_builder *db, const char *data, size_t len, rag_error *err)
 		}
 		goto out; /* else nothing in it: an empty document */
 	}
+	st.map_on = db->want_map;
+	st.src = data;
+	st.srclen = len;
+	st.budget = 4 * len + 65536;
+	st.cur = body_start(data, len);
 	rc = walk(&st, root);
 out:
 	if (doc)
@@ -384,5 +554,7 @@ out:
 		htmlFreeParserCtxt(ctxt);
 	rag_buf_release(&st.blk);
 	rag_buf_release(&clean);
+	srcmap_release(&st.blk_map);
+	srcmap_release(&cmap);
 	return rc;
 }

@@ -15,6 +15,11 @@
  * dropped unless they sit inside a word or between spaces; <http://...>
  * autolinks keep the URL; backslash escapes are resolved.
  *
+ * Source map: every byte of a block's text is copied from the cleaned
+ * source (inline stripping only drops bytes), and each copy is recorded:
+ * raw_map maps the raw lines of the open block to the source, out_map the
+ * inline-stripped text (parse.h, invariant 5).
+ *
  * Every step is linear: each search for a closing ']', ')' or backtick run
  * is cached so that no byte is scanned more than a bounded number of times.
  */
@@ -32,6 +37,11 @@ typedef struct md_state {
 	doc_builder *db;
 	rag_buf raw;    /* raw lines of the open block, '\n' separated */
 	rag_buf out;    /* inline-stripped text of a block or heading */
+	srcmap raw_map; /* raw -> source */
+	srcmap out_map; /* out -> source */
+	bool map_on;    /* keep the maps (db->want_map) */
+	const char *cbase;   /* the cleaned source (db->in_base on entry) */
+	const srcmap *cmap;  /* cleaned source -> object */
 	blk_kind kind;
 	char fence;     /* '`' or '~' inside a fenced code block, else 0 */
 	size_t fence_len;
@@ -190,7 +200,18 @@ static const unsigned char special[256] = {
  * each special character either extends the run (literal) or flushes it and
  * emits a replacement.
  */
-static rag_rc md_inline(rag_buf *out, const char *s, size_t n)
+/* Append s[a, a+k) to out, mapped through imap (s[0] is ibase there). */
+static rag_rc put_mapped(rag_buf *out, srcmap *omap, const srcmap *imap, size_t ibase,
+			 const char *s, size_t a, size_t k)
+{
+	if (omap)
+		srcmap_copy(omap, out->len, k, imap, ibase + a, k, true);
+	return rag_buf_append(out, s + a, k);
+}
+
+/* omap NULL: no source map. */
+static rag_rc md_inline(rag_buf *out, const char *s, size_t n, srcmap *omap, const srcmap *imap,
+			size_t ibase)
 {
 	inl x = {.s = s, .n = n};
 	size_t i = 0, run = 0, k, j;
@@ -198,7 +219,7 @@ static rag_rc md_inline(rag_buf *out, const char *s, size_t n)
 
 #define FLUSH()                                                             \
 	do {                                                                \
-		if ((rc = rag_buf_append(out, s + run, i - run)))           \
+		if ((rc = put_mapped(out, omap, imap, ibase, s, run, i - run))) \
 			goto out;                                           \
 	} while (0)
 
@@ -232,7 +253,7 @@ static rag_rc md_inline(rag_buf *out, const char *s, size_t n)
 			j = code_close(&x, i + k, k);
 			if (j < n) {
 				FLUSH();
-				if ((rc = rag_buf_append(out, s + i + k, j - (i + k))))
+				if ((rc = put_mapped(out, omap, imap, ibase, s, i + k, j - (i + k))))
 					goto out;
 				i = run = j + k;
 			} else {
@@ -258,7 +279,7 @@ static rag_rc md_inline(rag_buf *out, const char *s, size_t n)
 		case '<':
 			if ((k = autolink_len(s, n, i))) {
 				FLUSH();
-				if ((rc = rag_buf_append(out, s + i + 1, k - 2)))
+				if ((rc = put_mapped(out, omap, imap, ibase, s, i + 1, k - 2)))
 					goto out;
 				i = run = i + k;
 			} else {
@@ -445,13 +466,43 @@ static bool table_delimiter(const line *l)
 	return dash && bar;
 }
 
+/* s lies in the cleaned source. */
 static rag_rc raw_add(md_state *st, const char *s, size_t n)
 {
 	rag_rc rc = RAG_OK;
 
 	if (st->raw.len && (rc = rag_buf_putc(&st->raw, '\n')))
 		return rc;
+	if (st->map_on && n)
+		srcmap_copy(&st->raw_map, st->raw.len, n, st->cmap, (size_t)(s - st->cbase), n, true);
 	return rag_buf_append(&st->raw, s, n);
+}
+
+static void raw_reset(md_state *st)
+{
+	rag_buf_reset(&st->raw);
+	srcmap_reset(&st->raw_map);
+}
+
+/* The inline-stripped s[0, n) into st->out (and out_map); s is at ibase in imap. */
+static rag_rc strip(md_state *st, const char *s, size_t n, const srcmap *imap, size_t ibase)
+{
+	rag_buf_reset(&st->out);
+	srcmap_reset(&st->out_map);
+	return md_inline(&st->out, s, n, st->map_on ? &st->out_map : NULL, imap, ibase);
+}
+
+/* db_add_block with buf's bytes mapped by map. */
+static rag_rc add_mapped(md_state *st, const char *s, size_t n, int level, const srcmap *map)
+{
+	rag_rc rc;
+
+	st->db->in_base = s;
+	st->db->in_map = map;
+	rc = db_add_block(st->db, s, n, level, st->err);
+	st->db->in_base = st->cbase;
+	st->db->in_map = st->cmap;
+	return rc;
 }
 
 static rag_rc fail(md_state *st, rag_rc rc)
@@ -467,30 +518,30 @@ static rag_rc flush(md_state *st)
 	if (st->kind == B_NONE && !st->fence)
 		return RAG_OK;
 	if (st->kind == B_CODE || st->fence) {
-		rc = db_add_block(st->db, st->raw.data, st->raw.len, 0, st->err);
+		rc = add_mapped(st, st->raw.data, st->raw.len, 0, &st->raw_map);
 	} else {
-		rag_buf_reset(&st->out);
-		if ((rc = md_inline(&st->out, st->raw.data ? st->raw.data : "", st->raw.len)))
+		if ((rc = strip(st, st->raw.data ? st->raw.data : "", st->raw.len, &st->raw_map, 0)))
 			return fail(st, rc);
-		rc = db_add_block(st->db, st->out.data, st->out.len, 0, st->err);
+		rc = add_mapped(st, st->out.data, st->out.len, 0, &st->out_map);
 	}
-	rag_buf_reset(&st->raw);
+	raw_reset(st);
 	st->kind = B_NONE;
 	st->fence = 0;
 	return rc;
 }
 
-static rag_rc heading(md_state *st, const char *s, size_t n, int level)
+/* A heading from s[0, n), which is at ibase in imap. */
+static rag_rc heading(md_state *st, const char *s, size_t n, int level, const srcmap *imap,
+		      size_t ibase)
 {
 	rag_rc rc;
 
-	rag_buf_reset(&st->out);
-	if ((rc = md_inline(&st->out, s, n)))
+	if ((rc = strip(st, s, n, imap, ibase)))
 		return fail(st, rc);
 	for (size_t i = 0; i < st->out.len; i++) /* setext text may span lines */
 		if (st->out.data[i] == '\n')
 			st->out.data[i] = ' ';
-	return db_add_block(st->db, st->out.data, st->out.len, level, st->err);
+	return add_mapped(st, st->out.data, st->out.len, level, &st->out_map);
 }
 
 /* Skip YAML front matter ("---" ... "---" or "..."); returns where to go on. */
@@ -586,11 +637,11 @@ static rag_rc md_line(md_state *st, const line *l, const char *s, size_t n, size
 	if ((level = atx_level(l, &ts, &tn))) {
 		if ((rc = flush(st)))
 			return rc;
-		return heading(st, ts, tn, level);
+		return heading(st, ts, tn, level, st->cmap, (size_t)(ts - st->cbase));
 	}
 	if (st->kind == B_PARA && (level = setext_level(l))) {
-		rc = heading(st, st->raw.data, st->raw.len, level);
-		rag_buf_reset(&st->raw);
+		rc = heading(st, st->raw.data, st->raw.len, level, &st->raw_map, 0);
+		raw_reset(st);
 		st->kind = B_NONE;
 		return rc;
 	}
@@ -622,7 +673,8 @@ static rag_rc md_line(md_state *st, const line *l, const char *s, size_t n, size
 
 rag_rc parse_md(doc_builder *db, const char *s, size_t n, rag_error *err)
 {
-	md_state st = {.db = db, .err = err};
+	md_state st = {.db = db, .err = err, .map_on = db->want_map && db->in_base,
+		       .cbase = db->in_base ? db->in_base : s, .cmap = db->in_map};
 	size_t i, next;
 	rag_rc rc;
 
@@ -652,5 +704,7 @@ rag_rc parse_md(doc_builder *db, const char *s, size_t n, rag_error *err)
 out:
 	rag_buf_release(&st.raw);
 	rag_buf_release(&st.out);
+	srcmap_release(&st.raw_map);
+	srcmap_release(&st.out_map);
 	return rc;
 }

@@ -11,6 +11,12 @@
  * blank lines like plain text; a page always ends a block. The title comes
  * from the document information dictionary, else the first line.
  *
+ * Pages and headings (parse.h, invariants 6 and 7): each block carries its
+ * 1-based page; the outline (bookmarks, at most PDF_OUTLINE_MAX entries,
+ * at most 6 levels deep) gives heading paths: its entries are sorted by
+ * destination page (outline order within a page) and handed to the
+ * builder page by page as marks.
+ *
  * poppler keeps a pointer to the bytes for the document's lifetime: they
  * are copied into a GBytes that the document holds a reference to.
  */
@@ -19,6 +25,139 @@
 #include <string.h>
 
 #include "parse_int.h"
+#include "rag_util.h"
+
+#define PDF_OUTLINE_MAX 4096
+
+typedef struct outline_ent {
+	char *title;  /* cleaned UTF-8 */
+	int level, page;
+	size_t seq;
+} outline_ent;
+
+typedef struct outline {
+	outline_ent *v;
+	size_t n, cap;
+} outline;
+
+static void outline_free(outline *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		free(o->v[i].title);
+	free(o->v);
+	memset(o, 0, sizeof(*o));
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+	const outline_ent *x = a, *y = b;
+
+	if (x->page != y->page)
+		return x->page < y->page ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int dest_page(PopplerDocument *doc, const PopplerDest *d)
+{
+	int page = 0;
+
+	if (!d)
+		return 0;
+	if (d->type == POPPLER_DEST_NAMED) {
+		PopplerDest *nd = d->named_dest ? poppler_document_find_dest(doc, d->named_dest) : NULL;
+
+		if (nd) {
+			page = nd->page_num;
+			poppler_dest_free(nd);
+		}
+		return page;
+	}
+	return d->page_num;
+}
+
+/* Entries of the outline level at it (depth 0 = top), children after
+ * their parent. Out of memory just ends the walk: the outline is optional. */
+static void outline_walk(PopplerDocument *doc, PopplerIndexIter *it, int depth, int npages,
+			 outline *o)
+{
+	do {
+		PopplerAction *a = poppler_index_iter_get_action(it);
+		PopplerIndexIter *child;
+
+		if (o->n >= PDF_OUTLINE_MAX) {
+			poppler_action_free(a);
+			return;
+		}
+		if (a && a->type == POPPLER_ACTION_GOTO_DEST && a->goto_dest.title) {
+			int page = dest_page(doc, a->goto_dest.dest);
+			const char *t = a->goto_dest.title;
+			rag_buf clean;
+			size_t inv = 0;
+			outline_ent *v = o->v;
+
+			rag_buf_init(&clean, PARSE_HEADING_MAX * 16);
+			if (page >= 1 && page <= npages && strlen(t) < PARSE_HEADING_MAX * 4 &&
+			    !parse_clean_utf8(&clean, t, strlen(t), CLEAN_BOM, &inv) && clean.len &&
+			    (v = rag_grow(o->v, &o->cap, o->n + 1, sizeof(*o->v)))) {
+				outline_ent *e = &v[o->n];
+
+				o->v = v;
+				e->title = rag_buf_detach(&clean, NULL);
+				e->level = depth + 1;
+				e->page = page;
+				e->seq = o->n;
+				if (e->title)
+					o->n++;
+			}
+			rag_buf_release(&clean);
+			if (!v) { /* out of memory: the outline is optional */
+				poppler_action_free(a);
+				return;
+			}
+		}
+		poppler_action_free(a);
+		if (depth < 5 && (child = poppler_index_iter_get_child(it))) {
+			outline_walk(doc, child, depth + 1, npages, o);
+			poppler_index_iter_free(child);
+		}
+	} while (poppler_index_iter_next(it));
+}
+
+static void outline_load(PopplerDocument *doc, int npages, outline *o)
+{
+	PopplerIndexIter *it = poppler_index_iter_new(doc);
+
+	if (!it)
+		return;
+	outline_walk(doc, it, 0, npages, o);
+	poppler_index_iter_free(it);
+	if (o->n > 1)
+		qsort(o->v, o->n, sizeof(*o->v), ent_cmp);
+}
+
+/* Is t (whitespace-insensitive) at a line start of s[0, n)? */
+static bool at_line_start(const char *s, size_t n, const char *t)
+{
+	for (size_t i = 0; i < n;) {
+		const char *nl = memchr(s + i, '\n', n - i);
+		size_t e = nl ? (size_t)(nl - s) : n, k = i;
+		const char *q = t;
+
+		for (; *q; q++) {
+			if (parse_is_space((unsigned char)*q))
+				continue;
+			while (k < e && parse_is_space((unsigned char)s[k]))
+				k++;
+			if (k == e || s[k] != *q)
+				break;
+			k++;
+		}
+		if (!*q)
+			return true;
+		i = e + 1;
+	}
+	return false;
+}
 
 typedef struct pdf_line {
 	size_t off;  /* byte offset of the line in the page text */
@@ -158,7 +297,23 @@ static rag_rc add_page(doc_builder *db, PopplerPage *page, const char *text, rag
 	rag_buf_reset(a);
 	if ((rc = dehyphenate(a, b->data ? b->data : "", b->len)))
 		return parse_fail(db->key, rc, err);
-	return parse_text(db, a->data ? a->data : "", a->len, err);
+	/* marks found at a line start wait for their block, the others open
+	 * their section at the page's first block */
+	for (size_t i = 0; i < db->nmarks; i++)
+		db->marks[i].force = !at_line_start(a->data ? a->data : "", a->len, db->marks[i].title);
+	for (size_t i = 1; i < db->nmarks; i++)
+		for (size_t j = i; j > 0 && db->marks[j].force && !db->marks[j - 1].force; j--) {
+			pdf_mark t = db->marks[j];
+			db->marks[j] = db->marks[j - 1];
+			db->marks[j - 1] = t;
+		}
+	if ((rc = parse_text(db, a->data ? a->data : "", a->len, err)))
+		return rc;
+	for (; db->nmarks > 0; db->marks++, db->nmarks--) /* not seen: from here on */
+		if ((rc = db_set_heading(db, db->marks->title, strlen(db->marks->title),
+					 db->marks->level, err)))
+			return rc;
+	return RAG_OK;
 }
 
 rag_rc parse_pdf(doc_builder *db, const char *data, size_t len, rag_error *err)
@@ -168,6 +323,9 @@ rag_rc parse_pdf(doc_builder *db, const char *data, size_t len, rag_error *err)
 	PopplerDocument *doc = NULL;
 	rag_buf clean, joined;
 	gchar *title = NULL;
+	outline ol = {0};
+	pdf_mark *marks = NULL;
+	size_t next = 0;
 	rag_rc rc = RAG_OK;
 
 	rag_buf_init(&clean, PARSE_TEXT_MAX);
@@ -187,18 +345,37 @@ rag_rc parse_pdf(doc_builder *db, const char *data, size_t len, rag_error *err)
 	title = poppler_document_get_title(doc);
 	if (title && (rc = db_set_title(db, title, strlen(title), err)))
 		goto out;
+	outline_load(doc, db->pages, &ol);
+	if (ol.n && !(marks = calloc(ol.n, sizeof(*marks)))) {
+		rc = parse_fail(db->key, RAG_ENOMEM, err);
+		goto out;
+	}
 	for (int i = 0; i < db->pages && !rc; i++) {
 		PopplerPage *page = poppler_document_get_page(doc, i);
 		char *text;
+		size_t k = 0;
 
-		if (!page)
+		db->page = i + 1;
+		for (; next < ol.n && ol.v[next].page == i + 1; next++, k++)
+			marks[k] = (pdf_mark){ol.v[next].title, ol.v[next].level, false};
+		db->marks = marks;
+		db->nmarks = k;
+		if (!page) {
+			for (size_t j = 0; j < k && !rc; j++)
+				rc = db_set_heading(db, marks[j].title, strlen(marks[j].title),
+						    marks[j].level, err);
 			continue;
+		}
 		if ((text = poppler_page_get_text(page)))
 			rc = add_page(db, page, text, &clean, &joined, err);
 		g_free(text);
 		g_object_unref(page);
 	}
 out:
+	db->marks = NULL;
+	db->nmarks = 0;
+	free(marks);
+	outline_free(&ol);
 	g_free(title);
 	if (doc)
 		g_object_unref(doc);

@@ -609,6 +609,10 @@ static rag_rc fill_hit(qhit *h, const char *rec, size_t len, int64_t want, rag_e
 	h->ordinal = r.ordinal;
 	h->off = r.off;
 	h->len = r.len;
+	h->page = r.page;
+	h->page_end = r.page_end;
+	h->src_off = r.src_off;
+	h->src_end = r.src_end;
 	h->text = rag_strndup(r.text, r.text_len);
 	h->text_len = r.text_len;
 	return h->text ? RAG_OK : rag_error_set(err, RAG_ENOMEM, "out of memory");
@@ -765,6 +769,10 @@ static rag_rc fill_from_catalog(qindex *q, const cand *top, int n, qresult *res,
 		h->ordinal = o.ordinal;
 		h->off = o.off;
 		h->len = o.len;
+		h->page = o.page;
+		h->page_end = o.page_end;
+		h->src_off = o.src_off;
+		h->src_end = o.src_end;
 	}
 	pthread_mutex_unlock(&q->cat_lock);
 	return rc;

@@ -86,6 +86,10 @@ typedef struct qhit {
 	char *heading;
 	char *text;
 	size_t text_len;
+	/* citation (chunk.h invariant 5): PDF pages (0: none) and the source
+	 * object's bytes [src_off, src_end) (src_end 0: none) */
+	int page, page_end;
+	uint64_t src_off, src_end;
 	/* "explain": where it stood in each retriever's candidates (1-based
 	 * rank; 0: not among them) and that retriever's score */
 	int dense_rank, bm25_rank;

@@ -1,6 +1,8 @@
 #include "qjson.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 json_t *qjson_counter(const s3_counter *c)
 {
@@ -61,6 +63,32 @@ json_t *qjson_requests(const s3_trace *t, uint64_t t0)
  * not UTF-8) is named in the error instead of silently dropping the hit:
  * an answer with a hit missing would look complete.
  */
+/*
+ * A hit's citation string: "key#page=N" for a PDF chunk (N its first page),
+ * "key#bytes=S-E" for a chunk with a source range (bytes [S, E) of the
+ * object, E exclusive), else just the key (chunks indexed before citations).
+ */
+static json_t *cite_json(const qhit *h)
+{
+	const char *key = h->key ? h->key : "";
+	size_t cap = strlen(key) + 64; /* room for "#bytes=" and two 20-digit numbers */
+	char *s;
+	json_t *v;
+
+	if (h->page <= 0 && h->src_end == 0)
+		return json_string(key);
+	if (!(s = malloc(cap)))
+		return NULL;
+	if (h->page > 0)
+		snprintf(s, cap, "%s#page=%d", key, h->page);
+	else
+		snprintf(s, cap, "%s#bytes=%llu-%llu", key, (unsigned long long)h->src_off,
+			 (unsigned long long)h->src_end);
+	v = json_string(s);
+	free(s);
+	return v;
+}
+
 static json_t *hit_json(const qhit *h, const char *bucket, rag_error *err)
 {
 	char uri[2048];
@@ -78,6 +106,12 @@ static json_t *hit_json(const qhit *h, const char *bucket, rag_error *err)
 		{"offset", json_integer((json_int_t)h->off)},
 		{"length", json_integer((json_int_t)h->len)},
 		{"heading", json_string(h->heading)},
+		{"cite", cite_json(h)},
+		{"page", h->page > 0 ? json_integer(h->page) : json_null()},
+		{"page_end", h->page > 0 ? json_integer(h->page_end) : json_null()},
+		{"source_bytes", h->src_end > 0 ? json_pack("[I, I]", (json_int_t)h->src_off,
+							     (json_int_t)h->src_end)
+						: json_null()},
 		{"text", json_stringn(h->text, h->text_len)},
 	};
 	const char *bad = o ? NULL : "object";

@@ -78,6 +78,11 @@ static const char *const migrations[] = {
 	"INSERT INTO chunks_fts(chunks_fts) VALUES('rebuild');",
 	/* 3: when an object last failed: its next attempt waits (backoff) */
 	"ALTER TABLE objects ADD COLUMN failed_at INTEGER NOT NULL DEFAULT 0;",
+	/* 4: citations: PDF pages and source byte ranges per chunk (0: none) */
+	"ALTER TABLE chunks ADD COLUMN page INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE chunks ADD COLUMN page_end INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE chunks ADD COLUMN src_off INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE chunks ADD COLUMN src_end INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* ---- the FTS5 tokenizer "ragmap": text_tokenize() as an FTS5 tokenizer */
@@ -455,9 +460,14 @@ rag_rc catalog_chunk_insert(catalog *c, const cat_chunk *ch, int64_t *chunk_id, 
 	int64_t id;
 
 	if ((rc = prepare(c, "INSERT INTO chunks(doc_id, ordinal, off, len, heading, text,"
-			     " segment_id, rec_off, rec_len, chunk_id) VALUES(?,?,?,?,?,?,?,?,?,?)",
+			     " segment_id, rec_off, rec_len, chunk_id, page, page_end, src_off,"
+			     " src_end) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 			  &st, err)))
 		return rc;
+	sqlite3_bind_int(st, 11, ch->page);
+	sqlite3_bind_int(st, 12, ch->page_end);
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)ch->src_off);
+	sqlite3_bind_int64(st, 14, (sqlite3_int64)ch->src_end);
 	sqlite3_bind_int64(st, 1, ch->doc_id);
 	if (ch->id > 0)
 		sqlite3_bind_int64(st, 10, ch->id);
@@ -797,7 +807,8 @@ rag_rc catalog_each_chunk_row(catalog *c, const char *seg, catalog_row_fn fn, vo
 	int s;
 
 	if ((rc = prepare(c, "SELECT ch.chunk_id, d.key, ch.ordinal, ch.off, ch.len, ch.heading,"
-			     " ch.text FROM chunks ch JOIN documents d ON d.doc_id = ch.doc_id"
+			     " ch.text, ch.page, ch.page_end, ch.src_off, ch.src_end"
+			     " FROM chunks ch JOIN documents d ON d.doc_id = ch.doc_id"
 			     " WHERE d.live = 1 AND (?1 IS NULL OR ch.segment_id = ?1)"
 			     " ORDER BY ch.chunk_id", &st, err)))
 		return rc;
@@ -813,6 +824,10 @@ rag_rc catalog_each_chunk_row(catalog *c, const char *seg, catalog_row_fn fn, vo
 			.heading = (const char *)sqlite3_column_text(st, 5),
 			.text = (const char *)sqlite3_column_text(st, 6),
 			.text_len = (size_t)sqlite3_column_bytes(st, 6),
+			.page = sqlite3_column_int(st, 7),
+			.page_end = sqlite3_column_int(st, 8),
+			.src_off = (uint64_t)sqlite3_column_int64(st, 9),
+			.src_end = (uint64_t)sqlite3_column_int64(st, 10),
 		};
 		if ((rc = fn(ctx, &row)))
 			break;
@@ -874,8 +889,8 @@ rag_rc catalog_chunk_get(catalog *c, int64_t chunk_id, cat_chunk_out *out, rag_e
 	rag_rc rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = prepare(c, "SELECT d.key, ch.ordinal, ch.off, ch.len, ch.heading, ch.text"
-			     " FROM chunks ch JOIN documents d ON d.doc_id = ch.doc_id"
+	if ((rc = prepare(c, "SELECT d.key, ch.ordinal, ch.off, ch.len, ch.heading, ch.text,"
+			     " ch.page, ch.page_end, ch.src_off, ch.src_end FROM chunks ch JOIN documents d ON d.doc_id = ch.doc_id"
 			     " WHERE ch.chunk_id = ?", &st, err)))
 		return rc;
 	sqlite3_bind_int64(st, 1, chunk_id);
@@ -890,6 +905,10 @@ rag_rc catalog_chunk_get(catalog *c, int64_t chunk_id, cat_chunk_out *out, rag_e
 	out->heading = col_dup(st, 4);
 	out->text = col_dup(st, 5);
 	out->text_len = (size_t)sqlite3_column_bytes(st, 5);
+	out->page = sqlite3_column_int(st, 6);
+	out->page_end = sqlite3_column_int(st, 7);
+	out->src_off = (uint64_t)sqlite3_column_int64(st, 8);
+	out->src_end = (uint64_t)sqlite3_column_int64(st, 9);
 	sqlite3_finalize(st);
 	if (!out->key || !out->heading || !out->text) {
 		cat_chunk_out_release(out);

@@ -13,6 +13,10 @@
  *  3. A document is never deleted while a live segment holds its chunks: it
  *     is tombstoned (live = 0) and its chunks stay until compaction drops
  *     the segment that holds them.
+ *  4. Citations (schema 4): each chunk row has page, page_end (PDF pages,
+ *     1-based; 0: none) and src_off, src_end (the source object's bytes
+ *     [src_off, src_end); src_end 0: none), as chunk.h defines them. Rows
+ *     from before schema 4 read as 0 (no citation), never as wrong values.
  *
  * Not thread-safe: one catalog handle per thread.
  */
@@ -78,6 +82,8 @@ typedef struct cat_chunk {
 	const char *segment_id;
 	uint64_t rec_off;     /* the chunk's record in the segment's chunks.bin */
 	uint32_t rec_len;
+	int page, page_end;   /* citation (invariant 4) */
+	uint64_t src_off, src_end;
 } cat_chunk;
 
 typedef struct cat_segment {
@@ -137,6 +143,8 @@ typedef struct cat_chunk_row {
 	const char *heading;
 	const char *text;
 	size_t text_len;
+	int page, page_end;   /* citation (invariant 4) */
+	uint64_t src_off, src_end;
 } cat_chunk_row;
 typedef rag_rc (*catalog_row_fn)(void *ctx, const cat_chunk_row *row);
 
@@ -192,6 +200,8 @@ typedef struct cat_chunk_out {
 	char *heading;
 	char *text;
 	size_t text_len;
+	int page, page_end;   /* citation (invariant 4) */
+	uint64_t src_off, src_end;
 } cat_chunk_out;
 rag_rc catalog_chunk_get(catalog *c, int64_t chunk_id, cat_chunk_out *out, rag_error *err);
 void cat_chunk_out_release(cat_chunk_out *o);

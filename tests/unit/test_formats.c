@@ -283,7 +283,7 @@ static void test_catalog_basics(void **state)
 	close(fd);
 	unlink(path);
 	assert_int_equal(catalog_open(path, &c, &err), RAG_OK);
-	assert_int_equal(catalog_schema_version(c), 3);
+	assert_int_equal(catalog_schema_version(c), 4);
 	assert_int_equal(catalog_begin(c, &err), RAG_OK);
 	assert_int_equal(catalog_doc_insert(c, &(cat_doc){.key = "source/a.md", .etag = "e", .type = "markdown",
 							  .segment_id = "s1", .nchunks = 1}, &doc, &err), RAG_OK);
@@ -333,7 +333,7 @@ static void test_catalog_basics(void **state)
 	catalog_close(c);
 	/* reopening keeps the schema version (no migration runs twice) */
 	assert_int_equal(catalog_open(path, &c, &err), RAG_OK);
-	assert_int_equal(catalog_schema_version(c), 3);
+	assert_int_equal(catalog_schema_version(c), 4);
 	catalog_close(c);
 	unlink(path);
 }
