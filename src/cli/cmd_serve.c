@@ -60,8 +60,10 @@ static const char serve_usage[] =
 	"  query: object mode the IVF lists (needs query.list_cache_mb), cached mode\n"
 	"  the records the query log says answers returned most; at most\n"
 	"  query.warm_mb (0: the cache's size). Progress: \"warm\" in /v1/status.\n"
-	"  It is done again after a reload or mode switch. Answers that read no\n"
-	"  storage count as warm, the others as cold: /v1/map shows both latencies.\n"
+	"  SIGHUP and mode switches start a new server, warmed again; a hot reload\n"
+	"  keeps the caches, so only a new version's new segments start cold.\n"
+	"  Answers that read no storage count as warm, the others as cold: /v1/map\n"
+	"  shows both latencies.\n"
 	"  SIGINT and SIGTERM stop the server.\n";
 
 static volatile sig_atomic_t serve_stop, serve_reload;
