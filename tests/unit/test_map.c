@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,8 +179,14 @@ static void test_map_json(void **state)
 	add_stage(c, "query.reload", S3_GET, 2, 136, 1000000);
 	add_stage(c, "query.log", S3_PUT, 1, 800, 1000000);
 	c->stages[3].kind[S3_PUT].bytes_out = 200; /* a PUT's bytes count as moved */
+	/* a stage missing from rag_stage.c's list: shown, never per query */
+	add_stage(c, "query.new", S3_GET, 9, 9000, 9000000);
 	c->queries_ok = 4;
 	c->latency_sum_s = 0.02;
+	c->cold_n = 3;
+	c->cold_sum_s = 0.018;
+	c->warm_n = 1;
+	c->warm_sum_s = 0.002;
 	c->has_text_cache = true;
 	c->text_cache.hits = 6;
 	c->text_cache.misses = 6;
@@ -202,11 +209,26 @@ static void test_map_json(void **state)
 	assert_true(real_at(j, "query_path", "latency_ms_per_query") == 5);
 	x = json_object_get(json_object_get(j, "caches"), "text");
 	assert_true(json_real_value(json_object_get(x, "hit_rate")) == 0.5);
-	assert_int_equal(json_array_size(json_object_get(j, "stages")), 4);
+	assert_int_equal(json_array_size(json_object_get(j, "stages")), 5);
 	x = json_array_get(json_object_get(j, "stages"), 3);
 	assert_string_equal(json_string_value(json_object_get(x, "stage")), "query.log");
 	assert_int_equal(json_integer_value(json_object_get(x, "bytes")), 1000);
 	assert_true(json_is_false(json_object_get(x, "per_query")));
+	assert_string_equal(json_string_value(json_object_get(x, "kind")), "serve");
+	x = json_array_get(json_object_get(j, "stages"), 4);
+	assert_string_equal(json_string_value(json_object_get(x, "stage")), "query.new");
+	assert_true(json_is_false(json_object_get(x, "per_query")));
+	assert_string_equal(json_string_value(json_object_get(x, "kind")), "unlisted");
+	/* cold and warm answers, each with its mean latency */
+	x = json_object_get(j, "query_path");
+	assert_int_equal(real_at(x, "cold", "queries"), 3);
+	assert_true(fabs(real_at(x, "cold", "latency_ms") - 6) < 1e-9);
+	assert_true(fabs(real_at(x, "warm", "latency_ms") - 2) < 1e-9);
+	/* every mode of the table, for the page's switch */
+	x = json_object_get(j, "modes");
+	assert_int_equal(json_array_size(x), QMODE_COUNT);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(x, 3), "name")), "object");
+	assert_true(json_is_true(json_object_get(json_array_get(x, 3), "lists")));
 	/* the manifest was never read: the map says so instead of failing */
 	assert_non_null(json_object_get(json_object_get(j, "ingestion"), "error"));
 	json_decref(j);
