@@ -1137,42 +1137,127 @@ static rag_rc warm_list_run(qindex *q, const qseg *s, int a, int b, qwarm_progre
 	return rc;
 }
 
-static rag_rc warm_lists(qindex *q, uint64_t budget, qwarm_progress *p, const _Atomic bool *stop,
-			 rag_error *err)
+/* One list of one segment, as warm-up plans it. */
+typedef struct warm_list {
+	size_t seg;
+	int list;
+	uint64_t hits;   /* how many logged questions probe it */
+} warm_list;
+
+static int most_probed(const void *a, const void *b)
 {
-	uint64_t planned = 0, items = 0;
+	const warm_list *x = a, *y = b;
+
+	if (x->hits != y->hits)
+		return x->hits < y->hits ? 1 : -1;
+	if (x->seg != y->seg)
+		return x->seg < y->seg ? -1 : 1;
+	return (x->list > y->list) - (x->list < y->list);
+}
+
+static int in_place(const void *a, const void *b)
+{
+	const warm_list *x = a, *y = b;
+
+	if (x->seg != y->seg)
+		return x->seg < y->seg ? -1 : 1;
+	return (x->list > y->list) - (x->list < y->list);
+}
+
+/* Count, in wl[] (every list, segment by segment), the lists each question
+ * probes, as search_object() would probe them. */
+static rag_rc count_probes(qindex *q, const char *const *qs, size_t nq, warm_list *wl,
+			   const size_t *first, rag_error *err)
+{
+	int dims = q->mf.model.dims, maxp = 1;
+	float *v;
+	int *lists;
+	size_t *lens;
 	rag_rc rc = RAG_OK;
 
-	/* the plan: whole lists, segment by segment, while they fit */
-	for (size_t i = 0; i < q->nsegs; i++) {
-		const seg_lists *l = &q->segs[i].lists;
-		for (int j = 0; j < l->nlist; j++) {
-			uint64_t len = l->offsets[j + 1] - l->offsets[j];
-			if (planned + len > budget)
-				goto planned;
+	for (size_t i = 0; i < q->nsegs; i++)
+		if (q->segs[i].mf->nprobe > maxp)
+			maxp = q->segs[i].mf->nprobe;
+	v = malloc((size_t)dims * sizeof(*v) * (nq + 1));
+	lists = malloc((size_t)maxp * sizeof(*lists));
+	lens = malloc((nq + 1) * sizeof(*lens));
+	if (!v || !lists || !lens) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nq; i++)
+		lens[i] = strlen(qs[i]);
+	if (nq && (rc = embedder_embed(q->model, qs, lens, nq, v, NULL, err)))
+		goto out;
+	for (size_t j = 0; j < nq && !rc; j++)
+		for (size_t i = 0; i < q->nsegs && !rc; i++) {
+			const qseg *s = &q->segs[i];
+			int np = s->mf->nprobe < s->lists.nlist ? s->mf->nprobe : s->lists.nlist;
+			rc = vindex_probe_lists(s->lists.centroids, s->lists.nlist, s->lists.dims,
+						v + j * (size_t)dims, np, lists, err);
+			for (int l = 0; l < np && !rc; l++)
+				if (lists[l] >= 0 && lists[l] < s->lists.nlist)
+					wl[first[i] + (size_t)lists[l]].hits++;
+		}
+out:
+	free(v);
+	free(lists);
+	free(lens);
+	return rc;
+}
+
+static rag_rc warm_lists(qindex *q, const char *const *qs, size_t nq, uint64_t budget,
+			 qwarm_progress *p, const _Atomic bool *stop, rag_error *err)
+{
+	size_t total = 0, n = 0, *first = calloc(q->nsegs + 1, sizeof(*first));
+	uint64_t planned = 0;
+	warm_list *wl = NULL;
+	rag_rc rc = RAG_OK;
+
+	for (size_t i = 0; first && i < q->nsegs; i++) {
+		first[i] = total;
+		total += (size_t)q->segs[i].lists.nlist;
+	}
+	if (!first || !(wl = calloc(total + 1, sizeof(*wl)))) {
+		rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < q->nsegs; i++)
+		for (int l = 0; l < q->segs[i].lists.nlist; l++)
+			wl[first[i] + (size_t)l] = (warm_list){i, l, 0};
+	/* the plan: the lists the logged questions probe most, then the others
+	 * in manifest order, each while it fits the budget */
+	if (nq && (rc = count_probes(q, qs, nq, wl, first, err)))
+		goto out;
+	qsort(wl, total, sizeof(*wl), most_probed);
+	for (size_t i = 0; i < total; i++) {
+		const seg_lists *l = &q->segs[wl[i].seg].lists;
+		uint64_t len = l->offsets[wl[i].list + 1] - l->offsets[wl[i].list];
+		if (planned + len <= budget) {
 			planned += len;
-			items++;
+			wl[n++] = wl[i];
 		}
 	}
-planned:
-	atomic_store(&p->planned_items, items);
+	atomic_store(&p->planned_items, n);
 	atomic_store(&p->planned_bytes, planned);
-	for (size_t i = 0; i < q->nsegs && items && !rc; i++) {
-		const qseg *s = &q->segs[i];
-		int a = 0;
-		while (a < s->lists.nlist && items && !rc) {
-			int b = a;
-			/* a run of at most WARM_GET_MAX bytes (at least one list) */
-			while (b < s->lists.nlist && (uint64_t)(b - a) < items &&
-			       (b == a || s->lists.offsets[b + 1] - s->lists.offsets[a] <= WARM_GET_MAX))
-				b++;
-			if (stopped(stop))
-				return rag_error_set(err, RAG_ECANCELED, "warm-up stopped");
-			rc = warm_list_run(q, s, a, b, p, err);
-			items -= (uint64_t)(b - a);
-			a = b;
+	/* fetch in place order: runs of adjacent lists, one ranged GET each */
+	qsort(wl, n, sizeof(*wl), in_place);
+	for (size_t a = 0; a < n && !rc;) {
+		const qseg *s = &q->segs[wl[a].seg];
+		size_t b = a + 1;
+		while (b < n && wl[b].seg == wl[a].seg && wl[b].list == wl[b - 1].list + 1 &&
+		       s->lists.offsets[wl[b].list + 1] - s->lists.offsets[wl[a].list] <= WARM_GET_MAX)
+			b++;
+		if (stopped(stop)) {
+			rc = rag_error_set(err, RAG_ECANCELED, "warm-up stopped");
+			break;
 		}
+		rc = warm_list_run(q, s, wl[a].list, wl[b - 1].list + 1, p, err);
+		a = b;
 	}
+out:
+	free(first);
+	free(wl);
 	return rc;
 }
 
@@ -1252,16 +1337,20 @@ static rag_rc warm_records(qindex *q, const int64_t *hot, size_t nhot, uint64_t 
 	return rc;
 }
 
-rag_rc qindex_warm(qindex *q, const int64_t *hot, size_t nhot, uint64_t budget,
-		   qwarm_progress *p, const _Atomic bool *stop, rag_error *err)
+rag_rc qindex_warm(qindex *q, const qwarm_hints *h, uint64_t budget, qwarm_progress *p,
+		   const _Atomic bool *stop, rag_error *err)
 {
+	static const qwarm_hints none;
+
+	if (!h)
+		h = &none;
 	atomic_store(&p->planned_items, 0);
 	atomic_store(&p->planned_bytes, 0);
 	atomic_store(&p->items, 0);
 	atomic_store(&p->bytes, 0);
 	if (q->caches.lists)
-		return warm_lists(q, budget, p, stop, err);
+		return warm_lists(q, h->questions, h->nquestions, budget, p, stop, err);
 	if (q->caches.text)
-		return warm_records(q, hot, nhot, budget, p, stop, err);
+		return warm_records(q, h->chunks, h->nchunks, budget, p, stop, err);
 	return RAG_OK;
 }

@@ -168,20 +168,30 @@ typedef struct qwarm_progress {
 	_Atomic uint64_t items, bytes;                  /* preloaded so far */
 } qwarm_progress;
 
+/* What the query log says queries read (qlog_hot_chunks()); all optional. */
+typedef struct qwarm_hints {
+	const int64_t *chunks;          /* chunk ids, most returned first */
+	size_t nchunks;
+	const char *const *questions;   /* logged dense and hybrid questions */
+	size_t nquestions;
+} qwarm_hints;
+
 /*
- * Preload into q's caches what its mode reads per query (qmode.h), at most
- * budget bytes, under stage "query.warm":
- *  - a list_cache mode: the IVF lists of every segment in manifest order,
- *    each segment's run of lists in ranged GETs of up to 8 MiB, cut into
- *    the lists the queries look up;
- *  - a text_cache mode: the records of hot[0..nhot) (chunk ids, most
- *    wanted first; ids not in this version or tombstoned are skipped).
+ * Preload into q's caches what its mode reads per query, at most budget
+ * bytes, under stage "query.warm" (h may be NULL):
+ *  - a list_cache mode: IVF lists, those the logged questions probe most
+ *    first (each question embedded and probed as a query would be), then
+ *    the others in manifest order; every list that fits the budget, fetched
+ *    as runs of adjacent lists in ranged GETs of up to 8 MiB and cut into
+ *    the lists queries look up;
+ *  - a text_cache mode: the records of h->chunks in that order (ids not in
+ *    this version or tombstoned are skipped) while they fit.
  * Other modes have nothing to preload (planned 0, RAG_OK). The plan is set
- * before the first request; *stop (may be NULL) is polled between batches
+ * before the first request; *stop (may be NULL) is polled between requests
  * and ends the warm-up early with RAG_ECANCELED. The caches stay bounded
  * by their own size: a budget above it evicts what was preloaded first.
  */
-rag_rc qindex_warm(qindex *q, const int64_t *hot, size_t nhot, uint64_t budget,
-		   qwarm_progress *p, const _Atomic bool *stop, rag_error *err);
+rag_rc qindex_warm(qindex *q, const qwarm_hints *h, uint64_t budget, qwarm_progress *p,
+		   const _Atomic bool *stop, rag_error *err);
 
 #endif

@@ -198,9 +198,25 @@ static int most_hits(const void *a, const void *b)
 	return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Append every chunk id of the JSONL in buf to *ids. */
+/* Keep the question of a dense or hybrid record (they probe IVF lists). */
+static rag_rc keep_question(json_t *rec, qlog_hot *h, rag_error *err)
+{
+	const char *q = json_string_value(json_object_get(rec, "q"));
+	const char *r = json_string_value(json_object_get(rec, "retriever"));
+
+	if (!q || !r || strcmp(r, "bm25") == 0 || h->nquestions >= QLOG_HOT_QUESTIONS)
+		return RAG_OK;
+	if (!h->questions && !(h->questions = calloc(QLOG_HOT_QUESTIONS, sizeof(char *))))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	if (!(h->questions[h->nquestions] = rag_strdup(q)))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory");
+	h->nquestions++;
+	return RAG_OK;
+}
+
+/* Append every chunk id of the JSONL in buf to *ids, and keep its questions. */
 static rag_rc collect_ids(const char *buf, size_t len, int64_t **ids, size_t *n, size_t *cap,
-			  uint64_t *records, rag_error *err)
+			  qlog_hot *h, rag_error *err)
 {
 	for (const char *p = buf, *end = buf + len; p < end;) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -211,7 +227,11 @@ static rag_rc collect_ids(const char *buf, size_t len, int64_t **ids, size_t *n,
 
 		p += ll + 1;
 		if (rec)
-			(*records)++;
+			h->records++;
+		if (rec && keep_question(rec, h, err)) {
+			json_decref(rec);
+			return RAG_ENOMEM;
+		}
 		json_array_foreach(chunks, i, v) {
 			if (!json_is_integer(v))
 				continue;
@@ -258,7 +278,7 @@ rag_rc qlog_hot_chunks(s3_client *s3, const rag_config *cfg, size_t max_objects,
 			break;
 		read += b.len;
 		out->objects++;
-		rc = collect_ids(b.data, b.len, &ids, &n, &cap, &out->records, err);
+		rc = collect_ids(b.data, b.len, &ids, &n, &cap, out, err);
 	}
 	rag_buf_release(&b);
 	s3_list_release(&ls);
@@ -300,5 +320,8 @@ void qlog_hot_release(qlog_hot *h)
 		return;
 	free(h->ids);
 	free(h->hits);
+	for (size_t i = 0; i < h->nquestions; i++)
+		free(h->questions[i]);
+	free(h->questions);
 	memset(h, 0, sizeof(*h));
 }

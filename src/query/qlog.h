@@ -27,19 +27,26 @@ void qlog_stop(qlog *l);
 
 /* ---- reading the log back: what warm-up preloads in cached mode ---- */
 
+#define QLOG_HOT_QUESTIONS 1000
+
 typedef struct qlog_hot {
 	int64_t *ids;        /* chunk ids, most often returned first (ties: smaller id) */
 	uint64_t *hits;      /* how often each was returned */
 	size_t n;
+	char **questions;    /* the "q" of dense and hybrid records, newest log
+			      * objects first, repeats kept (at most QLOG_HOT_QUESTIONS) */
+	size_t nquestions;
 	uint64_t objects, records;   /* log objects and records read */
 } qlog_hot;
 
 /*
- * The chunks answers returned most often, from the newest log objects under
- * query.log_prefix: at most max_objects of them and max_bytes in all, each
- * record's "chunks" array. Lines that are not JSON, and records without
- * "chunks" (logged before it was), add nothing. An empty log is RAG_OK with
- * n == 0. Storage under stage "query.warm". Release with qlog_hot_release.
+ * What answers read most, from the newest log objects under
+ * query.log_prefix (at most max_objects of them and max_bytes in all): the
+ * chunks returned (each record's "chunks") and the questions that probed
+ * IVF lists (dense and hybrid records). Lines that are not JSON, and records
+ * without "chunks" (logged before it was), add no chunk. An empty log is
+ * RAG_OK with nothing found. Storage under stage "query.warm". Release with
+ * qlog_hot_release.
  */
 rag_rc qlog_hot_chunks(s3_client *s3, const rag_config *cfg, size_t max_objects,
 		       uint64_t max_bytes, qlog_hot *out, rag_error *err);

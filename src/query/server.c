@@ -636,21 +636,24 @@ static void *warm_thread(void *arg)
 		warm_finish(s, "failed", "no index loaded");
 		return NULL;
 	}
-	if (row->text_cache) {
-		/* cached mode: the records answers returned most, per the query log */
-		rc = qlog_hot_chunks(s->s3, &s->cfg, WARM_LOG_OBJECTS, WARM_LOG_BYTES, &hot, &err);
+	/* what answers read most, per the query log (both caches use it) */
+	rc = qlog_hot_chunks(s->s3, &s->cfg, WARM_LOG_OBJECTS, WARM_LOG_BYTES, &hot, &err);
+	if (!rc && row->text_cache)
 		snprintf(why, sizeof(why),
 			 "the records of the %zu chunks most returned in %llu logged answers "
 			 "(%llu log objects), most returned first", hot.n,
 			 (unsigned long long)hot.records, (unsigned long long)hot.objects);
-	} else {
-		snprintf(why, sizeof(why), "the IVF lists of every segment, in manifest order");
-	}
+	else if (!rc)
+		snprintf(why, sizeof(why),
+			 "IVF lists: those %zu logged questions probe most first, then every "
+			 "other list in manifest order", hot.nquestions);
 	if (!rc) {
+		qwarm_hints h = {hot.ids, hot.n, (const char *const *)hot.questions,
+				 hot.nquestions};
 		pthread_mutex_lock(&s->lock);
 		rag_strlcpy(s->warm.why, why, sizeof(s->warm.why));
 		pthread_mutex_unlock(&s->lock);
-		rc = qindex_warm(q, hot.ids, hot.n, s->warm.budget, &s->warm.p, &s->warm.stop, &err);
+		rc = qindex_warm(q, &h, s->warm.budget, &s->warm.p, &s->warm.stop, &err);
 	}
 	qlog_hot_release(&hot);
 	qindex_release(q);
@@ -664,11 +667,11 @@ static void *warm_thread(void *arg)
 }
 
 /*
- * Start a warm-up of the mode's cache within budget_mb (0: query.warm_mb,
+ * Start a warm-up of the mode's cache within budget bytes (0: query.warm_mb,
  * or the cache's size). RAG_ECONFLICT while one runs; RAG_EUNSUPPORTED in a
  * mode without a cache, err saying why. The lock is NOT held.
  */
-static rag_rc warm_start(server *s, int64_t budget_mb, rag_error *err)
+static rag_rc warm_start(server *s, uint64_t budget, rag_error *err)
 {
 	const qmode_row *row = qmode_info(s->mode);
 	lru *cache = row->text_cache ? s->caches.text : s->caches.lists;
@@ -680,8 +683,8 @@ static rag_rc warm_start(server *s, int64_t budget_mb, rag_error *err)
 				     row->name, row->list_cache ? " (query.list_cache_mb is 0)" :
 				     row->records_in_ram ? ": it holds everything in RAM" :
 				     ": it reads every hit from storage");
-	if (!budget_mb)
-		budget_mb = s->cfg.query.warm_mb ? s->cfg.query.warm_mb : cache_mb;
+	if (!budget)
+		budget = (uint64_t)(s->cfg.query.warm_mb ? s->cfg.query.warm_mb : cache_mb) << 20;
 	pthread_mutex_lock(&s->lock);
 	if (s->warm.running) {
 		rc = rag_error_set(err, RAG_ECONFLICT, "a warm-up is running");
@@ -693,7 +696,7 @@ static rag_rc warm_start(server *s, int64_t budget_mb, rag_error *err)
 		s->warm.started = false;
 		memset(&s->warm.p, 0, sizeof(s->warm.p));
 		atomic_store(&s->warm.stop, false);
-		s->warm.budget = (uint64_t)budget_mb << 20;
+		s->warm.budget = budget;
 		s->warm.version = s->current ? qindex_status_version(s->current) : 0;
 		s->warm.started_at = (int64_t)time(NULL);
 		s->warm.t0 = rag_now_ns();
@@ -713,15 +716,16 @@ static rag_rc warm_start(server *s, int64_t budget_mb, rag_error *err)
 }
 
 /*
- * POST /v1/warm [{"budget_mb": N}]: start a warm-up in the background;
- * 202 with its state (then follow "warm" in /v1/status), 409 while one
- * runs, 400 for a bad body or a mode without a cache.
+ * POST /v1/warm [{"budget_mb": N} or {"budget_bytes": N}]: start a warm-up
+ * in the background; 202 with its state (then follow "warm" in
+ * /v1/status), 409 while one runs, 400 for a bad body or a mode without a
+ * cache.
  */
 static enum MHD_Result handle_warm(server *s, const http_request *rq)
 {
 	struct MHD_Connection *c = rq->conn;
 	json_t *body = NULL, *w;
-	json_int_t budget = 0;
+	uint64_t budget = 0;
 	rag_error err = {0};
 	rag_rc rc;
 
@@ -734,23 +738,31 @@ static enum MHD_Result handle_warm(server *s, const http_request *rq)
 		if (!(body = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr)) ||
 		    !json_is_object(body)) {
 			json_decref(body);
-			return http_send_error(c, 400, "the body must be empty or {\"budget_mb\": N}");
+			return http_send_error(c, 400, "the body must be empty, {\"budget_mb\": N} or "
+					       "{\"budget_bytes\": N}");
 		}
 		json_object_foreach(body, field, v) {
-			if (strcmp(field, "budget_mb") != 0 || !json_is_integer(v) ||
-			    json_integer_value(v) < 1 || json_integer_value(v) > (1 << 20)) {
-				char msg[200];
-				snprintf(msg, sizeof(msg), strcmp(field, "budget_mb") != 0
-					 ? "unknown field \"%.100s\" (the one field is \"budget_mb\")"
-					 : "\"%.100s\" must be an integer from 1 to 1048576", field);
-				json_decref(body);
-				return http_send_error(c, 400, msg);
+			bool mb = strcmp(field, "budget_mb") == 0;
+			json_int_t x = json_integer_value(v);
+			char msg[200];
+			if (!mb && strcmp(field, "budget_bytes") != 0)
+				snprintf(msg, sizeof(msg), "unknown field \"%.100s\" (the fields: "
+					 "\"budget_mb\" or \"budget_bytes\")", field);
+			else if (budget)
+				snprintf(msg, sizeof(msg), "give \"budget_mb\" or \"budget_bytes\", not both");
+			else if (!json_is_integer(v) || x < 1 || x > (mb ? 1 << 20 : (json_int_t)1 << 40))
+				snprintf(msg, sizeof(msg), "\"%s\" must be an integer from 1 to %s", field,
+					 mb ? "1048576" : "2^40");
+			else {
+				budget = mb ? (uint64_t)x << 20 : (uint64_t)x;
+				continue;
 			}
-			budget = json_integer_value(v);
+			json_decref(body);
+			return http_send_error(c, 400, msg);
 		}
 		json_decref(body);
 	}
-	if ((rc = warm_start(s, (int64_t)budget, &err)))
+	if ((rc = warm_start(s, budget, &err)))
 		return http_send_error(c, rc == RAG_ECONFLICT ? 409 : rc == RAG_EUNSUPPORTED ? 400 :
 				       rc == RAG_ECANCELED ? 503 : 500, err.msg);
 	pthread_mutex_lock(&s->lock);
