@@ -8,23 +8,8 @@
 # COLLECTION_DIR holds docs/<id>.txt, queries.tsv and qrels.txt.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-coll=${1:-$top/../shared/eval/cranfield}
-coll=$(cd "$coll" && pwd)
-name=$(basename "$coll")
-ragmap=${RAGMAP_BIN:-$top/build/ragmap}
-if [ ! -x "$ragmap" ]; then
-	"$top/scripts/setup.sh" >/dev/null
-	cmake -S "$top" -B "$top/build" >/dev/null && cmake --build "$top/build" -j2 >/dev/null
-fi
-work=$(mktemp -d /tmp/ragmap-eval-XXXXXX)
-trap '"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1; rm -rf "$work"' EXIT
-"$top/scripts/s3-local.sh" start "$work/s3" 0 >/dev/null
-. "$work/s3/s3.env"
-export RAGMAP_LOCAL_DIR=$work/local RAGMAP_SOURCE_PREFIX=eval/$name/ RAGMAP_INDEX_NAME=$name
-unset RAGMAP_CONFIG
-
-"$ragmap" s3 put "$coll/docs" "eval/$name/" >&2
-"$ragmap" ingest --quiet
+. "$top/bench/eval-common.sh"
+eval_index "${1:-$top/../shared/eval/cranfield}" eval
 printf '| retriever | nDCG@10 | MAP@100 | Recall@100 | MRR@10 | queries | seconds |\n'
 printf '|-----------|---------|---------|------------|--------|---------|---------|\n'
 for r in dense bm25 hybrid; do

@@ -14,24 +14,10 @@
 # 500 deep (query.hybrid_depth only raises that).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-coll=${1:-$top/../shared/eval/cranfield}
-coll=$(cd "$coll" && pwd)
-name=$(basename "$coll")
-ragmap=${RAGMAP_BIN:-$top/build/ragmap}
-if [ ! -x "$ragmap" ]; then
-	"$top/scripts/setup.sh" >/dev/null
-	cmake -S "$top" -B "$top/build" >/dev/null && cmake --build "$top/build" -j2 >/dev/null
-fi
-work=$(mktemp -d /tmp/ragmap-fusion-XXXXXX)
-trap '"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1; rm -rf "$work"' EXIT
-"$top/scripts/s3-local.sh" start "$work/s3" 0 >/dev/null
-. "$work/s3/s3.env"
-export RAGMAP_LOCAL_DIR=$work/local RAGMAP_SOURCE_PREFIX=eval/$name/ RAGMAP_INDEX_NAME=$name
-unset RAGMAP_CONFIG RAGMAP_QUERY_HYBRID_METHOD RAGMAP_QUERY_HYBRID_WEIGHT RAGMAP_QUERY_RRF_K \
+. "$top/bench/eval-common.sh"
+unset RAGMAP_QUERY_HYBRID_METHOD RAGMAP_QUERY_HYBRID_WEIGHT RAGMAP_QUERY_RRF_K \
 	RAGMAP_QUERY_HYBRID_DEPTH
-
-"$ragmap" s3 put "$coll/docs" "eval/$name/" >&2
-"$ragmap" ingest --quiet
+eval_index "${1:-$top/../shared/eval/cranfield}" fusion
 
 # the configured fusion, as `ragmap eval` will see it
 setting() { "$ragmap" config show 2>/dev/null | awk -v k="$1" '$1 == k { print $3 }'; }
