@@ -30,10 +30,11 @@
  *     characters are a subsequence of it. HTML: the range spans the source
  *     of the text nodes the text came from (tags between them included); a
  *     text node whose bytes differ from its decoded content (character
- *     references, a declared non-UTF-8 charset) maps as a whole, from its
- *     first word to the next '<'; a node that cannot be found in the source
- *     (bounded search) maps to nothing and the range comes from its
- *     neighbours. PDF has no source map (nsrc 0), pages instead.
+ *     references, a declared non-UTF-8 charset, CRLF line ends inside it)
+ *     maps as a whole, from its start to the next '<'; a node that cannot
+ *     be found in the source (bounded search, parse_html.c) maps to nothing
+ *     and the range comes from its neighbours. PDF has no source map (nsrc
+ *     0), pages instead.
  *  6. page: PDF blocks carry the 1-based page they are on (a block never
  *     spans pages); 0 for every other type.
  *  7. Headings beyond Markdown and HTML. Plain text, conservatively: a
