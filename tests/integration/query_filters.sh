@@ -99,17 +99,6 @@ for index in flat ivf; do
 						compare "$name-$ret-q$qi-$fname" "$work/got.json" "$work/plain.json" "" ""
 						continue
 					fi
-					if [ "$fname" = empty ]; then
-						# no filter: the unfiltered answer at the same k (a
-						# hybrid ranking's depth is max(k, query.hybrid_depth),
-						# so it is not the brute force's prefix)
-						post "$name" "{\"q\":\"$q\",\"k\":$k,\"retriever\":\"$ret\"}" >/dev/null
-						jq -n -e --slurpfile a "$work/got.json" --slurpfile b "$work/body" \
-							'($a[0].results | map(.chunk_id)) == ($b[0].results | map(.chunk_id)) and
-							 ($a[0].results | length) == $k' --argjson k "$k" >/dev/null &&
-							ok "$name-$ret-q$qi-empty" || bad "$name-$ret-q$qi-empty"
-						continue
-					fi
 					compare "$name-$ret-q$qi-$fname" "$work/got.json" "$all" "$prefix" "$types"
 				done <"$work/filters"
 			done
