@@ -74,11 +74,6 @@ bool cli_wants_help(int argc, char **argv);
 int cmd_s3(cli_env *env, int argc, char **argv);
 int cmd_config(cli_env *env, int argc, char **argv);
 int cmd_bench(cli_env *env, int argc, char **argv);
-/* bench get | embed (bench_ingest.c); argv[0] is "get" or "embed" */
-int bench_ingest_dispatch(cli_env *env, int argc, char **argv);
-/* bench_query.c: the query path's benchmarks (load, make-index, search). */
-bool bench_query_handles(const char *name);
-int bench_query(cli_env *env, int argc, char **argv); /* argv[0] is the benchmark */
 int cmd_ingest(cli_env *env, int argc, char **argv);
 int cmd_daemon(cli_env *env, int argc, char **argv);
 int cmd_status(cli_env *env, int argc, char **argv);

@@ -1,391 +1,69 @@
 /*
- * ragmap bench s3 — the S3 client's throughput next to the curl command
- * line doing the same transfers against the same server, in one run.
- *
- * For each concurrency level: PUT then GET of large objects (MB/s) and of
- * 4 KiB objects (ops/s), first through ragmap's client, then through curl
- * (one process per batch, --parallel for concurrency, connection reuse on).
+ * ragmap bench <tool> — the table of benchmarks; the tools themselves are
+ * in src/bench/ (bench.h), this file only dispatches and maps their
+ * errors to exit codes.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <inttypes.h>
-#include <spawn.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "bench.h"
 #include "cli.h"
 #include "rag_util.h"
-#include "s3.h"
 
-extern char **environ;
+static const struct {
+	const char *name;
+	bench_fn run;
+	const char *help;
+} tools[] = {
+	{"s3", bench_s3, "the S3 client's GET/PUT throughput next to the curl command line"},
+	{"get", bench_get, "every object under a prefix fetched once (ingestion's baseline)"},
+	{"embed", bench_embed, "an embedder alone on one core, tokenization included"},
+	{"load", bench_load, "closed-loop HTTP load on a running `ragmap serve`"},
+	{"make-index", bench_make_index, "commit a synthetic index version of N chunks"},
+	{"search", bench_search, "in-process search time (vindex, qindex, raw FAISS) and recall"},
+};
 
-static const char bench_usage[] =
-	"usage: ragmap bench s3 [--large SIZE] [--small-count N] [--levels 1,4,16]\n"
-	"                       [--rounds R]\n"
-	"  Measures GET/PUT throughput of SIZE objects (default 64MiB) and ops/s of\n"
-	"  4 KiB objects at each concurrency level, against the curl command line.\n"
-	"  Each row alternates ragmap and curl R times (default 5) and reports the\n"
-	"  median of each side. Objects go under bench/ in the configured bucket\n"
-	"  and are deleted after.\n"
-	"       ragmap bench get PREFIX | embed           (ingestion baselines; see --help)\n"
-	"       ragmap bench load|make-index|search ...  (the query path; see --help of each)\n";
-
-typedef struct bench {
-	s3_client *c;
-	rag_config *cfg;
-	const char *data;     /* payload shared by every object */
-	size_t size;
-	char prefix[128];
-	const char *file;     /* the payload as a local file, for curl -T */
-	int devnull;
-	int rounds;           /* alternations per row; medians are reported */
-	rag_rc rc;
-	rag_error err;
-} bench;
-
-/*
- * Each side writes and reads its own keys ("r" ragmap, "c" curl), so both
- * create fresh objects and read back what they just wrote: an overwrite
- * or a warmer cache never favours one of them.
- */
-static void key_of(const bench *b, char side, size_t i, char *key, size_t len)
+static void usage(FILE *f)
 {
-	snprintf(key, len, "%s%c%05zu", b->prefix, side, i);
+	fputs("usage: ragmap bench <benchmark> [options]   (ragmap bench <benchmark> --help)\n", f);
+	for (size_t i = 0; i < RAG_ARRAY_LEN(tools); i++)
+		fprintf(f, "  %-11s %s\n", tools[i].name, tools[i].help);
 }
 
-static rag_rc put_task(void *ctx, size_t i)
+/* bench_env.load_config: the CLI's own loading, checks and notices. */
+static rag_rc load_config(void *ctx, const char *path, bool no_s3, rag_config *cfg,
+			  rag_error *err)
 {
-	bench *b = ctx;
-	char key[256];
-	rag_error err;
-	rag_rc rc;
+	cli_env *env = ctx;
 
-	key_of(b, 'r', i, key, sizeof(key));
-	rc = s3_put(b->c, S3_OP("bench", NULL), key, b->data, b->size, NULL, NULL, &err);
-	if (rc)
-		b->err = err;
-	return rc;
-}
-
-static rag_rc get_task(void *ctx, size_t i)
-{
-	bench *b = ctx;
-	char key[256];
-	s3_object info;
-	rag_error err;
-	rag_rc rc;
-
-	/* to /dev/null, as curl -o /dev/null: the same work on both sides */
-	key_of(b, 'r', i, key, sizeof(key));
-	rc = s3_get_fd(b->c, S3_OP("bench", NULL), key, b->devnull, &info, &err);
-	if (!rc && info.size != b->size)
-		rc = rag_error_set(&err, RAG_ECORRUPT, "bench: object \"%s\" has %llu bytes", key,
-				   (unsigned long long)info.size);
-	if (rc)
-		b->err = err;
-	return rc;
-}
-
-/* Seconds for n tasks through ragmap's client at concurrency conc. */
-static double run_ours(bench *b, s3_task_fn fn, size_t n, int conc)
-{
-	uint64_t t0 = rag_now_ns();
-
-	b->rc = s3_parallel(b->c, n, conc, fn, b);
-	return (double)(rag_now_ns() - t0) / 1e9;
-}
-
-/* Seconds for the same n transfers through one curl process. */
-static double run_curl(bench *b, bool put, size_t n, int conc, rag_error *err)
-{
-	char **argv = calloc(40 + 6 * n, sizeof(char *)); /* at most 6 per object */
-	char (*urls)[512] = calloc(n, sizeof(*urls));
-	char conc_s[16], userpwd[512], sigv4[160];
-	size_t a = 0;
-	pid_t pid;
-	int status = 0;
-	uint64_t t0;
-	double secs = -1;
-
-	if (!argv || !urls) {
-		rag_error_set(err, RAG_ENOMEM, "out of memory");
-		goto out;
-	}
-	argv[a++] = "curl";
-	argv[a++] = "-sS";
-	argv[a++] = "--no-progress-meter";
-	argv[a++] = "--fail";
-	if (conc > 1) {
-		snprintf(conc_s, sizeof(conc_s), "%d", conc);
-		argv[a++] = "--parallel";
-		argv[a++] = "--parallel-max";
-		argv[a++] = conc_s;
-	}
-	if (b->cfg->s3.access_key_id && *b->cfg->s3.access_key_id) {
-		snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", b->cfg->s3.region);
-		snprintf(userpwd, sizeof(userpwd), "%s:%s", b->cfg->s3.access_key_id,
-			 b->cfg->s3.secret_access_key ? b->cfg->s3.secret_access_key : "");
-		argv[a++] = "--aws-sigv4";
-		argv[a++] = sigv4;
-		argv[a++] = "-u";
-		argv[a++] = userpwd;
-	}
-	argv[a++] = "-H";
-	argv[a++] = put ? "x-amz-content-sha256: UNSIGNED-PAYLOAD"
-			: "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-	if (s3_can_drop_expect()) { /* as the client does: see s3.h */
-		argv[a++] = "-H";
-		argv[a++] = "Expect:";
-	}
-	for (size_t i = 0; i < n; i++) {
-		char key[256];
-		key_of(b, 'c', i, key, sizeof(key));
-		snprintf(urls[i], sizeof(urls[i]), "%s/%s/%s", b->cfg->s3.endpoint,
-			 b->cfg->s3.bucket, key);
-		if (put) {
-			argv[a++] = "-T";
-			argv[a++] = (char *)b->file;
-		}
-		argv[a++] = urls[i];
-		argv[a++] = "-o";
-		argv[a++] = "/dev/null";
-	}
-	argv[a] = NULL;
-	t0 = rag_now_ns();
-	if (posix_spawnp(&pid, "curl", NULL, NULL, argv, environ) != 0) {
-		rag_error_set(err, RAG_EIO, "bench: cannot run curl: %s", strerror(errno));
-		goto out;
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	secs = (double)(rag_now_ns() - t0) / 1e9;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		rag_error_set(err, RAG_EIO, "bench: curl failed (status %d)", WEXITSTATUS(status));
-		secs = -1;
-	}
-out:
-	if (userpwd[0])
-		memset(userpwd, 0, sizeof(userpwd));
-	free(argv);
-	free(urls);
-	return secs;
-}
-
-static int parse_levels(const char *s, int *levels, int max)
-{
-	int n = 0;
-
-	while (*s && n < max) {
-		char *end;
-		long v = strtol(s, &end, 10);
-		if (end == s || v < 1 || v > 256)
-			return -1;
-		levels[n++] = (int)v;
-		s = *end == ',' ? end + 1 : end;
-		if (*end && *end != ',')
-			return -1;
-	}
-	return n;
-}
-
-static rag_rc write_payload(const char *path, const char *data, size_t len, rag_error *err)
-{
-	FILE *f = fopen(path, "wb");
-
-	if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
-		return rag_error_set(err, RAG_EIO, "bench: cannot write \"%s\"", path);
-	return RAG_OK;
-}
-
-static void cleanup_prefix(bench *b)
-{
-	s3_list l;
-	rag_error err;
-	const char **keys;
-
-	if (s3_list_objects(b->c, S3_OP("bench", NULL), b->prefix, NULL, &l, &err))
-		return;
-	if ((keys = calloc(l.nobjects + 1, sizeof(*keys)))) {
-		for (size_t i = 0; i < l.nobjects; i++)
-			keys[i] = l.objects[i].key;
-		s3_delete_many(b->c, S3_OP("bench", NULL), keys, l.nobjects, &err);
-		free(keys);
-	}
-	s3_list_release(&l);
-}
-
-#define ROUNDS_MAX 15
-
-/* The median of n values (n <= ROUNDS_MAX); v is sorted in place. */
-static double median(double *v, int n)
-{
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
-			double t = v[j];
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-/*
- * One row: PUT then GET of n objects of b->size bytes, ours and curl's,
- * alternating b->rounds times: on two cores shared with the store one
- * batch of each says little (single runs varied from 0.87 to 1.23).
- */
-static int bench_row(bench *b, int conc, size_t n, bool large)
-{
-	static const char *const ops[] = {"PUT", "GET"};
-	rag_error err = {0};
-	char size_s[32];
-
-	rag_fmt_bytes(b->size, size_s, sizeof(size_s));
-	for (int op = 0; op < 2; op++) {
-		double ours_v[ROUNDS_MAX], theirs_v[ROUNDS_MAX], ours, theirs;
-		double scale = large ? (double)b->size * (double)n / 1e6 : (double)n;
-
-		for (int r = 0; r < b->rounds; r++) {
-			ours_v[r] = run_ours(b, op == 0 ? put_task : get_task, n, conc);
-			if (b->rc) {
-				cli_error("bench: %s", b->err.msg);
-				return CLI_FAIL;
-			}
-			theirs_v[r] = run_curl(b, op == 0, n, conc, &err);
-			if (theirs_v[r] < 0) {
-				cli_fail(&err);
-				return CLI_FAIL;
-			}
-		}
-		ours = median(ours_v, b->rounds);
-		theirs = median(theirs_v, b->rounds);
-		printf("| %-3s | %9s | %4d | %5zu | %10.1f %-5s | %10.1f %-5s | %5.2f |\n", ops[op],
-		       size_s, conc, n, scale / ours, large ? "MB/s" : "ops/s", scale / theirs,
-		       large ? "MB/s" : "ops/s", theirs / ours);
-		fflush(stdout);
-	}
-	return CLI_OK;
-}
-
-static int bench_s3(cli_env *env, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{"large", required_argument, NULL, 'l'},
-		{"small-count", required_argument, NULL, 'n'},
-		{"levels", required_argument, NULL, 'c'},
-		{"rounds", required_argument, NULL, 'r'},
-		{"config", required_argument, NULL, 'C'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	uint64_t large = 64u << 20;
-	int64_t small_count = 500, rounds = 5;
-	int levels[8] = {1, 4, 16}, nlevels = 3, opt, rc = CLI_OK;
-	rag_config cfg;
-	rag_error err = {0};
-	bench b = {0};
-	char *data = NULL, path[4096];
-
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'l':
-			if (!rag_parse_size(optarg, &large) || large < 1024 || large > (1ull << 32)) {
-				cli_error("bench s3: bad --large \"%s\"", optarg);
-				return CLI_USAGE;
-			}
-			break;
-		case 'n':
-			if (!rag_parse_i64(optarg, &small_count) || small_count < 1 || small_count > 100000) {
-				cli_error("bench s3: bad --small-count \"%s\"", optarg);
-				return CLI_USAGE;
-			}
-			break;
-		case 'r':
-			if (!rag_parse_i64(optarg, &rounds) || rounds < 1 || rounds > ROUNDS_MAX) {
-				cli_error("bench s3: bad --rounds \"%s\" (1 to %d)", optarg, ROUNDS_MAX);
-				return CLI_USAGE;
-			}
-			break;
-		case 'c':
-			if ((nlevels = parse_levels(optarg, levels, 8)) <= 0) {
-				cli_error("bench s3: bad --levels \"%s\"", optarg);
-				return CLI_USAGE;
-			}
-			break;
-		case 'C': env->config_path = optarg; break;
-		case 'h': fputs(bench_usage, stdout); return CLI_OK;
-		default: fputs(bench_usage, stderr); return CLI_USAGE;
-		}
-	}
-	if ((rc = cli_open_s3(env, &cfg, &b.c)))
-		return rc;
-	b.cfg = &cfg;
-	b.rounds = (int)rounds;
-	/* incompressible payload: nothing on the path can cheat */
-	if (!(data = malloc(large))) {
-		cli_error("bench s3: out of memory");
-		rc = CLI_FAIL;
-		goto out;
-	}
-	for (size_t i = 0; i < large; i++)
-		data[i] = (char)(rag_rand64() >> 56);
-	b.data = data;
-	if ((b.devnull = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
-		cli_error("bench s3: cannot open /dev/null");
-		rc = CLI_FAIL;
-		goto out;
-	}
-	mkdir(cfg.local.dir, 0755);
-	snprintf(path, sizeof(path), "%s/bench-payload-%d", cfg.local.dir, (int)getpid());
-	b.file = path;
-	printf("ragmap bench s3: %s, bucket %s; curl side: one curl process per batch\n\n",
-	       cfg.s3.endpoint, cfg.s3.bucket);
-	printf("| op  | size      | conc | count | ragmap           | curl             | ratio |\n"
-	       "|-----|-----------|------|-------|------------------|------------------|-------|\n");
-	for (int pass = 0; pass < 2 && rc == CLI_OK; pass++) {
-		bool is_large = pass == 0;
-		b.size = is_large ? large : 4096;
-		if (write_payload(path, data, b.size, &err)) {
-			rc = cli_fail(&err);
-			break;
-		}
-		for (int l = 0; l < nlevels && rc == CLI_OK; l++) {
-			size_t n = is_large ? (size_t)(levels[l] < 4 ? 4 : levels[l]) : (size_t)small_count;
-			snprintf(b.prefix, sizeof(b.prefix), "bench/s3-%d-%s-c%d/", (int)getpid(),
-				 is_large ? "large" : "small", levels[l]);
-			rc = bench_row(&b, levels[l], n, is_large);
-			cleanup_prefix(&b);
-		}
-	}
-	printf("\nmedians of %d rounds; ratio = curl time / ragmap time (above 1: ragmap "
-	       "faster)\n", b.rounds);
-	unlink(path);
-out:
-	if (b.devnull > 0)
-		close(b.devnull);
-	free(data);
-	s3_client_free(b.c);
-	rag_config_release(&cfg);
-	return rc;
+	env->config_path = path;
+	env->no_s3 = env->no_s3 || no_s3;
+	if (cli_load_config(env, cfg))
+		return RAG_OK;
+	err->rc = RAG_ECONFIG; /* cli_load_config() has said why */
+	err->msg[0] = '\0';
+	return RAG_ECONFIG;
 }
 
 int cmd_bench(cli_env *env, int argc, char **argv)
 {
+	bench_env be = {stdout, stderr, &env->log, env->config_path, load_config, env};
+	rag_error err = {0};
+	rag_rc rc;
+
 	if (argc < 2 || (argc == 2 && cli_wants_help(argc, argv))) {
-		fputs(bench_usage, argc < 2 ? stderr : stdout);
+		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
-	if (strcmp(argv[1], "s3") == 0)
-		return bench_s3(env, argc - 1, argv + 1);
-	if (strcmp(argv[1], "get") == 0 || strcmp(argv[1], "embed") == 0)
-		return bench_ingest_dispatch(env, argc - 1, argv + 1); /* bench_ingest.c */
-	if (bench_query_handles(argv[1]))
-		return bench_query(env, argc - 1, argv + 1);
+	for (size_t i = 0; i < RAG_ARRAY_LEN(tools); i++) {
+		if (strcmp(argv[1], tools[i].name) != 0)
+			continue;
+		rc = tools[i].run(&be, argc - 1, argv + 1, &err);
+		fflush(stdout);
+		if (rc && err.msg[0]) /* an empty message was explained already */
+			cli_error("%s", err.msg);
+		return cli_exit_code(rc);
+	}
 	cli_error("bench: unknown benchmark \"%s\" (s3, get, embed, load, make-index, search)",
 		  argv[1]);
 	return CLI_USAGE;
