@@ -1,8 +1,10 @@
 /*
  * ragmap — one binary, many subcommands (git-style dispatch).
  */
+#include <cblas.h>
 #include <curl/curl.h>
 #include <libxml/parser.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "cli.h"
 #include "qindex.h"
+#include "rag_pool.h"
 #include "rag_util.h"
 #include "s3.h"
 
@@ -147,6 +150,26 @@ bool cli_wants_help(int argc, char **argv)
 	return false;
 }
 
+/*
+ * The process's thread counts, set here once and nowhere else (rag_pool.h
+ * invariant 4). ragmap runs its own loops in parallel on rag_pool (the
+ * parts of an ingest batch, a batch's GETs) and its queries on the HTTP
+ * threads, so OpenBLAS and FAISS's OpenMP get one thread per caller: more
+ * would fight those threads for the same cores. Measured on 2 cores:
+ *  - serve, memory mode, 1M vectors (IVF, nlist 1024), 16 clients: 240-480
+ *    q/s with OpenBLAS's default, ~2700 q/s with one thread (its pool
+ *    serialises concurrent callers, whose workers then spin);
+ *  - FAISS's k-means and add call sgemm outside their OpenMP loops, where
+ *    libgomp's idle workers spin against OpenBLAS's (112k x 256 IVF: 2.5x
+ *    the wall time of one OpenMP thread; the bytes built are the same).
+ * A benchmark that measures other counts sets them at its own start.
+ */
+static void set_thread_counts(void)
+{
+	openblas_set_num_threads(1);
+	omp_set_num_threads(1);
+}
+
 int main(int argc, char **argv)
 {
 	cli_env env = {0};
@@ -177,10 +200,12 @@ int main(int argc, char **argv)
 	for (size_t k = 0; k < RAG_ARRAY_LEN(commands); k++) {
 		if (strcmp(argv[i], commands[k].name) != 0)
 			continue;
+		set_thread_counts();
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		xmlInitParser();
 		rag_log_init(&env.log, stderr);
 		rc = commands[k].run(&env, argc - i, argv + i);
+		rag_pool_stop();
 		rag_log_release(&env.log);
 		xmlCleanupParser();
 		curl_global_cleanup();

@@ -557,7 +557,6 @@ rag_rc lsa_fit_tuned(const char *const *texts, const size_t *lens, size_t n,
 	csr x = {0};
 	int32_t *remap = NULL;
 	lsa_model *m = NULL;
-	int threads = openblas_get_num_threads();
 	rsvd_plan pl;
 	rag_rc rc;
 
@@ -566,7 +565,6 @@ rag_rc lsa_fit_tuned(const char *const *texts, const size_t *lens, size_t n,
 		return rc;
 	if (n == 0 || n >= UINT32_MAX)
 		return rag_error_set(err, RAG_EINVAL, "embed fit: %zu documents", n);
-	openblas_set_num_threads(1);
 	m = lsa_alloc(o.name, o.fitted_on);
 	if (!m) {
 		rc = rag_error_set(err, RAG_ENOMEM, "embed fit: out of memory");
@@ -599,7 +597,6 @@ rag_rc lsa_fit_tuned(const char *const *texts, const size_t *lens, size_t n,
 	*out = m;
 	m = NULL;
 out:
-	openblas_set_num_threads(threads);
 	lsa_free(m);
 	free(remap);
 	csr_release(&x);

@@ -43,7 +43,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
-#include <omp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -565,15 +564,10 @@ rag_rc vindex_build(int dims, const float *vecs, const int64_t *ids, size_t n,
 	FaissIndexIDMap *map = NULL;
 	vindex *v = NULL;
 	int64_t threshold;
-	int nlist = 0, nprobe = 0, frc, omp_threads = omp_get_max_threads();
+	int nlist = 0, nprobe = 0, frc;
 	rag_rc rc;
 
 	*out = NULL;
-	/* FAISS's k-means and add call sgemm outside its OpenMP loops: libgomp's
-	 * idle workers then spin while OpenBLAS's own threads compute, and on few
-	 * cores they fight (bench, 112k x 256 IVF on 2 cores: 26 s of CPU and
-	 * 2.5x the wall time of one OpenMP thread). The bytes built are the same. */
-	omp_set_num_threads(1);
 	if (opts)
 		o = *opts;
 	if ((rc = check_input(dims, vecs, ids, n, err)))
@@ -638,7 +632,6 @@ out:
 	vindex_free(v);
 	faiss_Index_free((FaissIndex *)map);
 	faiss_Index_free(sub);
-	omp_set_num_threads(omp_threads);
 	return rc;
 }
 

@@ -3,7 +3,6 @@
  */
 #include "server.h"
 
-#include <cblas.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -843,16 +842,6 @@ static rag_rc start(const rag_config *cfg, qmode mode, const char *listen, const
 		s->hook = *hook;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
-	/*
-	 * One BLAS thread per query. Queries already run in parallel on the pool
-	 * threads; OpenBLAS (pthreads build) would fan each query's products
-	 * (probing IVF centroids, scanning lists) out to its own threads, and
-	 * its one thread pool serialises concurrent callers whose workers then
-	 * spin against each other. Process-wide; the server is the process.
-	 * Measured, memory mode, 1M vectors (IVF, nlist 1024), 2 cores, 16
-	 * clients: 240-480 q/s before, ~2700 q/s after.
-	 */
-	openblas_set_num_threads(1);
 	if (!(s->s3 = s3_client_new(cfg, log, err))) {
 		rc = err ? err->rc : RAG_EINTERNAL;
 		goto fail;
