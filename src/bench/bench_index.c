@@ -388,8 +388,6 @@ static rag_rc make_commit(make *mk, manifest *m, const embedder *model, rag_erro
 		rag_error_clear(err);
 		rag_sleep_ms(commit_backoff_ms(attempt));
 	}
-	if (!rc)
-		rc = catalog_version_publish(mk->cat, m->version, err);
 	unlink(snap);
 	return rc;
 }
@@ -671,12 +669,14 @@ rag_rc bench_make_index(bench_env *env, int argc, char **argv, rag_error *err)
 		r = segment_upload(mk.s3, S3_OP("bench", NULL), mk.root, id, &b, ms, err);
 		if (!r) {
 			m.nsegments++;
+			fprintf(out, "uploaded in %.1f s; ", rag_ms_since(t) / 1e3);
+			t = rag_now_ns();
 			r = make_catalog_segment(&mk, model, from, n, &b, ms, head.version + 1, err);
 		}
 		seg_build_release(&b);
 		if (r)
 			break;
-		fprintf(out, "uploaded in %.1f s\n", rag_ms_since(t) / 1e3);
+		fprintf(out, "catalog rows in %.1f s\n", rag_ms_since(t) / 1e3);
 		fflush(out);
 	}
 	if (r || (r = catalog_commit(mk.cat, err))) {
