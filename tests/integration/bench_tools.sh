@@ -9,6 +9,7 @@
 #   load        every answer 200 and recorded; a server that is not there
 #               and a bad --url fail with the right exit status
 #   get, embed  their "key: value" lines
+#   s3          one row per op, size and level, and no object left behind
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/query-common.sh"
 
 export RAGMAP_MODEL_DIMS=32 RAGMAP_INDEX_IVF_THRESHOLD=500
@@ -73,6 +74,13 @@ check embed 0 "$bin" bench embed --count 40 --tokens 32
 expect embed-rate '^chunks_per_s_per_core: [0-9.]+$' "$work/out"
 check embed-json 0 "$bin" bench embed --count 20 --tokens 32 --json
 jqtrue embed-json-fields "$work/out" '.texts == 20 and .threads == 1 and .dims == 32'
+
+# ---- s3: ragmap's client against the curl command line
+check s3 0 "$bin" bench s3 --large 64KiB --small-count 5 --levels 1,2 --rounds 1
+equal s3-rows "$(grep -cE '^\| (PUT|GET) \| +(64\.0|4\.0) KiB \| +[12] \| +[0-9]+ \| +[0-9.]+ (MB|ops)/s +\| +[0-9.]+ (MB|ops)/s +\| +[0-9.]+ \|$' "$work/out")" 8
+check s3-list 0 "$bin" s3 ls -r "bench/s3-"
+equal s3-cleaned "$(wc -l <"$work/out")" 0
+check s3-bad-levels 2 "$bin" bench s3 --levels 0
 
 check unknown 2 "$bin" bench nonesuch
 check help 0 "$bin" bench --help
