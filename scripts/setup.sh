@@ -19,7 +19,7 @@ packages=(
 	libcurl4-openssl-dev libsqlite3-dev libopenblas-dev liblapack-dev
 	libfaiss-dev libxml2-dev libmicrohttpd-dev libpoppler-glib-dev
 	libutf8proc-dev libstemmer-dev libinih-dev libjansson-dev libssl-dev
-	libcmocka-dev curl valgrind groff ghostscript openssl jq sqlite3 time python3
+	libcmocka-dev curl valgrind groff ghostscript openssl jq sqlite3 time python3 poppler-utils
 	python3-torch
 	ceph-mon ceph-osd ceph-common radosgw haproxy
 	gnuplot-nox chromium fonts-dejavu-core

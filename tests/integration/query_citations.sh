@@ -134,6 +134,21 @@ query() {
 		{ bad "query $label"; cat "$work/$label.err"; }
 }
 
+# pdf_page_holds NAME JSON: the page the first hit cites, as poppler's own
+# pdftotext extracts it (-f N -l N), holds the hit's first words
+command -v pdftotext >/dev/null || bad "pdftotext is required (scripts/setup.sh installs poppler-utils)"
+pdf_page_holds() {
+	local n words
+	n=$(jq '.results[0].page' "$2")
+	words=$(jq -r '.results[0].text' "$2" | tr -s ' \n\t' ' ' | cut -d' ' -f1-6)
+	if [ -n "$words" ] && pdftotext -f "$n" -l "$n" "$c/docs/sample.pdf" - 2>/dev/null |
+		tr -s ' \n\t' ' ' | grep -qF "$words"; then
+		ok "$1-pdftotext-page-$n"
+	else
+		bad "$1: pdftotext -f $n -l $n does not hold \"$words\""
+	fi
+}
+
 qpdf='quokka paragraph lives on page two'
 qtxt='pangolin ledger armadillo sighting river delta'
 qmd='glacier calving front retreated past the moraine'
@@ -143,6 +158,7 @@ for r in dense bm25; do
 		[ "$r" = bm25 ] && [ "$m" = object ] && continue
 		query "pdf-$r-$m" "$qpdf" --retriever "$r" --mode "$m"
 		check_hit "pdf-$r-$m" "$work/pdf-$r-$m.json" docs/sample.pdf page=2
+		pdf_page_holds "pdf-$r-$m" "$work/pdf-$r-$m.json"
 		query "txt-$r-$m" "$qtxt" --retriever "$r" --mode "$m"
 		check_hit "txt-$r-$m" "$work/txt-$r-$m.json" docs/notes.txt exact
 		query "md-$r-$m" "$qmd" --retriever "$r" --mode "$m"
