@@ -297,15 +297,7 @@ static rag_rc make_catalog_segment(make *mk, const embedder *model, int64_t from
 	}
 	if (rc)
 		return rc;
-	rag_strlcpy(cs.id, mf->id, sizeof(cs.id));
-	cs.version = version;
-	cs.nchunks = mf->count;
-	cs.first_chunk = mf->first_chunk;
-	cs.last_chunk = mf->last_chunk;
-	rag_strlcpy(cs.kind, mf->kind, sizeof(cs.kind));
-	for (int k = 0; k < MF_NOBJ; k++)
-		cs.bytes += mf->obj[k].size;
-	rag_strlcpy(cs.model_version, embedder_version(model), sizeof(cs.model_version));
+	segment_catalog_row(mf, version, embedder_version(model), &cs);
 	return catalog_segment_insert(mk->cat, &cs, err);
 }
 

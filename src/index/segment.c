@@ -491,3 +491,18 @@ void segment_list_record(const char *recs, uint32_t pos, uint64_t *rec_off, uint
 {
 	table_record(recs, pos, rec_off, rec_len);
 }
+
+void segment_catalog_row(const mf_segment *mf, int64_t version, const char *model_version,
+			 cat_segment *out)
+{
+	memset(out, 0, sizeof(*out));
+	rag_strlcpy(out->id, mf->id, sizeof(out->id));
+	out->version = version;
+	out->nchunks = mf->count;
+	out->first_chunk = mf->first_chunk;
+	out->last_chunk = mf->last_chunk;
+	rag_strlcpy(out->kind, mf->kind, sizeof(out->kind));
+	for (int k = 0; k < MF_NOBJ; k++)
+		out->bytes += mf->obj[k].size;
+	rag_strlcpy(out->model_version, model_version, sizeof(out->model_version));
+}

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "catalog.h"
 #include "manifest.h"
 #include "rag_buf.h"
 #include "rag_err.h"
@@ -64,6 +65,11 @@ void seg_build_release(seg_build *b);
 /* PUT the objects (in parallel) under <root>segments/<id>/ and describe them in mf. */
 rag_rc segment_upload(s3_client *c, const s3_op *op, const char *root, const char *id,
 		      const seg_build *b, mf_segment *mf, rag_error *err);
+
+/* The catalog's row of segment mf, created by version with the model of
+ * model_version (what every writer inserts with catalog_segment_insert()). */
+void segment_catalog_row(const mf_segment *mf, int64_t version, const char *model_version,
+			 cat_segment *out);
 
 /* ---- reading ---- */
 

@@ -443,17 +443,9 @@ static rag_rc write_segment(ingest_ctx *ic, const char *id, const seg_chunk *chu
 static rag_rc insert_segment_row(ingest_ctx *ic, const mf_segment *mf, int64_t version,
 				 rag_error *err)
 {
-	cat_segment s = {0};
+	cat_segment s;
 
-	rag_strlcpy(s.id, mf->id, sizeof(s.id));
-	s.version = version;
-	s.nchunks = mf->count;
-	s.first_chunk = mf->first_chunk;
-	s.last_chunk = mf->last_chunk;
-	rag_strlcpy(s.kind, mf->kind, sizeof(s.kind));
-	for (int k = 0; k < MF_NOBJ; k++)
-		s.bytes += mf->obj[k].size;
-	rag_strlcpy(s.model_version, embedder_version(ic->model), sizeof(s.model_version));
+	segment_catalog_row(mf, version, embedder_version(ic->model), &s);
 	return catalog_segment_insert(ic->cat, &s, err);
 }
 
