@@ -592,52 +592,31 @@ static void test_random_inputs(void **state)
 }
 
 /* Inputs built to make naive parsers quadratic must stay fast. */
-/* Fastest of three parses of size bytes of unit repeated, in ms. */
-static double parse_ms(const char *unit, size_t size)
-{
-	double best = 0;
-	rag_buf b;
-
-	rag_buf_init(&b, size + 64);
-	while (b.len + strlen(unit) <= size)
-		assert_int_equal(rag_buf_puts(&b, unit), RAG_OK);
-	for (int r = 0; r < 3; r++) {
-		parsed_doc d;
-		rag_error err = {0};
-		uint64_t t0 = rag_now_ns();
-		double ms;
-
-		assert_int_equal(parse_document("p.md", b.data, b.len, &d, &err), RAG_OK);
-		ms = rag_ms_since(t0);
-		check_doc(&d);
-		parsed_doc_release(&d);
-		if (r == 0 || ms < best)
-			best = ms;
-	}
-	rag_buf_release(&b);
-	return best;
-}
-
 /*
- * Inputs that make naive Markdown parsers quadratic stay linear: 4x the
- * input may take at most 8x the time (linear: 4x; quadratic: 16x). A ratio,
- * not a time limit, so a slow machine, a loaded one or a sanitizer build
- * (which slow both sizes alike) cannot fail it; the fastest of three runs
- * of each size keeps a hiccup out.
+ * Inputs that make naive Markdown parsers quadratic (2 MiB of one unit
+ * repeated) parse completely and correctly. Their speed is not timed here:
+ * a quadratic parser would take hours on them, far past the test's ctest
+ * timeout, while a linear one takes well under a second.
  */
-static void test_pathological_linear(void **state)
+static void test_pathological_inputs(void **state)
 {
 	static const char *const units[] = {"[", "[a](", "`", "``x", "a_", "![", "<http://",
 					    "- \n\n", "# h\n", "x\n", "\\"};
-	const size_t small = 256u << 10, large = 1u << 20;
+	const size_t size = 2u << 20;
 
 	(void)state;
 	for (size_t u = 0; u < RAG_ARRAY_LEN(units); u++) {
-		double a = parse_ms(units[u], small), b = parse_ms(units[u], large);
-		/* below a millisecond the clock says nothing about growth */
-		if (b > 8 * (a > 1 ? a : 1))
-			fail_msg("unit \"%s\": %.1f ms for %zu bytes, %.1f ms for %zu: not linear",
-				 units[u], a, small, b, large);
+		rag_buf b;
+		parsed_doc d;
+		rag_error err = {0};
+
+		rag_buf_init(&b, size + 64);
+		while (b.len + strlen(units[u]) <= size)
+			assert_int_equal(rag_buf_puts(&b, units[u]), RAG_OK);
+		assert_int_equal(parse_document("p.md", b.data, b.len, &d, &err), RAG_OK);
+		check_doc(&d);
+		parsed_doc_release(&d);
+		rag_buf_release(&b);
 	}
 }
 
@@ -658,7 +637,7 @@ int main(void)
 		cmocka_unit_test(test_pdf_fixture),
 		cmocka_unit_test(test_pdf_corrupt),
 		cmocka_unit_test(test_random_inputs),
-		cmocka_unit_test(test_pathological_linear),
+		cmocka_unit_test(test_pathological_inputs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
