@@ -439,6 +439,8 @@ rag_rc bench_load(bench_env *env, int argc, char **argv, rag_error *err)
 	all = malloc((nall + 1) * sizeof(*all));
 	nall = 0;
 	for (int i = 0; all && i < started; i++) {
+		if (!w[i].n)
+			continue; /* a client that got no answer has no latencies (lat NULL) */
 		memcpy(all + nall, w[i].lat, w[i].n * sizeof(*all));
 		nall += w[i].n;
 	}
