@@ -37,6 +37,7 @@
  *    the returned rows contain the whole top k; otherwise kk doubles.
  */
 #include "vindex.h"
+#include "vindex_int.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -251,9 +252,19 @@ static uint32_t get_le32(const unsigned char *p)
 /* Rows to score: count x dims floats, with their ids. */
 typedef struct rowset {
 	const float *vecs;         /* aligned, host order */
-	const unsigned char *ids;  /* count little-endian int64s; NULL: id = row */
+	const unsigned char *ids;  /* count little-endian int64s (exported lists) */
+	const int64_t *hids;       /* or count host-order ids (in RAM); both NULL: id = row */
+	const int64_t *map;        /* when set, the id above is an index into map */
 	size_t count;
 } rowset;
+
+/* The id of row i of rs. */
+static int64_t row_id(const rowset *rs, size_t i)
+{
+	int64_t id = rs->ids ? get_le64(rs->ids + 8 * i) : rs->hids ? rs->hids[i] : (int64_t)i;
+
+	return rs->map ? rs->map[id] : id;
+}
 
 static int int_cmp(const void *pa, const void *pb)
 {
@@ -364,7 +375,7 @@ static rag_rc exact_topk(const rowset *sets, int nsets, int dims, const float *q
 			if ((double)approx[r] < thresh)
 				continue;
 			c[ncand].score = canon_score(sets[s].vecs + i * (size_t)dims, q, dims);
-			c[ncand].id = sets[s].ids ? get_le64(sets[s].ids + 8 * i) : (int64_t)i;
+			c[ncand].id = row_id(&sets[s], i);
 			ncand++;
 		}
 	}
@@ -489,7 +500,7 @@ out:
 static rag_rc tune_nprobe(vindex *v, const float *vecs, size_t n, rag_error *err)
 {
 	size_t nq = n < TUNE_QUERIES ? n : TUNE_QUERIES, nr = 0, at = 0;
-	rowset all = { vecs, NULL, n };
+	rowset all = { .vecs = vecs, .count = n };
 	int *list_of = NULL, *order = NULL, *rank = NULL, *ranks = NULL, np = 1;
 	idx_t *lids = NULL;
 	float sc[TUNE_K + 1];
@@ -650,6 +661,13 @@ int vindex_nlist(const vindex *v) { return v->nlist; }
 int vindex_nprobe(const vindex *v) { return v->nprobe; }
 size_t vindex_memory_bytes(const vindex *v) { return v->mem; }
 
+size_t vindex_list_size(const vindex *v, int list)
+{
+	if (list < 0 || list >= v->nlist)
+		return 0;
+	return v->ivf ? faiss_IndexIVF_get_list_size(v->ivf, (size_t)list) : v->count;
+}
+
 /* ----------------------------------------------------------------- search */
 
 /* Per-call work space, grown as a query needs. */
@@ -664,6 +682,7 @@ typedef struct scratch {
 	float *vec;      /* dims: a reconstructed vector */
 	float *pscore;   /* nlist: probe scores */
 	int64_t *pid;    /* nlist: probe list numbers */
+	rowset *sets;    /* nlist: the probed lists (VINDEX_SCAN_BLAS) */
 } scratch;
 
 static void scratch_release(scratch *s)
@@ -677,6 +696,7 @@ static void scratch_release(scratch *s)
 	free(s->vec);
 	free(s->pscore);
 	free(s->pid);
+	free(s->sets);
 }
 
 static rag_rc scratch_grow(scratch *s, size_t kk, size_t ncand, rag_error *err)
@@ -786,12 +806,62 @@ static rag_rc search_one(const vindex *v, const float *q, int k, int nprobe, scr
 	return RAG_OK;
 }
 
+/*
+ * The canonical top k of one query by scoring every row of the probed
+ * lists, in place, with exact_topk(): OpenBLAS's sgemv (its kernel chosen
+ * at run time for the CPU) proposes, canonical scores decide, exactly as
+ * vindex_scan_lists() over exported lists. The rows are the ones FAISS
+ * would scan for the same probe (invariant 2), hence the same results.
+ */
+static rag_rc scan_one(const vindex *v, const float *q, int k, int nprobe, scratch *s,
+		       float *scores, int64_t *ids, rag_error *err)
+{
+	double qnorm = query_norm(q, v->dims);
+	int np = 1;
+	rag_rc rc;
+
+	if (qnorm < 0)
+		return rag_error_set(err, RAG_EINVAL, "vindex: query has a non-finite value");
+	if (!v->count) {
+		emit(NULL, 0, k, scores, ids);
+		return RAG_OK;
+	}
+	if (!v->ivf) {
+		s->sets[0] = (rowset){ .vecs = v->xb, .hids = v->ids, .count = v->count };
+	} else {
+		np = nprobe <= 0 ? v->nprobe : nprobe > v->nlist ? v->nlist : nprobe;
+		if ((rc = vindex_probe_lists(v->centroids, v->nlist, v->dims, q, np, s->lists, err)))
+			return rc;
+		for (int i = 0; i < np; i++) {
+			rowset *rs = &s->sets[i];
+
+			*rs = (rowset){ .map = v->ids };
+			if (vindex_ivf_list(v->ivf, (size_t)s->lists[i], v->dims, &rs->count,
+					    &rs->vecs, &rs->hids))
+				return rag_error_set(err, RAG_EINTERNAL,
+						     "vindex: FAISS list %d cannot be read in place",
+						     s->lists[i]);
+		}
+	}
+	return exact_topk(s->sets, np, v->dims, q, qnorm, k, scores, ids, "list", err);
+}
+
 rag_rc vindex_search(const vindex *v, const float *queries, size_t nq, int k, int nprobe,
 		     float *scores, int64_t *ids, rag_error *err)
+{
+	return vindex_search_with(v, VINDEX_SCAN_FAISS, queries, nq, k, nprobe, scores, ids, err);
+}
+
+rag_rc vindex_search_with(const vindex *v, vindex_scan scan, const float *queries, size_t nq,
+			  int k, int nprobe, float *scores, int64_t *ids, rag_error *err)
 {
 	scratch s = { 0 };
 	rag_rc rc = RAG_OK;
 
+	if (scan != VINDEX_SCAN_FAISS && scan != VINDEX_SCAN_BLAS) {
+		rc = rag_error_set(err, RAG_EINVAL, "vindex: unknown scan %d", (int)scan);
+		goto out;
+	}
 	if (k < 1 || k > VINDEX_MAX_K) {
 		rc = rag_error_set(err, RAG_EINVAL, "vindex: k %d not in 1..%d", k, VINDEX_MAX_K);
 		goto out;
@@ -806,13 +876,19 @@ rag_rc vindex_search(const vindex *v, const float *queries, size_t nq, int k, in
 	s.lists = malloc((size_t)v->nlist * sizeof(*s.lists));
 	s.keys = malloc((size_t)v->nprobe * sizeof(*s.keys));
 	s.coarse = calloc((size_t)v->nprobe, sizeof(*s.coarse));
-	if (!s.vec || !s.lists || !s.keys || !s.coarse) {
+	s.sets = malloc((size_t)v->nlist * sizeof(*s.sets));
+	if (!s.vec || !s.lists || !s.keys || !s.coarse || !s.sets) {
 		rc = rag_error_set(err, RAG_ENOMEM, "vindex: out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < nq; i++) {
-		rc = search_one(v, queries + i * (size_t)v->dims, k, nprobe, &s,
-				scores + i * (size_t)k, ids + i * (size_t)k, err);
+		const float *q = queries + i * (size_t)v->dims;
+
+		rc = scan == VINDEX_SCAN_BLAS
+			     ? scan_one(v, q, k, nprobe, &s, scores + i * (size_t)k,
+					ids + i * (size_t)k, err)
+			     : search_one(v, q, k, nprobe, &s, scores + i * (size_t)k,
+					  ids + i * (size_t)k, err);
 		if (rc) {
 			rag_error_prefix(err, "query %zu", i);
 			goto out;
@@ -1350,7 +1426,7 @@ rag_rc vindex_export_centroids(const vindex *v, float **centroids, int *nlist,
 rag_rc vindex_probe_lists(const float *centroids, int nlist, int dims, const float *query,
 			  int nprobe, int *lists_out, rag_error *err)
 {
-	rowset rs = { centroids, NULL, (size_t)nlist };
+	rowset rs = { .vecs = centroids, .count = (size_t)nlist };
 	float *sc = NULL;
 	int64_t *id = NULL;
 	double qnorm;

@@ -21,7 +21,8 @@
  *     (same scoring, ties to the lower list number), computed by
  *     vindex_probe_lists() in both the in-RAM and the object path.
  *  Hence, from 1 and 2: for the same query, k and nprobe, probe + scan over
- *  exported lists returns exactly the ids and scores of vindex_search().
+ *  exported lists returns exactly the ids and scores of vindex_search(),
+ *  and so does vindex_search_with() whichever its scan.
  *  3. An index is immutable once built or loaded: every call but
  *     vindex_free() may run concurrently from any number of threads.
  *  4. vindex_load() walks FAISS's serialised layout itself, checking every
@@ -94,6 +95,10 @@ int vindex_nprobe(const vindex *v);  /* default nprobe; 1 for a flat index */
 /* Approximate resident bytes: vectors, ids, lists, centroids, maps. */
 size_t vindex_memory_bytes(const vindex *v);
 
+/* Vectors in list (0 <= list < vindex_nlist(v); else 0): what a query
+ * probing it scans. A flat index's one list holds every vector. */
+size_t vindex_list_size(const vindex *v, int list);
+
 /*
  * The k best results for each of nq queries (nq x dims floats).
  * OUT: scores[nq*k], ids[nq*k], query i's results at [i*k, i*k+k), by
@@ -107,6 +112,30 @@ size_t vindex_memory_bytes(const vindex *v);
  */
 rag_rc vindex_search(const vindex *v, const float *queries, size_t nq, int k,
 		     int nprobe, float *scores, int64_t *ids, rag_error *err);
+
+/*
+ * Who proposes the candidates that canonical scoring decides on (vindex.h,
+ * invariant 1): the results are the same, bit for bit; the time is not.
+ */
+typedef enum {
+	/* FAISS: faiss_IndexIVF_search_preassigned() on the probed lists (a
+	 * flat index: faiss_Index_search()), its top k + slack widened until
+	 * the margin proves it holds the top k. Debian's libfaiss is built for
+	 * baseline x86-64, so its inner products use no AVX. vindex_search(). */
+	VINDEX_SCAN_FAISS = 0,
+	/* OpenBLAS: every row of the probed lists scored in place, in FAISS's
+	 * own in-RAM lists, by cblas_sgemv, whose kernel OpenBLAS picks at run
+	 * time for the CPU (AVX2, AVX-512); the scan of vindex_scan_lists(). */
+	VINDEX_SCAN_BLAS = 1,
+} vindex_scan;
+
+/*
+ * vindex_search() with the candidates proposed by scan; the same contract,
+ * results and errors (RAG_EINVAL also for an unknown scan).
+ */
+rag_rc vindex_search_with(const vindex *v, vindex_scan scan, const float *queries,
+			  size_t nq, int k, int nprobe, float *scores, int64_t *ids,
+			  rag_error *err);
 
 /*
  * Append the index in FAISS's own serialised format (write_index; an

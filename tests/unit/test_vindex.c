@@ -774,11 +774,139 @@ static void test_duplicates(void **state)
 		assert_memory_equal(ia, ib, sizeof(ia));
 		assert_memory_equal(sa, sb, sizeof(sa));
 		assert_sorted(sa, ia, k);
+		assert_int_equal(vindex_search_with(x, VINDEX_SCAN_BLAS, v, 1, k, np, sb, ib, &err),
+				 RAG_OK);
+		assert_memory_equal(ia, ib, sizeof(ia));
+		assert_memory_equal(sa, sb, sizeof(sa));
 	}
 	assert_true(sa[0] == sa[k - 1]); /* all ten are copies at nprobe 20 */
 	exported_release(&e);
 	vindex_free(x);
 	free(ids);
+	free(v);
+}
+
+/*
+ * VINDEX_SCAN_BLAS (OpenBLAS over FAISS's lists in place) against
+ * VINDEX_SCAN_FAISS (vindex_search): the same ids and scores, bit for bit
+ * (vindex.h, invariants 1 and 2), over flat and IVF indexes, built and
+ * loaded, for several k (past the vectors reachable too) and nprobe, one
+ * query at a time and in batches; all lists probed = brute force.
+ */
+static void scan_paths_agree(const vindex *x, const float *q, int nq, int dims, const int *ks,
+			     size_t nks, const int *probes, size_t nprobes, const char *what)
+{
+	rag_error err = { 0 };
+	size_t cases = 0;
+
+	for (size_t a = 0; a < nks; a++) {
+		int k = ks[a];
+		float *sa = malloc((size_t)nq * (size_t)k * sizeof(*sa));
+		float *sb = malloc((size_t)nq * (size_t)k * sizeof(*sb));
+		int64_t *ia = malloc((size_t)nq * (size_t)k * sizeof(*ia));
+		int64_t *ib = malloc((size_t)nq * (size_t)k * sizeof(*ib));
+
+		assert_non_null(sa);
+		assert_non_null(sb);
+		assert_non_null(ia);
+		assert_non_null(ib);
+		for (size_t p = 0; p < nprobes; p++) {
+			int np = probes[p];
+
+			/* one call for the batch, then one query at a time */
+			assert_int_equal(vindex_search(x, q, (size_t)nq, k, np, sa, ia, &err), RAG_OK);
+			assert_int_equal(vindex_search_with(x, VINDEX_SCAN_BLAS, q, (size_t)nq, k, np,
+							    sb, ib, &err), RAG_OK);
+			assert_memory_equal(ia, ib, (size_t)nq * (size_t)k * sizeof(*ia));
+			assert_memory_equal(sa, sb, (size_t)nq * (size_t)k * sizeof(*sa));
+			for (int i = 0; i < nq; i++) {
+				assert_int_equal(vindex_search_with(x, VINDEX_SCAN_BLAS, q + i * dims, 1,
+								    k, np, sb, ib, &err), RAG_OK);
+				assert_memory_equal(ia + (size_t)i * k, ib, (size_t)k * sizeof(*ib));
+				assert_memory_equal(sa + (size_t)i * k, sb, (size_t)k * sizeof(*sb));
+				assert_sorted(sb, ib, k);
+			}
+			cases++;
+		}
+		free(ib);
+		free(ia);
+		free(sb);
+		free(sa);
+	}
+	print_message("scan paths, %s: %zu (k, nprobe) cases x %d queries bit-identical\n", what,
+		      cases, nq);
+}
+
+static void test_scan_paths(void **state)
+{
+	const int dims = 48, nq = 40;
+	const size_t n = 12000;
+	const int ks_flat[] = { 1, 7, 10, 100, 2999, 3000, 3100 };
+	const int ks_ivf[] = { 1, 10, 50, 300 };
+	float *v = clustered_vecs(n, dims, 60, 0.7, 201, 202), *q = random_vecs((size_t)nq, dims, 203);
+	int64_t *ids = sparse_ids(n);
+	vindex *flat, *ivf, *loaded = NULL, *empty;
+	rag_buf blob;
+	rag_error err = { 0 };
+	float sc[10];
+	int64_t id[10], want[10];
+
+	(void)state;
+	/* half the queries are stored vectors: exact ties with a row */
+	memcpy(q, v + 17 * dims, (size_t)(nq / 2) * dims * sizeof(float));
+	flat = build(dims, v, ids, 3000, 0, 0, 0);
+	assert_int_equal(vindex_kind_of(flat), VINDEX_FLAT);
+	{
+		const int probes[] = { 0, 1, 9 };
+
+		scan_paths_agree(flat, q, nq, dims, ks_flat, RAG_ARRAY_LEN(ks_flat), probes,
+				 RAG_ARRAY_LEN(probes), "flat");
+	}
+	ivf = build(dims, v, ids, n, 1000, 0, 0);
+	assert_int_equal(vindex_kind_of(ivf), VINDEX_IVF);
+	{
+		int nl = vindex_nlist(ivf);
+		const int probes[] = { 1, 3, 0 /* default */, 17, nl - 1, nl, nl + 5 };
+		size_t rows = 0;
+
+		for (int l = 0; l < nl; l++)
+			rows += vindex_list_size(ivf, l);
+		assert_int_equal(rows, n);
+		assert_int_equal(vindex_list_size(ivf, -1), 0);
+		assert_int_equal(vindex_list_size(ivf, nl), 0);
+		scan_paths_agree(ivf, q, nq, dims, ks_ivf, RAG_ARRAY_LEN(ks_ivf), probes,
+				 RAG_ARRAY_LEN(probes), "IVF built");
+		rag_buf_init(&blob, BLOB_MAX);
+		assert_int_equal(vindex_serialize(ivf, &blob, &err), RAG_OK);
+		assert_int_equal(vindex_load(blob.data, blob.len, &loaded, &err), RAG_OK);
+		rag_buf_release(&blob);
+		scan_paths_agree(loaded, q, nq, dims, ks_ivf, RAG_ARRAY_LEN(ks_ivf), probes,
+				 RAG_ARRAY_LEN(probes), "IVF loaded");
+		/* every list probed: the exact top 10 */
+		for (int i = 0; i < 5; i++) {
+			assert_int_equal(vindex_search_with(loaded, VINDEX_SCAN_BLAS, q + i * dims, 1,
+							    10, nl, sc, id, &err), RAG_OK);
+			brute_topk(v, ids, n, dims, q + i * dims, 10, want);
+			assert_memory_equal(want, id, sizeof(want));
+		}
+	}
+	/* an empty index, an unknown scan, a bad query */
+	empty = build(dims, v, ids, 0, 0, 0, 0);
+	assert_int_equal(vindex_search_with(empty, VINDEX_SCAN_BLAS, q, 1, 10, 0, sc, id, &err),
+			 RAG_OK);
+	assert_int_equal(id[0], -1);
+	assert_true(sc[9] == VINDEX_NO_SCORE);
+	assert_int_equal(vindex_search_with(ivf, (vindex_scan)7, q, 1, 10, 0, sc, id, &err),
+			 RAG_EINVAL);
+	q[3] = NAN;
+	assert_int_equal(vindex_search_with(ivf, VINDEX_SCAN_BLAS, q, 1, 10, 0, sc, id, &err),
+			 RAG_EINVAL);
+	vindex_free(empty);
+	vindex_free(loaded);
+	vindex_free(ivf);
+	vindex_free(flat);
+	free(ids);
+	free(q);
 	free(v);
 }
 
@@ -851,6 +979,7 @@ int main(void)
 		cmocka_unit_test(test_scan_lists_corrupt),
 		cmocka_unit_test(test_probe_ties),
 		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_scan_paths),
 		cmocka_unit_test(test_concurrent_search),
 	};
 
