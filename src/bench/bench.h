@@ -95,9 +95,33 @@ rag_rc bench_make_index(bench_env *env, int argc, char **argv, rag_error *err);
 
 /*
  * bench search [--queries FILE] [-k N] [--repeat R] [--json] [--export F]:
- * in-process search time on the newest version through ragmap (vindex,
- * memory-mode qindex) and through raw FAISS (its C API on the same
+ * in-process search time on the newest version through ragmap (vindex with
+ * FAISS proposing candidates, vindex with OpenBLAS scanning the probed
+ * lists, memory-mode qindex) and through raw FAISS (its C API on the same
  * index.faiss bytes), then recall@k of the IVF configuration vs exact.
+ * The run fails (RAG_EINTERNAL) if the two vindex scans ever disagree.
+ *
+ * The bandwidth figures, all from the same process and run:
+ *  - "DRAM bandwidth, one thread" (dram_gbps): GB/s (1e9 bytes/s) of one
+ *    thread streaming-reading a buffer 8x the last-level cache (256 MiB to
+ *    1 GiB), best of 5 passes. One thread, because a query runs on one;
+ *    all cores together would read faster.
+ *  - "vectors scanned per query" (list_bytes_per_query): the mean over
+ *    the timed queries of count x dims x 4 bytes of every list each
+ *    segment probes at its nprobe (a flat segment: all its vectors), i.e.
+ *    the bytes a list scan must bring from memory; ids (8 bytes a row) are
+ *    left out. The centroids read to choose the lists are shown apart
+ *    (centroid_bytes_per_query; at 1M x 256 with nlist 4000, 4 MB, which a
+ *    large last-level cache may hold).
+ *  - the bandwidth limit (bandwidth_limit_us) = list bytes / bandwidth:
+ *    the shortest time any scan of those lists can take from DRAM.
+ *  - "x bw" (x_bandwidth per path): the path's MEAN time per query over
+ *    that limit; 1.0 would be a scan at memory speed, the target is <= 2.
+ *    On a small index the lists sit in cache and "x bw" can fall below 1:
+ *    the figure means something only when the vectors far exceed the cache.
+ *  - "x limit": the path's p50 over vindex_search's (FAISS) p50;
+ *    ratio_blas_vs_raw_faiss: the OpenBLAS scan's p50 over the faster raw
+ *    FAISS p50 (target <= 1.1).
  */
 rag_rc bench_search(bench_env *env, int argc, char **argv, rag_error *err);
 

@@ -3,14 +3,19 @@
  * at a time, the same query vectors through two sides:
  *
  *   ragmap    vindex_search() on each segment (what the server's FAISS call
- *             plus canonical scoring costs: the limit), and a memory-mode
- *             qindex loaded by qindex_open() (its search_ms: every segment,
- *             merge, tombstones);
+ *             plus canonical scoring costs: the limit), the same with
+ *             vindex_search_with(VINDEX_SCAN_BLAS) (the probed lists scored
+ *             by OpenBLAS, whose kernels are chosen at run time for the
+ *             CPU, instead of Debian's baseline-x86-64 FAISS), and a
+ *             memory-mode qindex loaded by qindex_open() (its search_ms:
+ *             every segment, merge, tombstones);
  *   raw FAISS faiss_Index_search() through FAISS's C API on the very same
  *             index.faiss bytes, with each segment's nprobe (the raw_*
  *             functions below: the only FAISS calls of the benchmarks, and
  *             the point of the comparison);
  *
+ * each timed against the DRAM bandwidth limit measured in the same process
+ * (dram_bandwidth(), scanned_bytes(); bench.h says what the figures mean),
  * then recall@k of the IVF configuration against exact search.
  */
 #include <cblas.h>
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* raw FAISS, for the comparison (its headers say f() for f(void)) */
 #pragma GCC diagnostic push
@@ -47,31 +53,144 @@ static const char search_usage[] =
 	"                           [--export FILE]\n"
 	"  In-process search time on the latest version of index.name, one query at\n"
 	"  a time, the same query vectors through: vindex_search (FAISS as the server\n"
-	"  calls it, plus canonical scoring: the limit), raw FAISS (faiss_Index_search\n"
-	"  on the segments' own index.faiss with each segment's nprobe, with its\n"
-	"  OpenMP threads and with one), and a memory-mode qindex (its search_ms:\n"
-	"  every segment, merge, tombstones). Then recall@k of the\n"
+	"  calls it, plus canonical scoring: the limit), the same with the probed\n"
+	"  lists scored by OpenBLAS (run-time SIMD dispatch; same results), raw FAISS\n"
+	"  (faiss_Index_search on the segments' own index.faiss with each segment's\n"
+	"  nprobe, with its OpenMP threads and with one), and a memory-mode qindex\n"
+	"  (its search_ms: every segment, merge, tombstones). Each against the DRAM\n"
+	"  bandwidth limit: bytes of vectors in the probed lists per query over the\n"
+	"  one-thread streaming-read bandwidth measured first, in the same process\n"
+	"  (\"x bw\": mean time / that limit). Then recall@k of the\n"
 	"  IVF configuration against exact search (all lists probed). Queries are\n"
 	"  embedded once, outside the timings; each path runs over all queries once\n"
 	"  to warm up, then R times (default 3) timed. --export writes, per query,\n"
 	"  its vector (dims x f32) and its exact top k ids (k x i64), little-endian,\n"
 	"  after a header \"RMQX\" u32 dims u32 k u32 nq (for bench/lancedb).\n";
 
+/* One row of the table; limit_ms: the bandwidth limit of one query. */
 static double stats_line(FILE *out, const char *name, double *v, size_t n, double ref_p50,
-			 json_t *js)
+			 double limit_ms, json_t *js)
 {
-	double sum = 0, p50, p99;
+	double sum = 0, p50, p99, mean, xbw;
 
 	qsort(v, n, sizeof(*v), bench_cmp_dbl);
 	for (size_t i = 0; i < n; i++)
 		sum += v[i];
 	p50 = n ? v[(n - 1) / 2] : 0;
 	p99 = n ? v[(size_t)ceil(0.99 * (double)n) - 1] : 0;
-	fprintf(out, "| %-34s | %9.1f | %9.1f | %9.1f | %7.2f |\n", name, p50 * 1e3,
-	       sum / (double)n * 1e3, p99 * 1e3, ref_p50 > 0 ? p50 / ref_p50 : 1.0);
-	json_object_set_new(js, name, json_pack("{s:f, s:f, s:f}", "p50_us", p50 * 1e3, "mean_us",
-						sum / (double)n * 1e3, "p99_us", p99 * 1e3));
+	mean = n ? sum / (double)n : 0;
+	xbw = limit_ms > 0 ? mean / limit_ms : 0;
+	fprintf(out, "| %-34s | %9.1f | %9.1f | %9.1f | %7.2f | %7.2f |\n", name, p50 * 1e3,
+	       mean * 1e3, p99 * 1e3, ref_p50 > 0 ? p50 / ref_p50 : 1.0, xbw);
+	json_object_set_new(js, name, json_pack("{s:f, s:f, s:f, s:f}", "p50_us", p50 * 1e3,
+						"mean_us", mean * 1e3, "p99_us", p99 * 1e3,
+						"x_bandwidth", xbw));
 	return p50;
+}
+
+/* ------------------------------------------------ the bandwidth limit */
+
+#define BW_PASSES 5                    /* timed passes; the best counts */
+#define BW_MIN_BYTES ((size_t)256 << 20)
+#define BW_MAX_BYTES ((size_t)1 << 30)
+
+/*
+ * The DRAM read bandwidth one thread gets (a query runs on one): a
+ * streaming read of a buffer 8 times the last-level cache, clamped to
+ * 256 MiB..1 GiB, summing its 64-bit words into four independent sums (so
+ * the adds never wait on each other and memory is the limit), best of
+ * BW_PASSES passes after a pass that writes every page. *gbps in 1e9
+ * bytes per second; *bytes: the buffer's size.
+ */
+static rag_rc dram_bandwidth(double *gbps, size_t *bytes, rag_error *err)
+{
+	long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+	size_t len = llc > 0 ? (size_t)llc * 8 : BW_MIN_BYTES, n;
+	uint64_t *buf, sink = 0;
+	volatile uint64_t keep;
+	double best = 0;
+
+	if (len < BW_MIN_BYTES)
+		len = BW_MIN_BYTES;
+	if (len > BW_MAX_BYTES)
+		len = BW_MAX_BYTES;
+	n = len / sizeof(*buf);
+	if (!(buf = malloc(len)))
+		return rag_error_set(err, RAG_ENOMEM, "out of memory for a %zu-byte bandwidth buffer",
+				     len);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = i; /* every page faulted in before the timing */
+	for (int p = 0; p < BW_PASSES; p++) {
+		uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, t0 = rag_now_ns(), dt;
+
+		for (size_t i = 0; i + 4 <= n; i += 4) {
+			s0 += buf[i];
+			s1 += buf[i + 1];
+			s2 += buf[i + 2];
+			s3 += buf[i + 3];
+		}
+		dt = rag_now_ns() - t0;
+		sink += s0 ^ s1 ^ s2 ^ s3;
+		if (dt && (double)len / (double)dt > best)
+			best = (double)len / (double)dt; /* bytes per ns = GB/s */
+	}
+	keep = sink; /* the sums are used: the reads cannot be left out */
+	(void)keep;
+	free(buf);
+	*gbps = best;
+	*bytes = len;
+	return RAG_OK;
+}
+
+/*
+ * What the queries scan, on average over those with a non-zero vector (the
+ * ones timed): *list_bytes, the vectors of the lists each segment probes at
+ * its nprobe (vindex_probe_lists(), as every ragmap path probes them; raw
+ * FAISS's float probe may pick another list at a near tie), count x dims x
+ * 4 bytes (ids left out: 8 bytes a row next to 4 x dims); *cent_bytes, the
+ * IVF segments' centroids scanned to choose them.
+ */
+static rag_rc scanned_bytes(const bench_seg *segs, size_t nseg, const float *qv, size_t nq,
+			    int dims, double *list_bytes, double *cent_bytes, rag_error *err)
+{
+	double rows = 0, cent = 0;
+	size_t counted = 0;
+	rag_rc r = RAG_OK;
+
+	for (size_t s = 0; s < nseg && !r; s++) {
+		float *c = NULL;
+		int nl = 0, np = segs[s].nprobe > 0 ? segs[s].nprobe : 1, *lists = NULL;
+
+		if ((r = vindex_export_centroids(segs[s].vi, &c, &nl, err)))
+			break;
+		if (!(lists = malloc((size_t)np * sizeof(*lists)))) {
+			free(c);
+			r = rag_error_set(err, RAG_ENOMEM, "out of memory");
+			break;
+		}
+		if (c)
+			cent += (double)nl * dims * sizeof(float);
+		for (size_t i = 0; i < nq && !r; i++) {
+			const float *q = qv + i * (size_t)dims;
+			float norm = 0;
+
+			for (int d = 0; d < dims; d++)
+				norm += q[d] * q[d];
+			if (norm == 0)
+				continue;
+			if (s == 0)
+				counted++;
+			if ((r = vindex_probe_lists(c, nl, dims, q, np, lists, err)))
+				break;
+			for (int j = 0; j < np; j++)
+				rows += (double)vindex_list_size(segs[s].vi, lists[j]);
+		}
+		free(lists);
+		free(c);
+	}
+	*list_bytes = counted ? rows * dims * sizeof(float) / (double)counted : 0;
+	*cent_bytes = cent;
+	return r;
 }
 
 /* ------------------------------------------------------------ raw FAISS */
@@ -123,14 +242,14 @@ static rag_rc raw_faiss_query(const bench_seg *segs, size_t nseg, const float *q
 
 /* ---------------------------------------------------------------- ragmap */
 
-/* The global top k of one query through vindex_search() with each
- * segment's nprobe. */
-static rag_rc vindex_query(const bench_seg *segs, size_t nseg, const float *q, int k, float *sc,
-			   int64_t *ids, int64_t *top, rag_error *err)
+/* The global top k of one query through vindex_search_with(scan) with
+ * each segment's nprobe. */
+static rag_rc vindex_query(const bench_seg *segs, size_t nseg, vindex_scan scan, const float *q,
+			   int k, float *sc, int64_t *ids, int64_t *top, rag_error *err)
 {
 	for (size_t s = 0; s < nseg; s++) {
-		rag_rc r = vindex_search(segs[s].vi, q, 1, k, segs[s].nprobe, sc + s * (size_t)k,
-					 ids + s * (size_t)k, err);
+		rag_rc r = vindex_search_with(segs[s].vi, scan, q, 1, k, segs[s].nprobe,
+					      sc + s * (size_t)k, ids + s * (size_t)k, err);
 		if (r)
 			return r;
 	}
@@ -164,15 +283,25 @@ static rag_rc load_segments(s3_client *s3, const manifest *m, bench_seg *segs, r
 }
 
 /* The path timed in one pass, in the order they run. */
-enum { PATH_RAW_OMP, PATH_RAW_ONE, PATH_VINDEX, PATH_QINDEX, PATH_COUNT };
+enum { PATH_RAW_OMP, PATH_RAW_ONE, PATH_VINDEX, PATH_VINDEX_BLAS, PATH_QINDEX, PATH_COUNT };
+
+/* The bandwidth limit of the run (dram_bandwidth(), scanned_bytes()). */
+typedef struct bw_limit {
+	double gbps;          /* one thread's streaming read */
+	size_t probe_bytes;   /* the buffer it read */
+	double list_bytes;    /* vectors of the probed lists, per query */
+	double cent_bytes;    /* centroids, per query */
+	double limit_ms;      /* list_bytes at gbps */
+} bw_limit;
 
 /* The summary: the table, recall, the nprobe sweep; js gathers --json. */
 static rag_rc report(FILE *out, const rag_config *cfg, int64_t version, const bench_seg *segs,
 		     size_t nseg, const float *qv, size_t nq, int dims, int k, int64_t repeat,
-		     double *t[PATH_COUNT], size_t nrun, const int64_t *exact_ids, double recall,
-		     double recall_faiss, size_t nvalid, json_t *js, rag_error *err)
+		     double *t[PATH_COUNT], size_t nrun, const bw_limit *bw,
+		     const int64_t *exact_ids, double recall, double recall_faiss, size_t nvalid,
+		     json_t *js, rag_error *err)
 {
-	double ref, p_qindex, f_omp, f_one, best;
+	double ref, p_qindex, p_blas, f_omp, f_one, best, lim = bw->limit_ms;
 	int64_t nvec = 0, nl = 0, np = 0;
 	rag_rc r;
 
@@ -185,19 +314,37 @@ static rag_rc report(FILE *out, const rag_config *cfg, int64_t version, const be
 		     "(nlist %lld, nprobe %lld in all); %zu queries x %lld, k %d, one thread\n\n",
 		cfg->index.name, (long long)version, (long long)nvec, dims, nseg, (long long)nl,
 		(long long)np, nq, (long long)repeat, k);
-	fprintf(out, "| %-34s | %9s | %9s | %9s | %7s |\n", "search path (one query)", "p50 us",
-		"mean us", "p99 us", "x limit");
-	fprintf(out, "|%s|%s|%s|%s|%s|\n", "------------------------------------", "-----------",
-		"-----------", "-----------", "---------");
-	ref = stats_line(out, "vindex_search (the limit)", t[PATH_VINDEX], nrun, 0, js);
-	f_omp = stats_line(out, "raw faiss_Index_search, OpenMP", t[PATH_RAW_OMP], nrun, ref, js);
-	f_one = stats_line(out, "raw faiss_Index_search, 1 thread", t[PATH_RAW_ONE], nrun, ref, js);
-	p_qindex = stats_line(out, "memory-mode qindex search", t[PATH_QINDEX], nrun, ref, js);
+	fprintf(out, "DRAM bandwidth, one thread: %.2f GB/s (streaming read of %zu MiB, best of %d)\n"
+		     "vectors scanned per query: %.1f KiB in the probed lists (+ %.1f KiB of "
+		     "centroids): %.1f us at that bandwidth (the limit of \"x bw\")\n\n",
+		bw->gbps, bw->probe_bytes >> 20, BW_PASSES, bw->list_bytes / 1024,
+		bw->cent_bytes / 1024, lim * 1e3);
+	fprintf(out, "| %-34s | %9s | %9s | %9s | %7s | %7s |\n", "search path (one query)", "p50 us",
+		"mean us", "p99 us", "x limit", "x bw");
+	fprintf(out, "|%s|%s|%s|%s|%s|%s|\n", "------------------------------------", "-----------",
+		"-----------", "-----------", "---------", "---------");
+	ref = stats_line(out, "vindex_search (the limit)", t[PATH_VINDEX], nrun, 0, lim, js);
+	p_blas = stats_line(out, "vindex_search, OpenBLAS scan", t[PATH_VINDEX_BLAS], nrun, ref,
+			    lim, js);
+	f_omp = stats_line(out, "raw faiss_Index_search, OpenMP", t[PATH_RAW_OMP], nrun, ref, lim,
+			   js);
+	f_one = stats_line(out, "raw faiss_Index_search, 1 thread", t[PATH_RAW_ONE], nrun, ref, lim,
+			   js);
+	p_qindex = stats_line(out, "memory-mode qindex search", t[PATH_QINDEX], nrun, ref, lim, js);
 	best = f_omp < f_one ? f_omp : f_one;
 	fprintf(out, "\nrecall@%d of the IVF configuration vs exact search: %.4f (raw FAISS: %.4f)"
 		     " over %zu queries\n", k, recall, recall_faiss, nvalid);
 	fprintf(out, "memory-mode search (p50): %.2fx vindex_search, %.2fx the faster raw FAISS "
 		     "(target <= 1.2x)\n", ref > 0 ? p_qindex / ref : 0, best > 0 ? p_qindex / best : 0);
+	fprintf(out, "OpenBLAS scan (p50): %.2fx vindex_search through FAISS, %.2fx the faster raw "
+		     "FAISS (target <= 1.1x)\n", ref > 0 ? p_blas / ref : 0,
+		best > 0 ? p_blas / best : 0);
+	json_object_set_new(js, "dram_gbps", json_real(bw->gbps));
+	json_object_set_new(js, "list_bytes_per_query", json_real(bw->list_bytes));
+	json_object_set_new(js, "centroid_bytes_per_query", json_real(bw->cent_bytes));
+	json_object_set_new(js, "bandwidth_limit_us", json_real(lim * 1e3));
+	json_object_set_new(js, "ratio_blas_vs_vindex", json_real(ref > 0 ? p_blas / ref : 0));
+	json_object_set_new(js, "ratio_blas_vs_raw_faiss", json_real(best > 0 ? p_blas / best : 0));
 	json_object_set_new(js, "recall", json_real(recall));
 	json_object_set_new(js, "recall_faiss", json_real(recall_faiss));
 	/* the trade-off: recall and time at other nprobe values */
@@ -269,8 +416,9 @@ rag_rc bench_search(bench_env *env, int argc, char **argv, rag_error *err)
 	bench_seg *segs = NULL;
 	qindex *qi = NULL;
 	float *qv = NULL, *sc = NULL;
-	int64_t *ids = NULL, *top = NULL, *exact_ids = NULL, version;
+	int64_t *ids = NULL, *top = NULL, *top_blas = NULL, *exact_ids = NULL, version;
 	double *t[PATH_COUNT] = {0}, recall = 0, recall_faiss = 0;
+	bw_limit bw = {0};
 	int dims, opt, kk, blas_threads, omp_threads;
 	FILE *out = env->out;
 	json_t *js = NULL;
@@ -341,6 +489,7 @@ rag_rc bench_search(bench_env *env, int argc, char **argv, rag_error *err)
 	    !(sc = malloc((nseg + 1) * (size_t)kk * sizeof(float))) ||
 	    !(ids = malloc((nseg + 1) * (size_t)kk * sizeof(int64_t))) ||
 	    !(top = malloc((size_t)kk * sizeof(int64_t))) ||
+	    !(top_blas = malloc((size_t)kk * sizeof(int64_t))) ||
 	    !(exact_ids = malloc(nq * (size_t)kk * sizeof(*exact_ids)))) {
 		r = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		goto out;
@@ -356,6 +505,11 @@ rag_rc bench_search(bench_env *env, int argc, char **argv, rag_error *err)
 		if ((r = embedder_embed(model, &qt, &ql, 1, qv + i * (size_t)dims, NULL, err)))
 			goto out;
 	}
+	/* the bandwidth limit, measured before the timings, in this process */
+	if ((r = dram_bandwidth(&bw.gbps, &bw.probe_bytes, err)) ||
+	    (r = scanned_bytes(segs, nseg, qv, nq, dims, &bw.list_bytes, &bw.cent_bytes, err)))
+		goto out;
+	bw.limit_ms = bw.gbps > 0 ? bw.list_bytes / (bw.gbps * 1e9) * 1e3 : 0;
 	/*
 	 * The timings: one pass per path over every query, R times. (Passes, not
 	 * the paths interleaved per query: OpenMP and OpenBLAS worker threads
@@ -384,8 +538,11 @@ rag_rc bench_search(bench_env *env, int argc, char **argv, rag_error *err)
 					if ((r = raw_faiss_query(segs, nseg, q, kk, sc, ids, top, err)))
 						goto out;
 					t[path][at++] = (double)(rag_now_ns() - t0) / 1e6;
-				} else if (path == PATH_VINDEX) {
-					if ((r = vindex_query(segs, nseg, q, kk, sc, ids, top, err)))
+				} else if (path == PATH_VINDEX || path == PATH_VINDEX_BLAS) {
+					if ((r = vindex_query(segs, nseg,
+							      path == PATH_VINDEX ? VINDEX_SCAN_FAISS
+										  : VINDEX_SCAN_BLAS,
+							      q, kk, sc, ids, top, err)))
 						goto out;
 					t[path][at++] = (double)(rag_now_ns() - t0) / 1e6;
 				} else {
@@ -407,6 +564,18 @@ rag_rc bench_search(bench_env *env, int argc, char **argv, rag_error *err)
 		double rc_;
 		if (exact_ids[i * (size_t)kk] < 0)
 			continue;
+		/* the two ragmap scans agree (vindex.h: bit for bit; test_vindex
+		 * proves it, this checks the index at hand) */
+		if ((r = vindex_query(segs, nseg, VINDEX_SCAN_FAISS, qv + i * (size_t)dims, kk, sc,
+				      ids, top, err)) ||
+		    (r = vindex_query(segs, nseg, VINDEX_SCAN_BLAS, qv + i * (size_t)dims, kk, sc,
+				      ids, top_blas, err)))
+			goto out;
+		if (memcmp(top, top_blas, (size_t)kk * sizeof(*top)) != 0) {
+			r = rag_error_set(err, RAG_EINTERNAL, "query %zu: the OpenBLAS scan's top %d "
+					  "differs from FAISS's", i, kk);
+			goto out;
+		}
 		if ((r = raw_faiss_query(segs, nseg, qv + i * (size_t)dims, kk, sc, ids, top, err)))
 			goto out;
 		if ((rc_ = bench_recall_of(top, exact_ids + i * (size_t)kk, kk)) >= 0) {
@@ -417,8 +586,8 @@ rag_rc bench_search(bench_env *env, int argc, char **argv, rag_error *err)
 	recall_faiss = nvalid ? recall_faiss / (double)nvalid : 0;
 	if (xfile && (r = export_queries(xfile, qv, exact_ids, nq, dims, kk, err)))
 		goto out;
-	if ((r = report(out, &cfg, version, segs, nseg, qv, nq, dims, kk, repeat, t, nrun, exact_ids,
-			recall, recall_faiss, nvalid, js, err)))
+	if ((r = report(out, &cfg, version, segs, nseg, qv, nq, dims, kk, repeat, t, nrun, &bw,
+			exact_ids, recall, recall_faiss, nvalid, js, err)))
 		goto out;
 	if (as_json) {
 		char *s = json_dumps(js, JSON_COMPACT);
@@ -438,6 +607,7 @@ out:
 	free(sc);
 	free(ids);
 	free(top);
+	free(top_blas);
 	free(exact_ids);
 	for (int p = 0; p < PATH_COUNT; p++)
 		free(t[p]);
