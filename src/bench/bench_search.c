@@ -57,7 +57,8 @@ static const char search_usage[] =
 	"  lists scored by OpenBLAS (run-time SIMD dispatch; same results), raw FAISS\n"
 	"  (faiss_Index_search on the segments' own index.faiss with each segment's\n"
 	"  nprobe, with its OpenMP threads and with one), and a memory-mode qindex\n"
-	"  (its search_ms: every segment, merge, tombstones). Each against the DRAM\n"
+	"  (its search_ms: every segment, merge, tombstones; query.scan picks its\n"
+	"  scan, RAGMAP_QUERY_SCAN=blas the OpenBLAS one). Each against the DRAM\n"
 	"  bandwidth limit: bytes of vectors in the probed lists per query over the\n"
 	"  one-thread streaming-read bandwidth measured first, in the same process\n"
 	"  (\"x bw\": mean time / that limit). Then recall@k of the\n"
@@ -335,10 +336,12 @@ static rag_rc report(FILE *out, const rag_config *cfg, int64_t version, const be
 	fprintf(out, "\nrecall@%d of the IVF configuration vs exact search: %.4f (raw FAISS: %.4f)"
 		     " over %zu queries\n", k, recall, recall_faiss, nvalid);
 	fprintf(out, "memory-mode search (p50): %.2fx vindex_search, %.2fx the faster raw FAISS "
-		     "(target <= 1.2x)\n", ref > 0 ? p_qindex / ref : 0, best > 0 ? p_qindex / best : 0);
+		     "(target <= 1.2x; query.scan = %s)\n", ref > 0 ? p_qindex / ref : 0,
+		best > 0 ? p_qindex / best : 0, cfg->query.scan);
 	fprintf(out, "OpenBLAS scan (p50): %.2fx vindex_search through FAISS, %.2fx the faster raw "
 		     "FAISS (target <= 1.1x)\n", ref > 0 ? p_blas / ref : 0,
 		best > 0 ? p_blas / best : 0);
+	json_object_set_new(js, "qindex_scan", json_string(cfg->query.scan));
 	json_object_set_new(js, "dram_gbps", json_real(bw->gbps));
 	json_object_set_new(js, "list_bytes_per_query", json_real(bw->list_bytes));
 	json_object_set_new(js, "centroid_bytes_per_query", json_real(bw->cent_bytes));

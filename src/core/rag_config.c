@@ -34,6 +34,8 @@ typedef struct cfg_item {
 
 /* query.hybrid_method; src/query/qindex.c fuses with rrf or, else, zscore */
 static const char *const hybrid_methods[] = {"zscore", "rrf", NULL};
+/* query.scan; src/query/qindex.c scans with blas or, else, faiss */
+static const char *const scans[] = {"faiss", "blas", NULL};
 
 static const cfg_item items[] = {
 	{"s3", "endpoint", T_STR, OFF(s3.endpoint), "http://127.0.0.1:4570", 0, 0,
@@ -166,6 +168,11 @@ static const cfg_item items[] = {
 	 hybrid_methods},
 	{"query", "hybrid_weight", T_REAL, OFF(query.hybrid_weight), "0.5", 0, 1,
 	 "zscore fusion: weight of the dense score (bm25 gets 1 - weight)"},
+	{"query", "scan", T_CHOICE, OFF(query.scan), "faiss", 0, 0,
+	 "memory, pointer, cached modes: who proposes candidates for exact scoring: faiss "
+	 "(Debian's build, baseline x86-64) or blas (OpenBLAS, SIMD chosen at run time); "
+	 "same results",
+	 scans},
 };
 
 _Static_assert(RAG_ARRAY_LEN(items) <= RAG_CONFIG_MAX_KEYS,

@@ -127,6 +127,7 @@ typedef struct rag_config {
 		int64_t hybrid_depth;    /* hybrid: candidates taken from each retriever */
 		char *hybrid_method;     /* "zscore" or "rrf" (checked at load) */
 		double hybrid_weight;    /* zscore: weight of dense, bm25 gets 1 - it */
+		char *scan;              /* "faiss" or "blas" (checked at load): vindex_scan */
 	} query;
 	char *path; /* the file it was read from, or NULL */
 	unsigned char origin[RAG_CONFIG_MAX_KEYS]; /* rag_config_origin of each table row */

@@ -54,6 +54,7 @@ struct qindex {
 	int rrf_k, hybrid_depth;
 	bool zscore;
 	double weight;
+	vindex_scan scan;        /* query.scan: memory, pointer, cached */
 	s3_prices prices;        /* what a query's requests cost */
 };
 
@@ -247,6 +248,7 @@ rag_rc qindex_open(s3_client *s3, const rag_config *cfg, qmode mode, const qcach
 	q->hybrid_depth = (int)cfg->query.hybrid_depth;
 	q->zscore = strcmp(cfg->query.hybrid_method, "rrf") != 0;
 	q->weight = cfg->query.hybrid_weight;
+	q->scan = strcmp(cfg->query.scan, "blas") == 0 ? VINDEX_SCAN_BLAS : VINDEX_SCAN_FAISS;
 	q->mode = mode;
 	q->row = qmode_info(mode);
 	q->s3 = s3;
@@ -405,7 +407,8 @@ static rag_rc search_in_ram(qindex *q, const float *qv, int k, cands *out, rag_e
 		if (!scores || !ids)
 			rc = rag_error_set(err, RAG_ENOMEM, "out of memory");
 		else
-			rc = vindex_search(s->vi, qv, 1, kk, s->mf->nprobe, scores, ids, err);
+			rc = vindex_search_with(s->vi, q->scan, qv, 1, kk, s->mf->nprobe, scores, ids,
+						err);
 		for (int j = 0; j < kk && !rc; j++) {
 			cand c = {scores[j], ids[j], i, 0, 0};
 			if (ids[j] >= 0 && !manifest_is_tombstoned(&q->mf, ids[j]) && cands_add(out, &c))
