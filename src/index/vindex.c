@@ -1,9 +1,10 @@
 /*
  * vindex.c — the vector index on the FAISS C API. See vindex.h for the
  * invariants; this file is laid out as: FAISS plumbing; canonical scores
- * and exact top-k (shared by every search path); build; search; the
- * serialised form (write, layout check, load); the object-mode export,
- * probe and scan.
+ * and exact top-k (shared by every search path); build; search (FAISS
+ * proposing candidates, or exact_topk() over FAISS's lists read in place
+ * through vindex_lists.cpp: vindex_scan); the serialised form (write,
+ * layout check, load); the object-mode export, probe and scan.
  *
  * Shape of the FAISS index (what vindex_serialize writes, what
  * vindex_load accepts, nothing else):
