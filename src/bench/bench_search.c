@@ -315,6 +315,8 @@ static rag_rc report(FILE *out, const rag_config *cfg, int64_t version, const be
 		     "(nlist %lld, nprobe %lld in all); %zu queries x %lld, k %d, one thread\n\n",
 		cfg->index.name, (long long)version, (long long)nvec, dims, nseg, (long long)nl,
 		(long long)np, nq, (long long)repeat, k);
+	/* which kernels OpenBLAS chose at run time for this CPU */
+	fprintf(out, "OpenBLAS kernels: %s (%s)\n", openblas_get_corename(), openblas_get_config());
 	fprintf(out, "DRAM bandwidth, one thread: %.2f GB/s (streaming read of %zu MiB, best of %d)\n"
 		     "vectors scanned per query: %.1f KiB in the probed lists (+ %.1f KiB of "
 		     "centroids): %.1f us at that bandwidth (the limit of \"x bw\")\n\n",
@@ -342,6 +344,7 @@ static rag_rc report(FILE *out, const rag_config *cfg, int64_t version, const be
 		     "FAISS (target <= 1.1x)\n", ref > 0 ? p_blas / ref : 0,
 		best > 0 ? p_blas / best : 0);
 	json_object_set_new(js, "qindex_scan", json_string(cfg->query.scan));
+	json_object_set_new(js, "openblas_core", json_string(openblas_get_corename()));
 	json_object_set_new(js, "dram_gbps", json_real(bw->gbps));
 	json_object_set_new(js, "list_bytes_per_query", json_real(bw->list_bytes));
 	json_object_set_new(js, "centroid_bytes_per_query", json_real(bw->cent_bytes));
