@@ -104,7 +104,7 @@ rag_rc bench_make_index(bench_env *env, int argc, char **argv, rag_error *err);
  * The bandwidth figures, all from the same process and run:
  *  - "DRAM bandwidth, one thread" (dram_gbps): GB/s (1e9 bytes/s) of one
  *    thread streaming-reading a buffer 8x the last-level cache (256 MiB to
- *    1 GiB), best of 5 passes. One thread, because a query runs on one;
+ *    2 GiB), best of 5 passes. One thread, because a query runs on one;
  *    all cores together would read faster.
  *  - "vectors scanned per query" (list_bytes_per_query): the mean over
  *    the timed queries of count x dims x 4 bytes of every list each

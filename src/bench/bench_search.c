@@ -93,12 +93,13 @@ static double stats_line(FILE *out, const char *name, double *v, size_t n, doubl
 
 #define BW_PASSES 5                    /* timed passes; the best counts */
 #define BW_MIN_BYTES ((size_t)256 << 20)
-#define BW_MAX_BYTES ((size_t)1 << 30)
+#define BW_MAX_BYTES ((size_t)2 << 30)
 
 /*
  * The DRAM read bandwidth one thread gets (a query runs on one): a
- * streaming read of a buffer 8 times the last-level cache, clamped to
- * 256 MiB..1 GiB, summing its 64-bit words into four independent sums (so
+ * streaming read of a buffer 8 times the last-level cache as sysconf
+ * reports it (where L3 is split among core complexes, their sum: more than
+ * one thread can use), clamped to 256 MiB..2 GiB, summing its 64-bit words into four independent sums (so
  * the adds never wait on each other and memory is the limit), best of
  * BW_PASSES passes after a pass that writes every page. *gbps in 1e9
  * bytes per second; *bytes: the buffer's size.
