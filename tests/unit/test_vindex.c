@@ -917,6 +917,7 @@ typedef struct worker {
 	int64_t *ids;
 	float *sc;
 	rag_rc rc;
+	vindex_scan scan;
 } worker;
 
 static void *work(void *arg)
@@ -925,8 +926,8 @@ static void *work(void *arg)
 	rag_error err = { 0 };
 
 	for (int rep = 0; rep < 3 && !w->rc; rep++)
-		w->rc = vindex_search(w->x, w->q, (size_t)w->nq, 10, rep == 1 ? 200 : 0, w->sc,
-				      w->ids, &err);
+		w->rc = vindex_search_with(w->x, w->scan, w->q, (size_t)w->nq, 10,
+					   rep == 1 ? 200 : 0, w->sc, w->ids, &err);
 	return NULL;
 }
 
@@ -945,7 +946,9 @@ static void test_concurrent_search(void **state)
 	(void)state;
 	assert_int_equal(vindex_search(x, q, (size_t)nq, 10, 0, wsc, want, &err), RAG_OK);
 	for (int t = 0; t < nt; t++) {
-		w[t] = (worker){ x, q, nq, dims, malloc(sizeof(want)), malloc(sizeof(wsc)), RAG_OK };
+		/* half the threads scan with OpenBLAS, the same results */
+		w[t] = (worker){ x, q, nq, dims, malloc(sizeof(want)), malloc(sizeof(wsc)), RAG_OK,
+				 t % 2 ? VINDEX_SCAN_BLAS : VINDEX_SCAN_FAISS };
 		assert_int_equal(pthread_create(&th[t], NULL, work, &w[t]), 0);
 	}
 	for (int t = 0; t < nt; t++) {
