@@ -168,9 +168,9 @@ static const cfg_item items[] = {
 	 hybrid_methods},
 	{"query", "hybrid_weight", T_REAL, OFF(query.hybrid_weight), "0.5", 0, 1,
 	 "zscore fusion: weight of the dense score (bm25 gets 1 - weight)"},
-	{"query", "scan", T_CHOICE, OFF(query.scan), "faiss", 0, 0,
-	 "memory, pointer, cached modes: who proposes candidates for exact scoring: faiss "
-	 "(Debian's build, baseline x86-64) or blas (OpenBLAS, SIMD chosen at run time); "
+	{"query", "scan", T_CHOICE, OFF(query.scan), "blas", 0, 0,
+	 "memory, pointer, cached modes: what scans the probed lists: blas (OpenBLAS, "
+	 "SIMD chosen at run time) or faiss (Debian's build, baseline x86-64); "
 	 "same results",
 	 scans},
 };
