@@ -23,7 +23,8 @@
 # "1000 10000 100000"), MEAN_BYTES (default 2000), CHUNK_SIZES (default
 # "10000 100000 1000000"), SECONDS_PER_MODE (default 10), CLIENTS (default 2,
 # one a core: latency is then service time, not queueing), RAGMAP_BENCH_DIR
-# (work directory, default a fresh one under /tmp, removed unless KEEP=1).
+# (work directory, default a fresh one under /tmp; KEEP=1 keeps it and its
+# running store).
 # Not part of ctest: about 25 minutes with the defaults.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,8 +48,14 @@ work=$(cd "$work" && pwd)
 . "$top/bench/query-common.sh"
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-	"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1 || true
-	[ "${KEEP:-0}" = 1 ] || rm -rf "$work"
+	# KEEP=1 leaves the store running, with the largest index, for
+	# bench/lancedb/run.sh (scripts/s3-local.sh stop "$work/s3" ends it)
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "bench: kept $work; its S3 store still runs" >&2
+	else
+		"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1 || true
+		rm -rf "$work"
+	fi
 }
 trap cleanup EXIT
 cd "$work" # built-in defaults, not a config/ragmap.conf of the caller's directory
@@ -98,7 +105,12 @@ for n in $docs_sizes; do
 	printf '%d\t%.1f\t%d\t%.1f\t%.1f\t%.0f\t%d\t%d\n' "$n" "$(du -sb "$work/gen-$n" | awk '{ print $1 / 1e6 }')" \
 		"$chunks" "$wall" "$(awk -v u="$usr" -v s="$sys" 'BEGIN { print u + s }')" \
 		"$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" "$reqs" "$versions" >>"$out/curves-ingest.tsv"
+	# the store holds objects in RAM: drop this size's (sources, and the
+	# catalog snapshot each commit left) before the next
 	rm -rf "$work/gen-$n"
+	for p in "src-$n/" "indexes/ingest-$n/"; do
+		"$bin" s3 ls -r "$p" | sed -E 's/^ *[0-9]+ +[0-9a-f-]+ +//' | xargs -r -d '\n' "$bin" s3 rm >/dev/null
+	done
 done
 echo "| docs | MB | chunks | wall s | CPU s | peak RSS MB | storage requests | versions committed |"
 echo "|---|---|---|---|---|---|---|---|"

@@ -2,11 +2,13 @@
 // object mode: the same vectors, on the same local S3 server, the same
 // queries, recall@10 against the same exact answers.
 //
-//   node bench.mjs LISTS.BIN LISTS.IDX QUERIES.RMQX [NLIST]
+//   node bench.mjs LISTS.BIN LISTS.IDX QUERIES.RMQX TEXTS.TSV [NLIST]
 //
 // LISTS.BIN / LISTS.IDX: a ragmap IVF segment's lists (every vector with its
 // chunk id; see src/index/segment.h). QUERIES.RMQX: `ragmap bench search
-// --export` (query vectors and their exact top 10). Needs AWS_ENDPOINT_URL
+// --export` (query vectors and their exact top 10). TEXTS.TSV: chunk id, tab,
+// its text, a row a line: the table's "text" column, which every query
+// returns with the id, as ragmap's answers carry their texts. Needs AWS_ENDPOINT_URL
 // and the credentials (the local Ceph RGW's). The table goes under s3://rag/lancedb-bench/ through a
 // counting HTTP proxy in this process, so storage requests per query are
 // counted the way ragmap counts its own: every request the query makes.
@@ -19,9 +21,9 @@ import http from "node:http";
 import fs from "node:fs";
 import * as lancedb from "@lancedb/lancedb";
 
-const [listsBin, listsIdx, queriesFile, nlistArg] = process.argv.slice(2);
-if (!listsBin || !listsIdx || !queriesFile || !process.env.AWS_ENDPOINT_URL) {
-  console.error("usage: AWS_ENDPOINT_URL=... node bench.mjs LISTS.BIN LISTS.IDX QUERIES.RMQX [NLIST]");
+const [listsBin, listsIdx, queriesFile, textsFile, nlistArg] = process.argv.slice(2);
+if (!listsBin || !listsIdx || !queriesFile || !textsFile || !process.env.AWS_ENDPOINT_URL) {
+  console.error("usage: AWS_ENDPOINT_URL=... node bench.mjs LISTS.BIN LISTS.IDX QUERIES.RMQX TEXTS.TSV [NLIST]");
   process.exit(2);
 }
 const upstream = new URL(process.env.AWS_ENDPOINT_URL);
@@ -71,7 +73,14 @@ const ids = new BigInt64Array(total), vecs = new Float32Array(total * dims);
     at += n;
   }
 }
-console.log(`vectors: ${total} x ${dims} from ${nlist} lists`);
+const texts = new Map();
+for (const line of fs.readFileSync(textsFile, "utf8").split("\n")) {
+  const tab = line.indexOf("\t");
+  if (tab > 0) texts.set(BigInt(line.slice(0, tab)), line.slice(tab + 1));
+}
+for (let i = 0; i < total; i++)
+  if (!texts.has(ids[i])) throw new Error(`${textsFile}: no text for chunk ${ids[i]}`);
+console.log(`vectors: ${total} x ${dims} from ${nlist} lists, with their texts`);
 
 // ---- queries and their exact answers
 const qx = fs.readFileSync(queriesFile);
@@ -90,7 +99,7 @@ for (let i = 0, o = 16; i < nq; i++) {
 function batch(from, to) {
   const rows = [];
   for (let i = from; i < to; i++)
-    rows.push({ id: Number(ids[i]), vector: vecs.subarray(i * dims, (i + 1) * dims) });
+    rows.push({ id: Number(ids[i]), vector: vecs.subarray(i * dims, (i + 1) * dims), text: texts.get(ids[i]) });
   return rows;
 }
 let t0 = Date.now();
@@ -106,7 +115,7 @@ const tIndex = Date.now() - t0;
 console.log(`table: ${total} rows written in ${(tLoad / 1e3).toFixed(1)} s, IVF_FLAT (${parts} partitions, dot) in ${(tIndex / 1e3).toFixed(1)} s`);
 
 async function ask(table, q, nprobes) {
-  return table.query().nearestTo(q).distanceType("dot").nprobes(nprobes).limit(k).select(["id", "_distance"]).toArray();
+  return table.query().nearestTo(q).distanceType("dot").nprobes(nprobes).limit(k).select(["id", "text", "_distance"]).toArray();
 }
 function recallOf(res, e) {
   const got = new Set(res.map((r) => BigInt(r.id)));

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # LanceDB next to ragmap's object mode on the large index of a kept
-# bench/query.sh run:
+# bench/query.sh (or bench/curves.sh) run:
 #
 #   KEEP=1 RAGMAP_BENCH_DIR=/tmp/qb bench/query.sh      # once (minutes)
 #   bench/lancedb/run.sh /tmp/qb [NQUERIES]             # default 200
 #
+#   KEEP=1 RAGMAP_BENCH_DIR=/tmp/qc bench/curves.sh     # or this
+#   INDEX=curve-1000000 QUERIES=/tmp/qc/q-1000000 bench/lancedb/run.sh /tmp/qc
+#
 # Uses that run's S3 store, which KEEP=1 left running (its objects are in
-# the OSD's RAM), and stops it at the end; exports the index's lists and NQUERIES of its
-# queries with their exact top 10 (`ragmap bench search --export`), runs
-# bench.mjs (LanceDB IVF_FLAT with the same number of lists, NPROBES to sweep),
-# then ragmap's object mode on the same queries, one client, with and without
-# a list cache. Env: RAGMAP_BIN (default build/ragmap), NPROBES.
+# the OSD's RAM), and stops it at the end; exports the index's lists, its
+# chunk texts (from the catalog snapshot) and NQUERIES of its queries with
+# their exact top 10 (`ragmap bench search --export`), runs bench.mjs
+# (LanceDB IVF_FLAT with the same number of lists, NPROBES to sweep; each
+# answer carries its 10 texts, as ragmap's do), then ragmap's object mode on
+# the same queries, one client, with and without a list cache.
+# Env: RAGMAP_BIN (default build/ragmap), NPROBES, INDEX (default
+# bench-large), QUERIES (default BENCH_DIR/large-queries).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 here=$top/bench/lancedb
@@ -23,16 +29,22 @@ nq=${2:-200}
 trap '"$top/scripts/s3-local.sh" stop "$dir/s3" >/dev/null 2>&1 || true' EXIT
 . "$dir/s3/s3.env"
 export RAGMAP_LOCAL_DIR=$dir/local \
-	RAGMAP_INDEX_NAME=bench-large RAGMAP_QUERY_RELOAD_S=0
+	RAGMAP_INDEX_NAME=${INDEX:-bench-large} RAGMAP_QUERY_RELOAD_S=0
 unset RAGMAP_CONFIG RAGMAP_QUERY_TOKEN
-mkey=$("$bin" s3 get indexes/bench-large/LATEST - | jq -r .manifest)
+mkey=$("$bin" s3 get "indexes/$RAGMAP_INDEX_NAME/LATEST" - | jq -r .manifest)
 "$bin" s3 get "$mkey" - >"$dir/lance-manifest.json"
 "$bin" s3 get "$(jq -r '.segments[0].objects.lists.key' "$dir/lance-manifest.json")" "$dir/lists.bin"
 "$bin" s3 get "$(jq -r '.segments[0].objects.lists_idx.key' "$dir/lance-manifest.json")" "$dir/lists.idx"
-head -"$nq" "$dir/large-queries" >"$dir/lance-queries"
+# chunk id, tab, text (tabs and line breaks as spaces: one row a line)
+"$bin" s3 get "$(jq -r .catalog.key "$dir/lance-manifest.json")" "$dir/lance-catalog.sqlite"
+sqlite3 -separator $'\t' "$dir/lance-catalog.sqlite" \
+	"SELECT chunk_id, replace(replace(replace(text, char(9), ' '), char(10), ' '), char(13), ' ') FROM chunks" \
+	>"$dir/lance-texts.tsv"
+rm -f "$dir/lance-catalog.sqlite"
+head -"$nq" "${QUERIES:-$dir/large-queries}" >"$dir/lance-queries"
 "$bin" bench search --queries "$dir/lance-queries" --repeat 1 --export "$dir/lance-queries.rmqx" |
 	grep -E "^recall|^index"
-(cd "$here" && node bench.mjs "$dir/lists.bin" "$dir/lists.idx" "$dir/lance-queries.rmqx" 2>&1 |
+(cd "$here" && node bench.mjs "$dir/lists.bin" "$dir/lists.idx" "$dir/lance-queries.rmqx" "$dir/lance-texts.tsv" 2>&1 |
 	grep -v ' WARN ')
 echo
 echo "ragmap object mode, one client, the same queries:"
