@@ -21,7 +21,8 @@
 # and the charts curves-ingest.svg, curves-latency.svg, curves-cost.svg
 # (gnuplot). Env: RAGMAP_BIN (default build/ragmap), DOCS_SIZES (default
 # "1000 10000 100000"), MEAN_BYTES (default 2000), CHUNK_SIZES (default
-# "10000 100000 1000000"), SECONDS_PER_MODE (default 10), CLIENTS (default 2,
+# "10000 100000 1000000"), COMMIT_EVERY (ingest.commit_every, default 20000),
+# SECONDS_PER_MODE (default 10), CLIENTS (default 2,
 # one a core: latency is then service time, not queueing), RAGMAP_BENCH_DIR
 # (work directory, default a fresh one under /tmp; KEEP=1 keeps it and its
 # running store).
@@ -63,6 +64,10 @@ cd "$work" # built-in defaults, not a config/ragmap.conf of the caller's directo
 "$top/scripts/s3-local.sh" start "$work/s3" 0 >/dev/null
 . "$work/s3/s3.env"
 unset RAGMAP_CONFIG RAGMAP_QUERY_TOKEN
+# A commit uploads the whole catalog snapshot (README, "Ingestion"): at the
+# default of one every 2,000 documents, 100k documents would upload ~50
+# snapshots of up to ~400 MB, more than this store can hold in RAM.
+export RAGMAP_INGEST_COMMIT_EVERY=${COMMIT_EVERY:-20000}
 export RAGMAP_LOCAL_DIR=$work/local RAGMAP_LOG=warn RAGMAP_QUERY_RELOAD_S=0 \
 	RAGMAP_QUERY_LOG_PREFIX=bench-logs/ RAGMAP_QUERY_TIMEOUT_MS=600000
 : >"$work/results.jsonl"
@@ -87,7 +92,7 @@ echo "# ragmap $("$bin" --version | awk '{print $2}') ($(git -C "$top" rev-parse
 echo
 
 # ---- 1. ingestion against corpus size
-echo "## Ingestion against corpus size (generated documents, mean $mean bytes; one \`ragmap ingest\` each)"
+echo "## Ingestion against corpus size (generated documents, mean $mean bytes; one \`ragmap ingest\` each, a commit every $RAGMAP_INGEST_COMMIT_EVERY documents)"
 echo
 printf 'docs\tmb\tchunks\twall_s\tcpu_s\trss_mb\trequests\tversions\n' >"$out/curves-ingest.tsv"
 for n in $docs_sizes; do
@@ -135,7 +140,9 @@ for n in $chunk_sizes; do
 	"$bin" bench make-index --chunks "$n" --nlist "$nlist" --target-recall 0.95 \
 		--queries-out "$work/q-$n" --queries 1000 >"$work/make-$n.out" 2>&1 ||
 		{ cat "$work/make-$n.out" >&2; exit 1; }
-	echo "### $n chunks: $(grep -m1 -o 'nlist [0-9]*, nprobe [0-9]*.*' "$work/make-$n.out" || tail -1 "$work/make-$n.out")"
+	# the segment's kind and nlist; nprobe as --target-recall tuned it
+	echo "### $n chunks: $(sed -n 's/^segment [^:]*: [0-9]* chunks, \([a-z]*, nlist [0-9]*\),.*/\1/p' \
+		"$work/make-$n.out" | head -1); $(grep -m1 '^nprobe [0-9]*: recall@10' "$work/make-$n.out")"
 	echo
 	modes "$n" "$work/q-$n"
 	echo
