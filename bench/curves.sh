@@ -12,7 +12,7 @@
 #    chunks (`ragmap bench make-index`, one IVF segment, nlist the power of two
 #    nearest sqrt(chunks), nprobe the smallest reaching recall@10 >= 0.95),
 #    then each backing mode served and loaded for SECONDS_PER_MODE by CLIENTS
-#    keep-alive clients (bench/query-common.sh, as bench/query.sh does):
+#    keep-alive clients (bench/mode-load.sh, as bench/query.sh does):
 #    p50/p99, storage requests and bytes per query, the server's RSS.
 # Growth between two sizes is given as the log-log slope: 1 is linear, < 1
 # sub-linear, 0 flat, 2 quadratic.
@@ -46,7 +46,7 @@ out=$(cd "$out" && pwd)
 work=${RAGMAP_BENCH_DIR:-$(mktemp -d /tmp/ragmap-bench-curves.XXXXXX)}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
-. "$top/bench/query-common.sh"
+. "$top/bench/mode-load.sh"
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
 	# KEEP=1 leaves the store running, with the largest index, for

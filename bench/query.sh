@@ -32,11 +32,12 @@ secs=${SECONDS_PER_MODE:-10}
 nlist=${NLIST:-1024}
 target=${TARGET_RECALL:-0.95}
 [ -x "$bin" ] || { echo "bench: no ragmap binary at $bin (build first or set RAGMAP_BIN)" >&2; exit 2; }
+bin=$(realpath "$bin") # the script works in $work
 command -v jq >/dev/null || { echo "bench: jq missing (scripts/setup.sh installs it)" >&2; exit 2; }
 work=${RAGMAP_BENCH_DIR:-$(mktemp -d /tmp/ragmap-bench-query.XXXXXX)}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
-. "$top/bench/query-common.sh"
+. "$top/bench/mode-load.sh"
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
 	# the store keeps its objects in RAM: KEEP=1 leaves it running for
