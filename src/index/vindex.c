@@ -726,23 +726,19 @@ static rag_rc scratch_grow(scratch *s, size_t kk, size_t ncand, rag_error *err)
 	return RAG_OK;
 }
 
-/* The canonical top k of one query through FAISS (see "the margin"). */
-static rag_rc search_one(const vindex *v, const float *q, int k, int nprobe, scratch *s,
-			 float *scores, int64_t *ids, rag_error *err)
+/*
+ * The canonical top k of one query through FAISS (see "the margin"); q is
+ * finite with norm qnorm, the index not empty (vindex_search_with()).
+ */
+static rag_rc search_one(const vindex *v, const float *q, double qnorm, int k, int nprobe,
+			 scratch *s, float *scores, int64_t *ids, rag_error *err)
 {
-	double qnorm = query_norm(q, v->dims), delta;
+	double delta = margin(v->dims, qnorm);
 	int np = 0, ngroups = 1;
 	size_t kk, ncand;
 	rag_rc rc = RAG_OK;
 	int frc;
 
-	if (qnorm < 0)
-		return rag_error_set(err, RAG_EINVAL, "vindex: query has a non-finite value");
-	if (!v->count) {
-		emit(NULL, 0, k, scores, ids);
-		return RAG_OK;
-	}
-	delta = margin(v->dims, qnorm);
 	if (v->ivf) {
 		np = nprobe <= 0 ? v->nprobe : nprobe > v->nlist ? v->nlist : nprobe;
 		if ((rc = vindex_probe_lists(v->centroids, v->nlist, v->dims, q, np, s->lists, err)))
@@ -813,20 +809,14 @@ static rag_rc search_one(const vindex *v, const float *q, int k, int nprobe, scr
  * at run time for the CPU) proposes, canonical scores decide, exactly as
  * vindex_scan_lists() over exported lists. The rows are the ones FAISS
  * would scan for the same probe (invariant 2), hence the same results.
+ * Same preconditions as search_one().
  */
-static rag_rc scan_one(const vindex *v, const float *q, int k, int nprobe, scratch *s,
-		       float *scores, int64_t *ids, rag_error *err)
+static rag_rc scan_one(const vindex *v, const float *q, double qnorm, int k, int nprobe,
+		       scratch *s, float *scores, int64_t *ids, rag_error *err)
 {
-	double qnorm = query_norm(q, v->dims);
 	int np = 1;
 	rag_rc rc;
 
-	if (qnorm < 0)
-		return rag_error_set(err, RAG_EINVAL, "vindex: query has a non-finite value");
-	if (!v->count) {
-		emit(NULL, 0, k, scores, ids);
-		return RAG_OK;
-	}
 	if (!v->ivf) {
 		s->sets[0] = (rowset){ .vecs = v->xb, .hids = v->ids, .count = v->count };
 	} else {
@@ -884,12 +874,18 @@ rag_rc vindex_search_with(const vindex *v, vindex_scan scan, const float *querie
 	}
 	for (size_t i = 0; i < nq; i++) {
 		const float *q = queries + i * (size_t)v->dims;
+		float *qs = scores + i * (size_t)k;
+		int64_t *qi = ids + i * (size_t)k;
+		double qnorm = query_norm(q, v->dims);
 
-		rc = scan == VINDEX_SCAN_BLAS
-			     ? scan_one(v, q, k, nprobe, &s, scores + i * (size_t)k,
-					ids + i * (size_t)k, err)
-			     : search_one(v, q, k, nprobe, &s, scores + i * (size_t)k,
-					  ids + i * (size_t)k, err);
+		if (qnorm < 0)
+			rc = rag_error_set(err, RAG_EINVAL, "vindex: query has a non-finite value");
+		else if (!v->count)
+			emit(NULL, 0, k, qs, qi);
+		else if (scan == VINDEX_SCAN_BLAS)
+			rc = scan_one(v, q, qnorm, k, nprobe, &s, qs, qi, err);
+		else
+			rc = search_one(v, q, qnorm, k, nprobe, &s, qs, qi, err);
 		if (rc) {
 			rag_error_prefix(err, "query %zu", i);
 			goto out;
