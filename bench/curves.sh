@@ -43,22 +43,8 @@ done
 bin=$(realpath "$bin") # the script works in $work
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-work=${RAGMAP_BENCH_DIR:-$(mktemp -d /tmp/ragmap-bench-curves.XXXXXX)}
-mkdir -p "$work"
-work=$(cd "$work" && pwd)
 . "$top/bench/mode-load.sh"
-cleanup() {
-	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-	# KEEP=1 leaves the store running, with the largest index, for
-	# bench/lancedb/run.sh (scripts/s3-local.sh stop "$work/s3" ends it)
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "bench: kept $work; its S3 store still runs" >&2
-	else
-		"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1 || true
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
+bench_work curves
 cd "$work" # built-in defaults, not a config/ragmap.conf of the caller's directory
 
 "$top/scripts/s3-local.sh" start "$work/s3" 0 >/dev/null

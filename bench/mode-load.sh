@@ -1,13 +1,35 @@
-# Sourced by bench/query.sh and bench/curves.sh: one ragmap server per backing
-# mode under `ragmap bench load`, measured the same way by both.
+# Sourced by bench/query.sh and bench/curves.sh: their work directory and
+# its store's lifetime (bench_work), and one ragmap server per backing mode
+# under `ragmap bench load`, measured the same way by both (modes).
 #
-# The caller sets: bin (the ragmap binary), work (a directory for scratch
-# files and results.jsonl), secs (measured seconds per mode), the store's
+# The caller sets: bin (the ragmap binary), work (bench_work sets it), secs
+# (measured seconds per mode), the store's
 # environment (s3.env) and RAGMAP_INDEX_NAME. Optional: CLIENTS (clients for
 # every mode; default 16 for memory and cached, 8 for pointer and object),
 # LARGE_OBJECT_CLIENTS (object mode on the index named "large", default 4).
 # srv_pid is the running server, if any: the caller's exit trap stops it.
 srv_pid=
+
+# bench_work NAME: $work, an absolute path (RAGMAP_BENCH_DIR, else a fresh
+# /tmp/ragmap-bench-NAME.XXXXXX), and an EXIT trap that stops a running
+# server, then the store under $work/s3 and removes $work; KEEP=1 keeps both
+# (the store holds its objects in RAM) for bench/lancedb/run.sh
+# (scripts/s3-local.sh stop "$work/s3" ends it).
+bench_work() {
+	work=${RAGMAP_BENCH_DIR:-$(mktemp -d "/tmp/ragmap-bench-$1.XXXXXX")}
+	mkdir -p "$work"
+	work=$(cd "$work" && pwd)
+	trap bench_cleanup EXIT
+}
+bench_cleanup() {
+	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
+	if [ "${KEEP:-0}" = 1 ]; then
+		echo "bench: kept $work; its S3 store still runs" >&2
+	else
+		"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1 || true
+		rm -rf "$work"
+	fi
+}
 
 # metric FILE SAMPLE: one value of a /metrics dump (0 if absent)
 metric() { awk -v m="$2" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }' "$1"; }

@@ -34,22 +34,8 @@ target=${TARGET_RECALL:-0.95}
 [ -x "$bin" ] || { echo "bench: no ragmap binary at $bin (build first or set RAGMAP_BIN)" >&2; exit 2; }
 bin=$(realpath "$bin") # the script works in $work
 command -v jq >/dev/null || { echo "bench: jq missing (scripts/setup.sh installs it)" >&2; exit 2; }
-work=${RAGMAP_BENCH_DIR:-$(mktemp -d /tmp/ragmap-bench-query.XXXXXX)}
-mkdir -p "$work"
-work=$(cd "$work" && pwd)
 . "$top/bench/mode-load.sh"
-cleanup() {
-	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-	# the store keeps its objects in RAM: KEEP=1 leaves it running for
-	# bench/lancedb/run.sh (scripts/s3-local.sh stop "$work/s3" ends it)
-	if [ "${KEEP:-0}" = 1 ]; then
-		echo "bench: kept $work; its S3 store still runs" >&2
-	else
-		"$top/scripts/s3-local.sh" stop "$work/s3" >/dev/null 2>&1 || true
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
+bench_work query
 cd "$work"
 
 "$top/scripts/s3-local.sh" start "$work/s3" 0 >/dev/null
