@@ -172,6 +172,14 @@ static rag_rc search_all(const bench_seg *segs, size_t nseg, const float *q, int
 	return RAG_OK;
 }
 
+bool bench_zero_query(const float *q, int dims)
+{
+	for (int d = 0; d < dims; d++)
+		if (q[d] != 0)
+			return false;
+	return true;
+}
+
 /* |top & exact| / |exact| (k ids each, -1 = none); -1 when exact is empty. */
 double bench_recall_of(const int64_t *top, const int64_t *exact, int k)
 {
@@ -243,10 +251,8 @@ rag_rc bench_exact_all(const bench_seg *segs, size_t nseg, const float *qv, size
 		r = rag_error_set(err, RAG_ENOMEM, "out of memory");
 	for (size_t i = 0; i < nq && !r; i++) {
 		const float *q = qv + i * (size_t)dims;
-		float norm = 0;
-		for (int d = 0; d < dims; d++)
-			norm += q[d] * q[d];
-		if (norm == 0) {
+
+		if (bench_zero_query(q, dims)) {
 			for (int j = 0; j < k; j++)
 				exact[i * (size_t)k + (size_t)j] = -1;
 			continue;

@@ -7,6 +7,7 @@
 #ifndef BENCH_INT_H
 #define BENCH_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,10 @@ typedef struct bench_seg {
 /* Merge nseg lists of k (scores, ids) into the global top k ids (sorted by
  * score descending, then id). */
 void bench_merge_top(const float *scores, const int64_t *ids, size_t nseg, int k, int64_t *out);
+
+/* A query vector of all zeros (no known term): nothing to search, not
+ * timed, no exact answer. */
+bool bench_zero_query(const float *q, int dims);
 
 /* |top & exact| / |exact| (k ids each, -1 = none); -1 when exact is empty. */
 double bench_recall_of(const int64_t *top, const int64_t *exact, int k);

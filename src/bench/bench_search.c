@@ -174,11 +174,8 @@ static rag_rc scanned_bytes(const bench_seg *segs, size_t nseg, const float *qv,
 			cent += (double)nl * dims * sizeof(float);
 		for (size_t i = 0; i < nq && !r; i++) {
 			const float *q = qv + i * (size_t)dims;
-			float norm = 0;
 
-			for (int d = 0; d < dims; d++)
-				norm += q[d] * q[d];
-			if (norm == 0)
+			if (bench_zero_query(q, dims))
 				continue;
 			if (s == 0)
 				counted++;
@@ -531,12 +528,10 @@ rag_rc bench_search(bench_env *env, int argc, char **argv, rag_error *err)
 		for (int64_t rep = -1; rep < repeat; rep++) /* -1: a warm-up pass */
 			for (size_t i = 0, first = 1; i < nq; i++, first = 0) {
 				const float *q = qv + i * (size_t)dims;
-				float norm = 0;
 				uint64_t t0;
 				qresult res;
-				for (int d = 0; d < dims; d++)
-					norm += q[d] * q[d];
-				if (norm == 0)
+
+				if (bench_zero_query(q, dims))
 					continue; /* no known term: nothing to search */
 				if (first && rep == 0)
 					at = 0; /* the warm-up pass is overwritten */
