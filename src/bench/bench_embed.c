@@ -627,6 +627,10 @@ rag_rc bench_embed(bench_env *env, int argc, char **argv, rag_error *err)
 	if (text_file && (rc = load_text_file(text_file, &raw, err)))
 		goto out;
 	if (dir) {
+		/* loaded only for its checks: no S3 request is made */
+		if ((rc = env->load_config(env->ctx, env->config_path, true, &cfg, err)))
+			goto out;
+		rag_config_release(&cfg);
 		if ((rc = embedder_open_dir(dir, NULL, &model, err)))
 			goto out;
 		snprintf(source, sizeof(source), "model dir %s; texts %s", dir,

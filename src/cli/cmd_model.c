@@ -83,6 +83,7 @@ static int model_import(cli_env *env, int argc, char **argv)
 	const char *name = NULL, *dir;
 	ingest_session s;
 	ingest_summary sum;
+	rag_config cfg;
 	embedder *m = NULL;
 	rag_error err = {0};
 	int opt, rc;
@@ -106,7 +107,11 @@ static int model_import(cli_env *env, int argc, char **argv)
 		cli_error("model name \"%s\": use letters, digits, '-', '_' and '.'", name);
 		return CLI_USAGE;
 	}
-	/* read and check every file before touching the store */
+	/* the settings first (a bad one stops every command before it reads
+	 * anything), then every file read and checked before touching the store */
+	if (!cli_load_config(env, &cfg))
+		return CLI_USAGE;
+	rag_config_release(&cfg);
 	if (embedder_open_dir(dir, name, &m, &err))
 		return cli_fail(&err);
 	if (!good_name(embedder_name(m))) {
@@ -268,6 +273,20 @@ static int open_index_model(cli_env *env, embedder **m)
 	return rc;
 }
 
+/* The model in DIR, read from disk. The configuration is loaded anyway and
+ * let go: a bad setting stops this command as it stops every other. */
+static int open_dir_model(cli_env *env, const char *dir, embedder **m)
+{
+	rag_config cfg;
+	rag_error err = {0};
+
+	env->no_s3 = true;
+	if (!cli_load_config(env, &cfg))
+		return CLI_USAGE;
+	rag_config_release(&cfg);
+	return embedder_open_dir(dir, NULL, m, &err) ? cli_fail(&err) : CLI_OK;
+}
+
 int cmd_embed(cli_env *env, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -306,8 +325,7 @@ int cmd_embed(cli_env *env, int argc, char **argv)
 		rc = CLI_USAGE;
 		goto out;
 	}
-	if (dir ? (embedder_open_dir(dir, NULL, &m, &err) ? (rc = cli_fail(&err)) : 0)
-		: (rc = open_index_model(env, &m)))
+	if ((rc = dir ? open_dir_model(env, dir, &m) : open_index_model(env, &m)))
 		goto out;
 	if (!(v = malloc(tx.n * (size_t)embedder_dims(m) * sizeof(*v)))) {
 		cli_error("out of memory for %zu vectors", tx.n);

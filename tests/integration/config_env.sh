@@ -19,13 +19,24 @@ refused() {
 }
 
 # --- 1. an unknown variable in a known section: exit 2 naming it ----------
-commands=("status" "s3 ls" "ingest" "query hello" "config show" "gc" "serve --listen 127.0.0.1:0")
+# Every command that reads the configuration, also those that make no S3
+# request (a model directory that does not exist would be exit 1: the
+# configuration must be refused first). `config example` prints the
+# template and reads nothing. A command that stopped checking would run:
+# timeout ends the daemon and the server.
+nodir=$work/no-model-dir
+commands=("ingest" "daemon" "status" "model fit" "model import $nodir" "embed hello"
+	"embed --model-dir $nodir hello" "serve --listen 127.0.0.1:0" "query hello" "cost"
+	"compact" "gc" "verify" "s3 ls" "s3 notify show" "bench s3" "bench get src/"
+	"bench embed --model-dir $nodir" "bench search" "config show")
+name_of() { # a check's name: the command's words up to the first option or path
+	local n=${1%% [-/]*}
+	echo "${n// /-}"
+}
 for c in "${commands[@]}"; do
-	n=${c%% -*}
-	n=${n// /-}
 	# shellcheck disable=SC2086 # the command's words
-	refused "env-unknown-$n" 'environment variable RAGMAP_S3_BUKKET: unknown key "bukket" in section \[s3\]' \
-		env RAGMAP_S3_BUKKET=x "$bin" $c
+	refused "env-unknown-$(name_of "$c")" 'environment variable RAGMAP_S3_BUKKET: unknown key "bukket" in section \[s3\]' \
+		env RAGMAP_S3_BUKKET=x timeout 60 "$bin" $c
 done
 # as in the file
 printf '[s3]\nbukket = x\n' >"$work/typo.conf"
@@ -45,11 +56,10 @@ check env-model-dims 0 env RAGMAP_MODEL_DIMS=64 "$bin" config show
 expect env-model-dims-applied '^dims = 64$' "$work/out"
 
 # --- 2. a bad value: exit 2 from every command, naming where it came from --
-for c in "status" "s3 ls" "ingest" "config show" "query hello" "gc"; do
-	n=${c// /-}
+for c in "${commands[@]}"; do
 	# shellcheck disable=SC2086
-	refused "env-bad-mode-$n" 'environment variable RAGMAP_QUERY_MODE: query.mode: "foo" is not one of memory, pointer, cached, object' \
-		env RAGMAP_QUERY_MODE=foo "$bin" $c
+	refused "env-bad-mode-$(name_of "$c")" 'environment variable RAGMAP_QUERY_MODE: query.mode: "foo" is not one of memory, pointer, cached, object' \
+		env RAGMAP_QUERY_MODE=foo timeout 60 "$bin" $c
 done
 printf '[query]\nmode = foo\n' >"$work/mode.conf"
 for c in "status" "s3 ls" "ingest"; do
