@@ -47,8 +47,8 @@ start_proxy --seed 1 --rate 0 --fail-key "mp-$ns/aborted.bin" --fail-query "part
 check put-persistent-fault 1 through_proxy "$bin" s3 put "$work/big.bin" "$key"
 expect put-error-names-key "aborted\.bin" "$work/err"
 [ "$(proxy_stat persistent)" -ge 1 ] && ok persistent-fault-hit || bad "persistent fault never hit"
-grep -E '^[0-9]+ DELETE .*uploadId=' "$work/proxy.log" >/dev/null && ok upload-aborted ||
-	{ bad "upload-aborted: no DELETE ?uploadId= in the proxy log"; tail -5 "$work/proxy.log"; }
+grep -E '^[0-9]+ DELETE .*uploadId=.* -> 204' "$work/proxy.log" >/dev/null && ok upload-aborted ||
+	{ bad "upload-aborted: no DELETE ?uploadId= answered 204 in the proxy log"; tail -5 "$work/proxy.log"; }
 check no-object-after-abort 1 "$bin" s3 stat "$key"
 proxy_set "fail-key="
 check put-after-fault 0 through_proxy "$bin" s3 put "$work/big.bin" "$key"
@@ -62,6 +62,8 @@ check completion-answer-lost 0 through_proxy "$bin" s3 put --stats "$work/big.bi
 [ "$(proxy_stat persistent)" -ge 2 ] && ok completion-retried || bad "completion-retried: $(proxy_stat persistent)"
 equal completion-lost-same-bytes "$("$bin" s3 get "$key" - | sha256sum | cut -d' ' -f1)" "$want"
 stop_proxy
-"$bin" s3 rm "$key" >/dev/null 2>&1
-"$bin" s3 rm "mp-$ns/big-1.bin" "mp-$ns/big-2.bin" "mp-$ns/big-3.bin" "$key" >/dev/null 2>&1
+check rm-all 0 "$bin" s3 rm "mp-$ns/big-1.bin" "mp-$ns/big-2.bin" "mp-$ns/big-3.bin" \
+	"mp-$ns/aborted.bin" "$key"
+check none-left 0 "$bin" s3 ls -r "mp-$ns/"
+equal none-left-lines "$(wc -l <"$work/out")" 0
 finish

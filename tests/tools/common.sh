@@ -52,6 +52,9 @@ check() {
 	fi
 }
 
+# re_quote TEXT: TEXT as a grep -E pattern that matches it literally
+re_quote() { printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g'; }
+
 # expect NAME PATTERN FILE / expect_not NAME PATTERN FILE (grep -E). A
 # missing or unreadable FILE (grep exit 2) fails either: expect_not must not
 # pass on a file that was never written.
