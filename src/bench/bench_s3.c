@@ -98,15 +98,40 @@ static double run_ours(bench *b, s3_task_fn fn, size_t n, int conc)
 	return (double)(rag_now_ns() - t0) / 1e9;
 }
 
-/* Seconds for the same n transfers through one curl process. */
+/* "user = \"ID:SECRET\"\n", a line of curl's config syntax (a backslash
+ * before '"' and '\\'), into out; false when it does not fit. */
+static bool curl_user_line(const rag_config *cfg, char *out, size_t len)
+{
+	const char *parts[] = {cfg->s3.access_key_id, ":",
+			       cfg->s3.secret_access_key ? cfg->s3.secret_access_key : ""};
+	size_t o = (size_t)snprintf(out, len, "user = \"");
+	for (size_t p = 0; p < RAG_ARRAY_LEN(parts); p++)
+		for (const char *c = parts[p]; *c; c++) {
+			if (o + 4 >= len)
+				return false;
+			if (*c == '"' || *c == '\\')
+				out[o++] = '\\';
+			out[o++] = *c;
+		}
+	if (o + 3 > len)
+		return false;
+	memcpy(out + o, "\"\n", 3);
+	return true;
+}
+
+/* Seconds for the same n transfers through one curl process. The
+ * credentials reach it on its standard input (-K -), never on its command
+ * line, which any user can read in /proc. */
 static double run_curl(bench *b, bool put, size_t n, int conc, rag_error *err)
 {
 	char **argv = calloc(40 + 6 * n, sizeof(char *)); /* at most 6 per object */
 	char (*urls)[512] = calloc(n, sizeof(*urls));
-	char conc_s[16], userpwd[512], sigv4[160];
+	char conc_s[16], userline[1100] = "", sigv4[160];
 	size_t a = 0;
 	pid_t pid;
-	int status = 0;
+	int status = 0, in[2] = {-1, -1};
+	posix_spawn_file_actions_t fa;
+	bool have_fa = false;
 	uint64_t t0;
 	double secs = -1;
 
@@ -125,13 +150,15 @@ static double run_curl(bench *b, bool put, size_t n, int conc, rag_error *err)
 		argv[a++] = conc_s;
 	}
 	if (b->cfg->s3.access_key_id && *b->cfg->s3.access_key_id) {
+		if (!curl_user_line(b->cfg, userline, sizeof(userline))) {
+			rag_error_set(err, RAG_EINVAL, "bench: the S3 credentials are too long for curl");
+			goto out;
+		}
 		snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", b->cfg->s3.region);
-		snprintf(userpwd, sizeof(userpwd), "%s:%s", b->cfg->s3.access_key_id,
-			 b->cfg->s3.secret_access_key ? b->cfg->s3.secret_access_key : "");
 		argv[a++] = "--aws-sigv4";
 		argv[a++] = sigv4;
-		argv[a++] = "-u";
-		argv[a++] = userpwd;
+		argv[a++] = "-K";
+		argv[a++] = "-";
 	}
 	argv[a++] = "-H";
 	argv[a++] = put ? "x-amz-content-sha256: UNSIGNED-PAYLOAD"
@@ -154,8 +181,20 @@ static double run_curl(bench *b, bool put, size_t n, int conc, rag_error *err)
 		argv[a++] = "/dev/null";
 	}
 	argv[a] = NULL;
+	/* the line goes into the pipe before curl starts (it is far below the
+	 * pipe's buffer): no write can block or meet a reader that is gone */
+	if (pipe2(in, O_CLOEXEC) != 0 ||
+	    write(in[1], userline, strlen(userline)) != (ssize_t)strlen(userline) ||
+	    posix_spawn_file_actions_init(&fa) != 0) {
+		rag_error_set(err, RAG_EIO, "bench: cannot run curl: %s", strerror(errno));
+		goto out;
+	}
+	have_fa = true;
+	close(in[1]);
+	in[1] = -1;
 	t0 = rag_now_ns();
-	if (posix_spawnp(&pid, "curl", NULL, NULL, argv, environ) != 0) {
+	if (posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO) != 0 ||
+	    posix_spawnp(&pid, "curl", &fa, NULL, argv, environ) != 0) {
 		rag_error_set(err, RAG_EIO, "bench: cannot run curl: %s", strerror(errno));
 		goto out;
 	}
@@ -167,8 +206,12 @@ static double run_curl(bench *b, bool put, size_t n, int conc, rag_error *err)
 		secs = -1;
 	}
 out:
-	if (userpwd[0])
-		memset(userpwd, 0, sizeof(userpwd));
+	memset(userline, 0, sizeof(userline));
+	if (have_fa)
+		posix_spawn_file_actions_destroy(&fa);
+	for (int k = 0; k < 2; k++)
+		if (in[k] >= 0)
+			close(in[k]);
 	free(argv);
 	free(urls);
 	return secs;
