@@ -114,6 +114,53 @@ static rag_rc json_flag(const json_t *o, const char *file, const char *field, bo
 	return RAG_OK;
 }
 
+/*
+ * The tokenizer settings beside do_lower_case that Hugging Face's
+ * BertTokenizer honours. Ours strips accents exactly when it lowers and
+ * always splits CJK ideographs, which is every released BERT-family
+ * checkpoint's setting; a file that asks for anything else is refused
+ * rather than tokenized differently from the model's training.
+ */
+static rag_rc tokenizer_supported(const json_t *tc, bool lower, rag_error *err)
+{
+	bool strip = lower, cjk = true;
+	rag_rc rc;
+
+	if ((rc = json_flag(tc, "tokenizer_config.json", "strip_accents", lower, &strip, err)) ||
+	    (rc = json_flag(tc, "tokenizer_config.json", "tokenize_chinese_chars", true, &cjk,
+			    err)))
+		return rc;
+	if (strip != lower)
+		return rag_error_set(err, RAG_EINVAL,
+				     "tokenizer_config.json: \"strip_accents\": %s with "
+				     "\"do_lower_case\": %s is not supported (accents are "
+				     "stripped exactly when lower-casing)",
+				     strip ? "true" : "false", lower ? "true" : "false");
+	if (!cjk)
+		return rag_error_set(err, RAG_EINVAL,
+				     "tokenizer_config.json: \"tokenize_chinese_chars\": false is "
+				     "not supported (CJK ideographs are always split)");
+	return RAG_OK;
+}
+
+/* sentence_bert_config.json's max_seq_length, at most limit (the model's
+ * positions); limit when the file or the field is absent. */
+static rag_rc read_max_len(const json_t *sb, size_t limit, size_t *out, rag_error *err)
+{
+	const json_t *v = json_object_get(sb, "max_seq_length");
+
+	*out = limit;
+	if (!v || json_is_null(v))
+		return RAG_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < 3)
+		return rag_error_set(err, RAG_ECORRUPT,
+				     "sentence_bert_config.json: field \"max_seq_length\" is not "
+				     "an integer of at least 3 ([CLS], a word piece, [SEP])");
+	if ((uint64_t)json_integer_value(v) < limit)
+		*out = (size_t)json_integer_value(v);
+	return RAG_OK;
+}
+
 /* Parse an optional JSON file of the set; *o is NULL when it is absent. */
 static rag_rc optional_json(const rag_buf *b, const char *file, json_t **o, rag_error *err)
 {
@@ -218,6 +265,7 @@ static rag_rc bert_open(embedder *e, embed_read_fn read, void *ctx, const json_t
 	    (rc = optional_json(sbert, "sentence_bert_config.json", &sb, err)) ||
 	    (rc = optional_json(pool, pfile, &pc, err)) ||
 	    (rc = json_flag(tc, "tokenizer_config.json", "do_lower_case", true, &bm->lower, err)) ||
+	    (rc = tokenizer_supported(tc, bm->lower, err)) ||
 	    (rc = read_pooling(pc, pfile, &bm->cls, err)))
 		goto out;
 	if ((rc = bert_vocab_load(vocab->data, vocab->len, "vocab.txt", &bm->vocab, err)) ||
@@ -231,13 +279,8 @@ static rag_rc bert_open(embedder *e, embed_read_fn read, void *ctx, const json_t
 		goto out;
 	}
 	bm->unk = bert_vocab_id(bm->vocab, "[UNK]", 5);
-	bm->max_len = (size_t)bc->max_positions;
-	if (sb) {
-		json_int_t msl = json_integer_value(json_object_get(sb, "max_seq_length"));
-		if (msl >= 2 && (size_t)msl < bm->max_len)
-			bm->max_len = (size_t)msl;
-	}
-	if ((rc = version_of(&f, e->version, err)))
+	if ((rc = read_max_len(sb, (size_t)bc->max_positions, &bm->max_len, err)) ||
+	    (rc = version_of(&f, e->version, err)))
 		goto out;
 	e->dims = bc->hidden;
 	e->max_tokens = bm->max_len;

@@ -154,6 +154,25 @@ fails vocab-without-unk 'vocab\.txt.*\[UNK\]|\[UNK\].*vocab\.txt' embed_dir "$m/
 cp -r "$m/tiny" "$m/relu"
 sed -i 's/"hidden_act": "gelu"/"hidden_act": "relu"/' "$m/relu/config.json"
 fails hidden-act-relu 'config\.json.*hidden_act|hidden_act.*config\.json' embed_dir "$m/relu"
+# settings a file may hold that would tokenize or cut differently: refused,
+# naming the file and the field
+with_json() { # with_json NAME FILE JSON: a copy of tiny with FILE replaced
+	rm -rf "$m/$1"
+	cp -r "$m/tiny" "$m/$1"
+	printf '%s\n' "$3" >"$m/$1/$2"
+}
+with_json msl-text sentence_bert_config.json '{"max_seq_length": "abc"}'
+fails max-seq-length-text 'sentence_bert_config\.json.*max_seq_length' embed_dir "$m/msl-text"
+with_json msl-one sentence_bert_config.json '{"max_seq_length": 1}'
+fails max-seq-length-one 'sentence_bert_config\.json.*max_seq_length' embed_dir "$m/msl-one"
+with_json strip tokenizer_config.json '{"do_lower_case": false, "strip_accents": true}'
+fails strip-accents-without-lower 'tokenizer_config\.json.*strip_accents' embed_dir "$m/strip"
+with_json nocjk tokenizer_config.json '{"do_lower_case": true, "tokenize_chinese_chars": false}'
+fails no-cjk-split 'tokenizer_config\.json.*tokenize_chinese_chars' embed_dir "$m/nocjk"
+# the settings every released checkpoint has are accepted
+with_json usual tokenizer_config.json '{"do_lower_case": true, "strip_accents": null, "tokenize_chinese_chars": true}'
+check usual-tokenizer-config 0 "$bin" embed --model-dir "$m/usual" hello
+
 printf '["fine", 5]\n' >"$work/bad-input.json"
 fails input-not-strings 'bad-input\.json' "$bin" embed --model-dir "$m/tiny" --json --input "$work/bad-input.json"
 

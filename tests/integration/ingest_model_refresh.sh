@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The built-in model keeps up with the index: documents on a new subject
 # make the next ingest refit (ingest.refit_unknown), so dense search finds
-# them without a manual fit; a new model.dims refits too; status says when
-# and on what the model was fitted.
+# them without a manual fit; a new model.dims refits too, and so does a
+# corpus grown past ingest.refit_growth; status says when and on what the
+# model was fitted.
 . "${RAGMAP_SOURCE_DIR:?}/tests/tools/ingest-common.sh"
 # the unknown share alone, at its default (common.sh turns refits off)
 export RAGMAP_INGEST_REFIT_GROWTH=0 RAGMAP_INGEST_REFIT_UNKNOWN=0.2
@@ -30,8 +31,8 @@ check ingest-2 0 "$bin" ingest
 expect ingest-2-new "^new: 6 documents" "$work/out"
 expect ingest-2-refit "^refitted the model \([0-9]+% of the [0-9]+ tokens embedded since the fit are unknown to the model \(ingest.refit_unknown 0.2\)\): ragmap-lsa version [0-9a-f]+, [0-9]+ chunks re-embedded into version 3$" "$work/out"
 check query-bees 0 "$bin" query --retriever dense -k 3 "queen bees swarm from the hive with honeycomb and brood"
-top=$(grep -o '[^ ]*bees/notes[0-9]\.txt' "$work/out" | head -1)
-[ -n "$top" ] && ok "dense-finds-new-subject ($top)" || bad "dense search did not find the new documents"
+hit=$(grep -o '[^ ]*bees/notes[0-9]\.txt' "$work/out" | head -1)
+[ -n "$hit" ] && ok "dense-finds-new-subject ($hit)" || bad "dense search did not find the new documents"
 check status-2 0 "$bin" status
 expect status-2-refit "^ +fitted .*: [0-9]+ live chunks of index \"$idx\" \(refit\)$" "$work/out"
 
@@ -47,5 +48,14 @@ RAGMAP_MODEL_DIMS=16 check status-4 0 "$bin" status
 expect status-4-dims "^model: +ragmap-lsa \(lsa\), version [0-9a-f]{16}, 16 dims$" "$work/out"
 RAGMAP_MODEL_DIMS=16 check ingest-5 0 "$bin" ingest
 expect_not ingest-5-no-refit "refitted" "$work/out"
+
+# the live chunks grow past ingest.refit_growth (words the model knows): a
+# refit; ingested again with nothing new, none
+"$bin" s3 put "$top/corpus" "${src}copy/" >/dev/null || bad "upload the corpus again"
+export RAGMAP_MODEL_DIMS=16 RAGMAP_INGEST_REFIT_GROWTH=0.5 RAGMAP_INGEST_REFIT_UNKNOWN=0
+check ingest-6 0 "$bin" ingest
+expect ingest-6-refit "^refitted the model \([0-9]+ live chunks, the model was fitted on [0-9]+ \(ingest.refit_growth 0.5\)\)" "$work/out"
+check ingest-7 0 "$bin" ingest
+expect_not ingest-7-no-refit "refitted" "$work/out"
 check verify 0 "$bin" verify
 finish

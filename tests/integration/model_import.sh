@@ -58,6 +58,7 @@ echo "A note on sentence encoders and mean pooling." >"$work/new.txt"
 check ingest-3 0 "$bin" ingest
 expect ingest-3-new "^new: 1 documents" "$work/out"
 expect_not ingest-3-not-fitted "model fitted" "$work/out"
+expect_not ingest-3-none-truncated "^truncated:" "$work/out"
 check verify-3 0 "$bin" verify
 expect verify-3-model "^model: +tiny-bert $ver, " "$work/out"
 
@@ -71,6 +72,8 @@ check import-empty 0 "$bin" model import "$work/tiny" --name tiny-bert
 expect import-empty-v1 "^re-embedded 0 chunks into version 1$" "$work/out"
 check ingest-empty 0 "$bin" ingest
 expect_not ingest-empty-not-fitted "model fitted" "$work/out"
+# the corpus's chunks are longer than the tiny shape's 64 positions
+expect ingest-empty-truncated "^truncated: [1-9][0-9]* chunks were longer than the model reads" "$work/out"
 expect ingest-empty-v2 "^committed version 2: " "$work/out"
 check verify-empty 0 "$bin" verify
 expect verify-empty-model "^model: +tiny-bert $ver, " "$work/out"

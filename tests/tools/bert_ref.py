@@ -73,7 +73,7 @@ Reading a model directory (what the C side must do the same way)
     dropped), each with exactly that shape; F32, F16 and BF16 are read,
     other dtypes (the I64 position_ids) skipped; extra tensors ignored.
   vocab.txt: one token a line, id = line number, a trailing "\\r" is
-    stripped; on duplicates the first id wins.
+    stripped; on duplicates the last id wins (as Hugging Face's load_vocab).
 
 Tokenizer: Hugging Face's slow BertTokenizer (tokenize_chinese_chars on,
 strip_accents unset) as encode() runs it: PreTrainedTokenizer.tokenize, then
@@ -295,7 +295,7 @@ def load_vocab(path):
     for i, line in enumerate(lines):
         if line.endswith("\r"):
             line = line[:-1]
-        vocab.setdefault(line, i)
+        vocab[line] = i
     for t in ("[CLS]", "[SEP]", "[UNK]", "[PAD]"):
         if t not in vocab:
             raise SystemExit("bert_ref: %s: no %s" % (path, t))
