@@ -19,7 +19,8 @@ typedef struct ingest_session {
 } ingest_session;
 
 /* Open a session; shard ("I/N") may be NULL. Returns CLI_OK or the exit
- * code after printing why. */
+ * code after printing why; on failure *s is as after ingest_session_close().
+ * Closing is idempotent: a closed session may be closed again. */
 int ingest_session_open(cli_env *env, ingest_session *s, const char *shard);
 void ingest_session_close(ingest_session *s);
 

@@ -122,25 +122,22 @@ static void print_summary(const ingest_summary *s, s3_client *c)
 int ingest_session_open(cli_env *env, ingest_session *s, const char *shard)
 {
 	rag_error err = {0};
+	int rc;
 
 	memset(s, 0, sizeof(*s));
 	if (!cli_load_config(env, &s->cfg))
 		return CLI_USAGE;
-	if (!(s->s3 = s3_client_new(&s->cfg, &env->log, &err))) {
-		rag_config_release(&s->cfg);
-		return cli_fail(&err);
-	}
-	if (ingest_open(&s->ic, &s->cfg, s->s3, &env->log, &err)) {
-		s3_client_free(s->s3);
-		rag_config_release(&s->cfg);
-		return cli_fail(&err);
-	}
+	if (!(s->s3 = s3_client_new(&s->cfg, &env->log, &err)) ||
+	    ingest_open(&s->ic, &s->cfg, s->s3, &env->log, &err))
+		goto fail;
 	s->open = true;
-	if (shard && rag_scope_set_shard(&s->ic.scope, shard, &err)) {
-		ingest_session_close(s);
-		return cli_fail(&err);
-	}
+	if (shard && rag_scope_set_shard(&s->ic.scope, shard, &err))
+		goto fail;
 	return CLI_OK;
+fail:
+	rc = cli_fail(&err);
+	ingest_session_close(s);
+	return rc;
 }
 
 void ingest_session_close(ingest_session *s)

@@ -102,25 +102,32 @@ check query-foreign 0 "$bin" query "beta document" -k 1 --mode memory
 expect query-foreign-hit "beta\.md" "$work/out"
 
 # --- every command with a wrong secret: exit 1, one line naming the signature
+# (the daemon would run on if it did not fail: timeout ends it)
+printf '1\tstorage\n' >"$work/q.tsv"
+printf '1 0 %s 1\n' "${src}alpha.md" >"$work/qrels.txt"
 cmds=("s3 ls" "s3 get $src/alpha.md -" "s3 stat ${src}alpha.md" "s3 put $work/alpha.md $p/x.md"
-	"s3 rm $p/x.md" "status" "ingest" "query storage -k 1" "verify" "gc")
+	"s3 rm $p/x.md" "s3 notify ls" "status" "ingest" "daemon" "query storage -k 1" "verify"
+	"gc" "compact" "model fit" "embed hello" "cost" "eval --queries $work/q.tsv --qrels $work/qrels.txt"
+	"bench get $src" "bench s3 --large 1MiB --small-count 2 --levels 1 --rounds 1")
 for c in "${cmds[@]}"; do
 	# shellcheck disable=SC2086
-	AWS_SECRET_ACCESS_KEY=wrong-secret-$$ check "wrong-secret: $c" 1 "$bin" $c
+	AWS_SECRET_ACCESS_KEY=wrong-secret-$$ check "wrong-secret: $c" 1 timeout 60 "$bin" $c
 	expect "wrong-secret-says-signature: $c" "signature|credentials" "$work/err"
 	equal "wrong-secret-one-line: $c" "$(wc -l <"$work/err")" 1
 	expect_not "wrong-secret-not-shown: $c" "wrong-secret-$$" "$work/err"
 done
-AWS_SECRET_ACCESS_KEY=wrong-secret-$$ "$bin" serve --listen 127.0.0.1:0 >"$work/out" 2>"$work/err" &
-spid=$!
-wait "$spid"
-equal wrong-secret-serve-exit "$?" 1
+# the server, which would serve on if it started
+AWS_SECRET_ACCESS_KEY=wrong-secret-$$ check wrong-secret-serve 1 timeout 60 "$bin" serve --listen 127.0.0.1:0
 expect wrong-secret-serve-says "signature" "$work/err"
+equal wrong-secret-serve-one-line "$(wc -l <"$work/err")" 1
+expect_not wrong-secret-serve-not-shown "wrong-secret-$$" "$work/err"
+RAGMAP_S3_BUCKET=no-such-bucket-$$ check no-bucket-serve 1 timeout 60 "$bin" serve --listen 127.0.0.1:0
+expect no-bucket-serve-named "no such bucket \"no-such-bucket-$$\"" "$work/err"
 
 # --- every command with a missing bucket: exit 1, naming the bucket
 for c in "${cmds[@]}"; do
 	# shellcheck disable=SC2086
-	RAGMAP_S3_BUCKET=no-such-bucket-$$ check "no-bucket: $c" 1 "$bin" $c
+	RAGMAP_S3_BUCKET=no-such-bucket-$$ check "no-bucket: $c" 1 timeout 60 "$bin" $c
 	expect "no-bucket-named: $c" "no such bucket \"no-such-bucket-$$\"" "$work/err"
 done
 
