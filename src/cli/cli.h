@@ -54,6 +54,11 @@ int cli_exit_code(rag_rc rc);
  */
 bool cli_load_config(cli_env *env, rag_config *cfg);
 
+/* cli_load_config() for its checks alone, for a command that reads no
+ * setting before it reads its input (a model directory): a bad setting
+ * stops it first, as it stops every other command. */
+bool cli_check_config(cli_env *env);
+
 /* The backing modes, one line each from qmode.h's table, for help texts. */
 void cli_print_modes(FILE *f);
 

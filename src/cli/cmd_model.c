@@ -83,7 +83,6 @@ static int model_import(cli_env *env, int argc, char **argv)
 	const char *name = NULL, *dir;
 	ingest_session s;
 	ingest_summary sum;
-	rag_config cfg;
 	embedder *m = NULL;
 	rag_error err = {0};
 	int opt, rc;
@@ -109,9 +108,8 @@ static int model_import(cli_env *env, int argc, char **argv)
 	}
 	/* the settings first (a bad one stops every command before it reads
 	 * anything), then every file read and checked before touching the store */
-	if (!cli_load_config(env, &cfg))
+	if (!cli_check_config(env))
 		return CLI_USAGE;
-	rag_config_release(&cfg);
 	if (embedder_open_dir(dir, name, &m, &err))
 		return cli_fail(&err);
 	if (!good_name(embedder_name(m))) {
@@ -273,17 +271,14 @@ static int open_index_model(cli_env *env, embedder **m)
 	return rc;
 }
 
-/* The model in DIR, read from disk. The configuration is loaded anyway and
- * let go: a bad setting stops this command as it stops every other. */
+/* The model in DIR, read from disk: no S3 request. */
 static int open_dir_model(cli_env *env, const char *dir, embedder **m)
 {
-	rag_config cfg;
 	rag_error err = {0};
 
 	env->no_s3 = true;
-	if (!cli_load_config(env, &cfg))
+	if (!cli_check_config(env))
 		return CLI_USAGE;
-	rag_config_release(&cfg);
 	return embedder_open_dir(dir, NULL, m, &err) ? cli_fail(&err) : CLI_OK;
 }
 

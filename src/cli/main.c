@@ -125,6 +125,16 @@ bool cli_load_config(cli_env *env, rag_config *cfg)
 	return true;
 }
 
+bool cli_check_config(cli_env *env)
+{
+	rag_config cfg;
+
+	if (!cli_load_config(env, &cfg))
+		return false;
+	rag_config_release(&cfg);
+	return true;
+}
+
 int cli_open_s3(cli_env *env, rag_config *cfg, s3_client **out)
 {
 	rag_error err = {0};
